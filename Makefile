@@ -1,0 +1,55 @@
+# Two commands on a fresh machine: `make run` (demo on http://127.0.0.1:8000) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PLOTLY_JS := static/vendor/plotly.min.js
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: setup run test test-fast lint-imports migrate seed screenshots bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# plotly.js comes from the installed plotly package, never from a CDN.
+$(PLOTLY_JS): $(STAMP)
+	mkdir -p static/vendor
+	$(PY) -c "import pathlib, plotly; src = pathlib.Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js'; pathlib.Path('$(PLOTLY_JS)').write_bytes(src.read_bytes())"
+
+setup: $(STAMP) $(PLOTLY_JS)
+	mkdir -p var
+
+migrate: setup
+	$(PY) manage.py migrate --noinput
+
+seed: migrate
+	$(PY) manage.py seed_demo
+
+# Web server plus one background worker; Ctrl-C stops both.
+run: seed
+	@echo "Serving http://$(HOST):$(PORT)/  (demo logins in README.md)"
+	@trap 'kill 0' INT TERM EXIT; \
+	  $(PY) manage.py qcluster & \
+	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+lint-imports: setup
+	$(VENV)/bin/lint-imports
+
+test: setup lint-imports
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not browser" $(PYTEST_ARGS)
+
+screenshots: setup
+	SCREENSHOTS=1 $(VENV)/bin/pytest tests/browser -k screenshots $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf var staticfiles .pytest_cache

@@ -1,0 +1,1 @@
+"""Dashboards keep no tables of their own yet."""

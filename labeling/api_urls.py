@@ -1,0 +1,4 @@
+"""REST endpoints of labeling, mounted under /api/."""
+from django.urls import path  # noqa: F401
+
+urlpatterns: list = []

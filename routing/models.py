@@ -1,0 +1,1 @@
+"""Routing models: escalation policies, decisions and assignments (see routing issue)."""

@@ -1,0 +1,9 @@
+"""Project-level pages that span every app (the workbench package sits above the apps)."""
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    return render(request, "home.html")
