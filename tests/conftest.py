@@ -36,5 +36,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip_pg)
-        if "browser" in item.keywords and not pathlib.Path(CHROMIUM).exists():
+        # In CI (CI=true) a missing browser must fail the run, not skip it.
+        if "browser" in item.keywords and not pathlib.Path(CHROMIUM).exists() and not os.environ.get("CI"):
             item.add_marker(skip_browser)
