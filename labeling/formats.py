@@ -1,0 +1,301 @@
+"""File formats for import and export: readers turn a text stream into rows, writers turn rows into text.
+
+Pure: no ORM. Readers stream (a JSON array is decoded element by element) so a file of millions of rows
+is never held in memory, and a line or cell they cannot parse becomes a `MalformedRow` that the validator
+reports with its row index, instead of stopping the read.
+
+Formats: `jsonl` (one object per line; blank lines skipped), `json` (an array of objects, e.g. a Label
+Studio export), `csv` (a header row; see `CSV_JSON_COLUMNS` and `csv_row`).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TextIO
+
+from labeling.validation import MalformedRow
+
+FORMATS = ("jsonl", "json", "csv")
+EXPORT_FORMATS = ("jsonl", "csv", "label-studio")
+CSV_JSON_COLUMNS = ("data", "metadata", "predictions", "annotations")
+CSV_EXPORT_COLUMNS = (
+    "external_id", "data", "status", "final_label", "final_source", "final_confidence", "annotations", "gold",
+    "metadata", "domain", "language", "predictions",
+)
+CONTENT_TYPES = {
+    "jsonl": "application/x-ndjson",
+    "csv": "text/csv",
+    "label-studio": "application/json",
+}
+EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "label-studio": "json"}
+_CHUNK_CHARS = 1 << 16
+
+
+class FormatError(ValueError):
+    """The stream cannot be read at all in the given format (as opposed to one bad row)."""
+
+
+def detect_format(*, name: str = "", content_type: str = "", head: str = "") -> str:
+    """Pick a reader by file extension, then content type, then the first non-blank character."""
+    lowered = name.lower()
+    for suffix, fmt in ((".jsonl", "jsonl"), (".ndjson", "jsonl"), (".csv", "csv"), (".json", "json")):
+        if lowered.endswith(suffix):
+            if fmt == "json" and head.lstrip().startswith("{"):
+                return "jsonl"  # a .json file holding one object per line
+            return fmt
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype in {"application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines"}:
+        return "jsonl"
+    if ctype in {"text/csv", "application/csv"}:
+        return "csv"
+    stripped = head.lstrip()
+    if stripped.startswith("["):
+        return "json"
+    if stripped.startswith("{"):
+        return "jsonl"
+    return "csv"
+
+
+def read_rows(stream: TextIO, fmt: str) -> Iterator[Any]:
+    if fmt == "jsonl":
+        return read_jsonl(stream)
+    if fmt == "json":
+        return read_json_array(stream)
+    if fmt == "csv":
+        return read_csv(stream)
+    raise FormatError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
+
+
+def read_jsonl(stream: TextIO) -> Iterator[Any]:
+    for line_no, line in enumerate(stream, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError as exc:
+            yield MalformedRow([("(row)", f"line {line_no} is not valid JSON: {exc.msg} at column {exc.colno}")])
+
+
+def read_json_array(stream: TextIO) -> Iterator[Any]:
+    """Decode a top-level JSON array one element at a time."""
+    decoder = json.JSONDecoder()
+    buffer = ""
+    pos = 0
+    eof = False
+
+    def fill() -> bool:
+        nonlocal buffer, pos, eof
+        chunk = stream.read(_CHUNK_CHARS)
+        if not chunk:
+            eof = True
+            return False
+        buffer = buffer[pos:] + chunk
+        pos = 0
+        return True
+
+    def skip_ws() -> None:
+        nonlocal pos
+        while True:
+            while pos < len(buffer) and buffer[pos] in " \t\r\n":
+                pos += 1
+            if pos < len(buffer) or not fill():
+                return
+
+    skip_ws()
+    if pos >= len(buffer) or buffer[pos] != "[":
+        raise FormatError("expected a JSON array of rows")
+    pos += 1
+    skip_ws()
+    if pos < len(buffer) and buffer[pos] == "]":
+        return
+    while True:
+        skip_ws()
+        while True:
+            try:
+                value, end = decoder.raw_decode(buffer, pos)
+            except json.JSONDecodeError as exc:
+                # The element may run past the buffer: read more and retry; at end of input it is malformed.
+                if not eof and fill():
+                    continue
+                yield MalformedRow([("(row)", f"not valid JSON: {exc.msg}")])
+                return
+            if end == len(buffer) and not eof and fill():
+                # A number at the buffer's end may continue in the next chunk; decode it again whole.
+                continue
+            pos = end
+            break
+        yield value
+        skip_ws()
+        if pos >= len(buffer):
+            yield MalformedRow([("(row)", "the JSON array is not closed")])
+            return
+        if buffer[pos] == ",":
+            pos += 1
+            continue
+        if buffer[pos] == "]":
+            pos += 1
+            skip_ws()
+            if pos < len(buffer):
+                yield MalformedRow([("(row)", "unexpected text after the JSON array")])
+            return
+        yield MalformedRow([("(row)", f"expected ',' or ']' between rows, found {buffer[pos]!r}")])
+        return
+
+
+def read_csv(stream: TextIO) -> Iterator[Any]:
+    """CSV columns: `external_id`; `data` (a JSON object) or `text`; `metadata`, `predictions`, `annotations`
+    as JSON; `domain`, `language`, `gold` as plain text; `data.<key>` / `metadata.<key>` columns set one key.
+    Empty cells count as absent. Other columns (the export's `status`, `final_label`...) are ignored."""
+    reader = csv.DictReader(stream)
+    if reader.fieldnames is None:
+        return
+    for record in reader:
+        yield csv_row(record, line_no=reader.line_num)
+
+
+def csv_row(record: Mapping[str, str | None], *, line_no: int | None = None) -> Any:
+    row: dict[str, Any] = {}
+    errors: list[tuple[str, str]] = []
+    where = f" (line {line_no})" if line_no is not None else ""
+    for column, cell in record.items():
+        if column is None:
+            errors.append(("(row)", f"more cells than header columns{where}"))
+            continue
+        if cell is None or cell == "":
+            continue
+        column = column.strip()
+        if column in CSV_JSON_COLUMNS:
+            try:
+                row[column] = json.loads(cell)
+            except json.JSONDecodeError as exc:
+                errors.append((column, f"not valid JSON{where}: {exc.msg} at column {exc.colno}"))
+        elif column in {"external_id", "domain", "language", "gold"}:
+            row[column] = cell
+        elif column == "text":
+            row.setdefault("_text", cell)
+        elif column.startswith("data.") or column.startswith("metadata."):
+            part, key = column.split(".", 1)
+            row.setdefault(f"_{part}_keys", {})[key] = cell
+    if errors:
+        return MalformedRow(errors)
+    text = row.pop("_text", None)
+    data_keys = row.pop("_data_keys", None)
+    metadata_keys = row.pop("_metadata_keys", None)
+    if "data" not in row and (text is not None or data_keys):
+        row["data"] = {}
+        if text is not None:
+            row["data"]["text"] = text
+    if data_keys and isinstance(row.get("data"), dict):
+        row["data"].update(data_keys)
+    if metadata_keys:
+        if "metadata" not in row:
+            row["metadata"] = {}
+        if isinstance(row["metadata"], dict):
+            row["metadata"].update(metadata_keys)
+    return row
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def write_jsonl(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    for row in rows:
+        yield _dumps(row) + "\n"
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_EXPORT_COLUMNS)
+    yield flush()
+    for row in rows:
+        cells = []
+        for column in CSV_EXPORT_COLUMNS:
+            value = row.get(column)
+            if value is None:
+                cells.append("")
+            elif column in CSV_JSON_COLUMNS or isinstance(value, (dict, list)):
+                cells.append(_dumps(value))
+            else:
+                cells.append(value)
+        writer.writerow(cells)
+        yield flush()
+
+
+def to_label_studio(row: Mapping[str, Any], *, data_key: str = "text") -> dict[str, Any]:
+    """One exported item as a Label Studio task. Label Studio ignores the extra keys (probabilities, annotator,
+    role...) that let the task import back into the workbench without loss."""
+    to_name = data_key
+    task: dict[str, Any] = {
+        "data": {**row["data"], "external_id": row["external_id"]},
+        "meta": row.get("metadata") or {},
+        "predictions": [],
+        "annotations": [],
+    }
+    for pred in row.get("predictions") or []:
+        probabilities = pred["probabilities"]
+        top = max(probabilities, key=probabilities.get)
+        task["predictions"].append({
+            "model_version": pred["model_version"],
+            "model_name": pred.get("model_name", ""),
+            "score": probabilities[top],
+            "probabilities": probabilities,
+            "result": [_choices_region(top, to_name)],
+        })
+    for ann in row.get("annotations") or []:
+        result = [_choices_region(ann["label"], to_name)]
+        if ann.get("rationale"):
+            result.append({
+                "from_name": "rationale", "to_name": to_name, "type": "textarea", "value": {"text": [ann["rationale"]]},
+            })
+        ms = ann.get("time_spent_ms")
+        task["annotations"].append({
+            "result": result,
+            "created_at": ann.get("submitted_at"),
+            "lead_time": ms / 1000 if ms is not None else None,
+            "annotator": ann["annotator"],
+            "label": ann["label"],
+            "rationale": ann.get("rationale", ""),
+            "factors": ann.get("factors", []),
+            "role": ann.get("role"),
+            "time_spent_ms": ms,
+            "submitted_at": ann.get("submitted_at"),
+            "confidence": ann.get("confidence"),
+        })
+    for key in ("domain", "language", "gold", "status", "final_label", "final_source", "final_confidence"):
+        task[key] = row.get(key)
+    return task
+
+
+def _choices_region(label: str, to_name: str) -> dict[str, Any]:
+    return {"from_name": "label", "to_name": to_name, "type": "choices", "value": {"choices": [label]}}
+
+
+def write_label_studio(rows: Iterable[Mapping[str, Any]], *, data_key: str = "text") -> Iterator[str]:
+    """A JSON array (what Label Studio imports), written one task at a time."""
+    yield "["
+    first = True
+    for row in rows:
+        yield ("\n" if first else ",\n") + _dumps(to_label_studio(row, data_key=data_key))
+        first = False
+    yield "\n]\n"
+
+
+def write_rows(rows: Iterable[Mapping[str, Any]], fmt: str, *, data_key: str = "text") -> Iterator[str]:
+    if fmt == "jsonl":
+        return write_jsonl(rows)
+    if fmt == "csv":
+        return write_csv(rows)
+    if fmt == "label-studio":
+        return write_label_studio(rows, data_key=data_key)
+    raise FormatError(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}")
