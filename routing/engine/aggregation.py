@@ -1,0 +1,455 @@
+"""Label aggregation: the posterior over classes from the model prior and annotators' confusion matrices.
+
+A confusion matrix `C` for an annotator has `C[t, g]` = P(annotator gives g | true class t); rows sum to 1.
+For one item with model probabilities `p` and labels g_1..g_n from annotators a_1..a_n:
+
+    posterior(t) ∝ p(t) ** model_weight * Π_j C_{a_j}[t, g_j]
+
+(`model_weight` 0, or no prediction, means a uniform prior). Three ways to estimate the matrices:
+
+* `default_confusion`: the symmetric prior for an annotator we know nothing about;
+* `OnlineReliability`: Dirichlet-smoothed counts updated after every revealed label, O(k^2) per label,
+  from gold (the truth is known) or from the leave-one-out posterior of the item (the annotator's own
+  vote excluded, so it cannot learn to trust itself);
+* `dawid_skene`: batch EM over all judgments, for the "dawid_skene_all" baseline and the scheduled refresh.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .types import AnnotationInput, AnnotatorReliability, ItemInput, PolicyConfig
+
+# Model probabilities are floored before taking logs, so a model that said 0.0 can still be outvoted.
+MODEL_PROBABILITY_FLOOR = 1e-6
+# Confusion entries are floored the same way: no single label may make a class impossible.
+CONFUSION_FLOOR = 1e-9
+DEFAULT_CROWD_ACCURACY = 0.7
+DEFAULT_EXPERT_ACCURACY = 0.9
+# Pseudo-observations per row of the Dirichlet prior: after n labels of true class t, row t is
+# (n * observed + strength * prior) / (n + strength).
+DEFAULT_PRIOR_STRENGTH = 2.0
+EXPERT_ROLES = frozenset({"expert", "reviewer"})
+
+
+def _k_of(classes: int | Sequence[str]) -> int:
+    return classes if isinstance(classes, int) else len(classes)
+
+
+def default_confusion(k: int, accuracy: float) -> np.ndarray:
+    """Symmetric k x k confusion: `accuracy` on the diagonal, the rest spread evenly over wrong labels."""
+    if k < 1:
+        raise ValueError("a confusion matrix needs at least one class")
+    if k == 1:
+        return np.ones((1, 1))
+    if not 0.0 < accuracy < 1.0:
+        raise ValueError(f"prior accuracy must be strictly between 0 and 1, got {accuracy}")
+    matrix = np.full((k, k), (1.0 - accuracy) / (k - 1))
+    np.fill_diagonal(matrix, accuracy)
+    return matrix
+
+
+def prior_accuracy(role: str, *, crowd_accuracy: float, expert_accuracy: float) -> float:
+    """Experts and reviewers start from the expert prior, everyone else from the crowd prior."""
+    return expert_accuracy if role in EXPERT_ROLES else crowd_accuracy
+
+
+def posterior(
+    model_probs: Sequence[float] | np.ndarray | None,
+    given: Sequence[int],
+    confusions: Sequence[np.ndarray | Sequence[Sequence[float]]] | np.ndarray,
+    *,
+    model_weight: float = 1.0,
+    k: int | None = None,
+) -> np.ndarray:
+    """P(true class | model prediction, labels): see the module docstring.
+
+    `given[j]` is the class index annotator j gave and `confusions[j]` that annotator's k x k matrix.
+    `k` is needed only when there is neither a prediction nor a label.
+    """
+    k = k if k is not None else _infer_k(model_probs, confusions)
+    columns = [[float(row[label]) for row in confusion] for label, confusion in zip(given, confusions, strict=True)]
+    return np.array(_posterior_from_columns(model_probs, model_weight, k, columns))
+
+
+def _posterior_from_columns(
+    model_probs: Any, model_weight: float, k: int, columns: Iterable[Sequence[float]]
+) -> list[float]:
+    # Plain floats: routing evaluates one small item at a time, where numpy's per-call cost dominates.
+    log_post = _log_prior_list(model_probs, model_weight, k)
+    log, floor = math.log, CONFUSION_FLOOR
+    for column in columns:
+        for t in range(k):
+            log_post[t] += log(max(column[t], floor))
+    top = max(log_post)
+    weights = [math.exp(x - top) for x in log_post]
+    norm = math.fsum(weights)
+    return [w / norm for w in weights]
+
+
+def _infer_k(model_probs: Any, confusions: Sequence[Any]) -> int:
+    if model_probs is not None:
+        return len(model_probs)
+    if len(confusions):
+        return len(confusions[0])
+    raise ValueError("posterior needs k when there is neither a model prediction nor a label")
+
+
+def _log_prior_list(model_probs: Any, model_weight: float, k: int) -> list[float]:
+    """`_log_prior` in plain floats, for the per-label hot path."""
+    if model_probs is None or model_weight == 0:
+        return [0.0] * k
+    probs = [max(float(p), MODEL_PROBABILITY_FLOOR) for p in model_probs]
+    log_norm = math.log(sum(probs))
+    return [model_weight * (math.log(p) - log_norm) for p in probs]
+
+
+def _normalise_log(log_post: np.ndarray) -> np.ndarray:
+    shifted = np.exp(log_post - log_post.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
+def reliability_column(
+    annotation: AnnotationInput,
+    given: int,
+    k: int,
+    reliabilities: Mapping[int, AnnotatorReliability],
+    *,
+    crowd_accuracy: float,
+    expert_accuracy: float,
+) -> list[float]:
+    """Column `given` of the annotator's stored confusion, or of the role's prior when the annotator is new."""
+    known = reliabilities.get(annotation.annotator_id)
+    if known is None:
+        if k == 1:
+            return [1.0]
+        accuracy = prior_accuracy(annotation.role, crowd_accuracy=crowd_accuracy, expert_accuracy=expert_accuracy)
+        off = (1.0 - accuracy) / (k - 1)
+        return [accuracy if t == given else off for t in range(k)]
+    matrix = known.confusion
+    if len(matrix) != k or any(len(row) != k for row in matrix):
+        raise ValueError(
+            f"annotator {annotation.annotator_id}: confusion matrix is not {k}x{k} like the item's {k} classes"
+        )
+    return [float(row[given]) for row in matrix]
+
+
+def reliability_confusion(
+    annotation: AnnotationInput,
+    k: int,
+    reliabilities: Mapping[int, AnnotatorReliability],
+    *,
+    crowd_accuracy: float,
+    expert_accuracy: float,
+) -> np.ndarray:
+    """The annotator's stored confusion, or the role's prior when the annotator is new."""
+    return np.array(
+        [
+            reliability_column(
+                annotation, g, k, reliabilities, crowd_accuracy=crowd_accuracy, expert_accuracy=expert_accuracy
+            )
+            for g in range(k)
+        ]
+    ).T
+
+
+def item_posterior(
+    item: ItemInput,
+    model_probs: Sequence[float] | None,
+    annotations: Iterable[AnnotationInput],
+    policy: PolicyConfig,
+    reliabilities: Mapping[int, AnnotatorReliability],
+) -> tuple[float, ...]:
+    """Posterior over `item.classes` from a prediction vector (class order) and annotations, under `policy`."""
+    k = len(item.classes)
+    index = {name: i for i, name in enumerate(item.classes)}
+    columns = [
+        reliability_column(
+            a,
+            index[a.label],
+            k,
+            reliabilities,
+            crowd_accuracy=policy.crowd_prior_accuracy,
+            expert_accuracy=policy.expert_prior_accuracy,
+        )
+        for a in annotations
+    ]
+    return tuple(_posterior_from_columns(model_probs, policy.model_prior_weight, k, columns))
+
+
+def confusion_from_counts(counts: np.ndarray, prior_counts: np.ndarray) -> np.ndarray:
+    """Dirichlet-smoothed confusion: each row of (counts + prior_counts) normalised to sum 1."""
+    total = np.asarray(counts, dtype=float) + prior_counts
+    return total / total.sum(axis=-1, keepdims=True)
+
+
+def soft_target_weight(target: Sequence[float] | np.ndarray) -> float:
+    """How much a soft target teaches: 0 for a uniform target, 1 for a certain one, linear in its max.
+
+    A leave-one-out target for an item nobody else has labelled is the (often flat) model prior; adding
+    it at full weight would drag every annotator's accuracy towards 1/k.
+    """
+    return _target_weight([float(x) for x in target])
+
+
+@dataclass
+class _Annotator:
+    role: str
+    # total[t][g] = prior pseudo-counts + observed soft counts; row_sum[t] = Σ_g total[t][g].
+    # Plain lists: k is small, and per-call numpy overhead would dominate a replay of 100,000 labels.
+    total: list[list[float]]
+    row_sum: list[float]
+    n_observations: float = 0.0
+
+    def add(self, given: int, column: Sequence[float], sign: float) -> None:
+        # Only column `given` and the row sums change: O(k) per label.
+        total, row_sum = self.total, self.row_sum
+        for t, value in enumerate(column):
+            delta = sign * value
+            total[t][given] += delta
+            row_sum[t] += delta
+        self.n_observations += sign * sum(column)
+
+    def log_column(self, given: int) -> list[float]:
+        """log C[t, given] for every true class t (entries stay ≥ the prior's pseudo-counts, so > 0)."""
+        log = math.log
+        return [log(row[given] / s) for row, s in zip(self.total, self.row_sum)]
+
+    def matrix(self) -> np.ndarray:
+        return np.array(self.total) / np.array(self.row_sum)[:, None]
+
+
+@dataclass
+class OnlineReliability:
+    """Per-annotator confusion counts, learned label by label (no re-fit).
+
+    Counts are soft: a gold check adds 1 to `counts[truth, given]`; an item without gold adds the
+    leave-one-out posterior target t (weighted by `soft_target_weight(t)`) to column `given`. Each item's
+    contribution is remembered and replaced when the item is observed again, so an item whose posterior
+    sharpens as labels arrive teaches what it knows now, not the sum of everything it once believed.
+    Cost of `observe_item` with m votes: O(m k) (plus O(k^2) to read a matrix out).
+    """
+
+    classes: int | Sequence[str]
+    crowd_accuracy: float = DEFAULT_CROWD_ACCURACY
+    expert_accuracy: float = DEFAULT_EXPERT_ACCURACY
+    prior_strength: float = DEFAULT_PRIOR_STRENGTH
+    _annotators: dict[int, _Annotator] = field(default_factory=dict, init=False, repr=False)
+    # item key -> [(annotator_id, given, column)] last added for that item
+    _contributions: dict[Any, list[tuple[int, int, list[float]]]] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("crowd_accuracy", "expert_accuracy"):
+            if self.k > 1 and not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be strictly between 0 and 1")
+        if self.prior_strength <= 0:
+            raise ValueError("prior_strength must be positive (it keeps confusion entries away from 0)")
+
+    @property
+    def k(self) -> int:
+        return _k_of(self.classes)
+
+    def _prior_accuracy(self, role: str | None) -> float:
+        return prior_accuracy(role or "crowd", crowd_accuracy=self.crowd_accuracy, expert_accuracy=self.expert_accuracy)
+
+    def _annotator(self, annotator_id: int, role: str | None) -> _Annotator:
+        state = self._annotators.get(annotator_id)
+        if state is None:
+            prior = default_confusion(self.k, self._prior_accuracy(role)) * self.prior_strength
+            state = _Annotator(role or "crowd", prior.tolist(), prior.sum(axis=1).tolist())
+            self._annotators[annotator_id] = state
+        return state
+
+    def observe_gold(self, annotator_id: int, true_index: int, given_index: int, *, role: str | None = None) -> None:
+        """A label checked against known truth, outside any item's replaceable contribution."""
+        column = [0.0] * self.k
+        column[true_index] = 1.0
+        self._annotator(annotator_id, role).add(given_index, column, 1.0)
+
+    def observe_item(
+        self,
+        item_key: Any,
+        votes: Sequence[tuple[int, str, int]],
+        *,
+        model_probs: Sequence[float] | np.ndarray | None = None,
+        model_weight: float = 1.0,
+        truth: int | None = None,
+    ) -> None:
+        """(Re)learn from every vote on one item: `votes` are (annotator_id, role, given_index), all so far.
+
+        With `truth` (a gold item) each vote counts as a gold check; otherwise each annotator's target
+        is the posterior from the model prior and the *other* votes. Replaces what this item taught before.
+        """
+        k = self.k
+        for annotator_id, given, column in self._contributions.pop(item_key, ()):
+            self._annotators[annotator_id].add(given, column, -1.0)
+        if not votes:
+            return
+        states = [self._annotator(annotator_id, role) for annotator_id, role, _ in votes]
+        added = []
+        if truth is not None:
+            column = [0.0] * k
+            column[truth] = 1.0
+            for state, (annotator_id, _, given) in zip(states, votes):
+                state.add(given, column, 1.0)
+                added.append((annotator_id, given, column))
+        else:
+            logs = [state.log_column(given) for state, (_, _, given) in zip(states, votes)]
+            total = _log_prior_list(model_probs, model_weight, k)
+            for log_column in logs:
+                for t in range(k):
+                    total[t] += log_column[t]
+            floor, spread = 1.0 / k, 1.0 - 1.0 / k
+            for state, (annotator_id, _, given), log_column in zip(states, votes, logs):
+                leave_one_out = [x - y for x, y in zip(total, log_column)]
+                top = max(leave_one_out)
+                weights = [math.exp(x - top) for x in leave_one_out]
+                norm = sum(weights)
+                # soft_target_weight, inlined: this loop runs for every vote after every label.
+                strength = (1.0 / norm - floor) / spread if k > 1 else 0.0
+                if strength > 0.0:
+                    scale = strength / norm
+                    column = [w * scale for w in weights]
+                    state.add(given, column, 1.0)
+                    added.append((annotator_id, given, column))
+        self._contributions[item_key] = added
+
+    def confusion(self, annotator_id: int, *, role: str | None = None) -> np.ndarray:
+        """Current smoothed matrix; for an annotator never seen, the role's prior."""
+        state = self._annotators.get(annotator_id)
+        if state is None:
+            return default_confusion(self.k, self._prior_accuracy(role))
+        return state.matrix()
+
+    def reliability(self, annotator_id: int, *, role: str | None = None) -> AnnotatorReliability:
+        state = self._annotators.get(annotator_id)
+        return as_reliability(
+            annotator_id, self.confusion(annotator_id, role=role), state.n_observations if state else 0.0
+        )
+
+    def reliabilities(self, annotator_ids: Iterable[int] | None = None) -> dict[int, AnnotatorReliability]:
+        """Reliabilities ready for policy.evaluate: of the given annotators seen so far, or of all of them.
+
+        Pass an item's annotators when calling after every label: building all of them is O(n k^2).
+        """
+        ids = self._annotators.keys() if annotator_ids is None else [a for a in annotator_ids if a in self._annotators]
+        return {a: self.reliability(a) for a in ids}
+
+
+def _target_weight(target: Sequence[float]) -> float:
+    k = len(target)
+    return 0.0 if k < 2 else max(0.0, (max(target) - 1.0 / k) / (1.0 - 1.0 / k))
+
+
+def as_reliability(annotator_id: int, confusion: np.ndarray, n_observations: float = 0.0) -> AnnotatorReliability:
+    """Engine-ready, JSON-friendly reliability from a numpy confusion matrix."""
+    return AnnotatorReliability(
+        annotator_id=annotator_id,
+        confusion=tuple(tuple(float(x) for x in row) for row in np.asarray(confusion)),
+        n_observations=float(n_observations),
+    )
+
+
+def majority_posteriors(item_idx: np.ndarray, class_idx: np.ndarray, n_items: int, k: int) -> np.ndarray:
+    """Share of each item's labels per class (uniform for an item without labels)."""
+    counts = np.zeros((n_items, k))
+    np.add.at(counts, (item_idx, class_idx), 1.0)
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, counts / np.where(totals > 0, totals, 1.0), 1.0 / k)
+
+
+def dawid_skene(
+    classes: int | Sequence[str],
+    labels: Sequence[tuple[int, int, int]] | np.ndarray,
+    n_items: int,
+    n_annotators: int,
+    gold: Mapping[int, int] | None = None,
+    iterations: int = 100,
+    tol: float = 1e-6,
+    *,
+    prior_counts: np.ndarray | None = None,
+    item_priors: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Dawid-Skene EM. Returns (posteriors n_items x k, confusions n_annotators x k x k).
+
+    labels: (item_idx, annotator_idx, class_idx) rows. gold: item_idx -> true class_idx; those items'
+    posteriors are clamped to the truth, which pins the annotators who labelled them.
+    prior_counts: Dirichlet pseudo-counts added to every annotator's counts in the M-step, shape (k, k)
+    or (n_annotators, k, k); default 0.01 everywhere, only to keep the logs finite.
+    item_priors: per-item prior over classes (e.g. model probabilities ** weight), replacing the
+    learned class prevalence.
+    Starts from majority-vote posteriors; stops when no posterior moves more than `tol`.
+    """
+    k = _k_of(classes)
+    rows = np.asarray(labels, dtype=np.int64).reshape(-1, 3)
+    item_idx, ann_idx, cls_idx = rows[:, 0], rows[:, 1], rows[:, 2]
+    if rows.size:
+        _check_range("item", item_idx, n_items)
+        _check_range("annotator", ann_idx, n_annotators)
+        _check_range("class", cls_idx, k)
+    pseudo = np.full((k, k), 0.01) if prior_counts is None else np.asarray(prior_counts, dtype=float)
+    gold_items = np.fromiter(gold.keys(), dtype=np.int64, count=len(gold)) if gold else np.zeros(0, dtype=np.int64)
+    gold_classes = np.fromiter(gold.values(), dtype=np.int64, count=len(gold)) if gold else np.zeros(0, dtype=np.int64)
+    if gold_items.size:
+        _check_range("gold item", gold_items, n_items)
+        _check_range("gold class", gold_classes, k)
+    log_item_priors = None
+    if item_priors is not None:
+        priors = np.maximum(np.asarray(item_priors, dtype=float), MODEL_PROBABILITY_FLOOR)
+        log_item_priors = np.log(priors / priors.sum(axis=1, keepdims=True))
+
+    def clamp(post: np.ndarray) -> np.ndarray:
+        if gold_items.size:
+            post[gold_items] = 0.0
+            post[gold_items, gold_classes] = 1.0
+        return post
+
+    post = clamp(majority_posteriors(item_idx, cls_idx, n_items, k))
+    flat_given = ann_idx * k + cls_idx
+    confusions = np.empty((n_annotators, k, k))
+    for _ in range(iterations):
+        # M-step: counts[a, t, g] = Σ over a's labels g of post[item, t].
+        counts = np.empty((n_annotators, k, k))
+        for t in range(k):
+            counts[:, t, :] = np.bincount(flat_given, weights=post[item_idx, t], minlength=n_annotators * k).reshape(
+                n_annotators, k
+            )
+        counts += pseudo
+        confusions = counts / counts.sum(axis=2, keepdims=True)
+        log_confusions = np.log(np.maximum(confusions, CONFUSION_FLOOR))
+        if log_item_priors is None:
+            prevalence = post.sum(axis=0) + 1.0
+            log_prior = np.broadcast_to(np.log(prevalence / prevalence.sum()), (n_items, k))
+        else:
+            log_prior = log_item_priors
+        # E-step: log post[i, t] = log prior + Σ over i's labels (a, g) of log C_a[t, g].
+        contributions = log_confusions[ann_idx, :, cls_idx]  # (n_labels, k)
+        log_post = np.array(log_prior, dtype=float)
+        for t in range(k):
+            log_post[:, t] += np.bincount(item_idx, weights=contributions[:, t], minlength=n_items)
+        new_post = clamp(_normalise_log(log_post))
+        change = float(np.max(np.abs(new_post - post))) if n_items else 0.0
+        post = new_post
+        if change < tol:
+            break
+    return post, confusions
+
+
+def _check_range(name: str, values: np.ndarray, size: int) -> None:
+    bad = np.flatnonzero((values < 0) | (values >= size))
+    if bad.size:
+        raise ValueError(f"{name} index {int(values[bad[0]])} at row {int(bad[0])} is outside 0..{size - 1}")
+
+
+def accuracy_from_confusion(confusion: np.ndarray, class_weights: np.ndarray | None = None) -> float:
+    """Expected share of correct labels: the diagonal weighted by class prevalence (uniform by default)."""
+    diagonal = np.diag(np.asarray(confusion, dtype=float))
+    weights = (
+        np.full(len(diagonal), 1.0 / len(diagonal)) if class_weights is None else class_weights / np.sum(class_weights)
+    )
+    return float(math.fsum(diagonal * weights))
