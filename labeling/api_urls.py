@@ -1,4 +1,13 @@
 """REST endpoints of labeling, mounted under /api/."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from labeling import api
+
+urlpatterns = [
+    path("projects/", api.ProjectListCreateView.as_view(), name="api-project-list"),
+    path("projects/<slug:slug>/", api.ProjectDetailView.as_view(), name="api-project-detail"),
+    path("projects/<slug:slug>/items/", api.ItemListIngestView.as_view(), name="api-item-list"),
+    # external ids are the client's and may contain slashes.
+    path("projects/<slug:slug>/items/<path:external_id>/", api.ItemDetailView.as_view(), name="api-item-detail"),
+    path("projects/<slug:slug>/export", api.ExportView.as_view(), name="api-export"),
+]

@@ -327,6 +327,8 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
             old_gold = known_gold.get(item_id)
             if old_gold is None:
                 gold_new.append(GoldLabel(item_id=item_id, label=row.gold, provenance=GOLD_PROVENANCE_IMPORT))
+                if row.external_id in existing:
+                    updated.add(item_id)
             elif old_gold != row.gold:
                 gold_changed.append((item_id, row.gold))
                 updated.add(item_id)

@@ -1,0 +1,129 @@
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+
+from labeling import services
+from labeling.models import Annotation, AuditEvent, GoldLabel, ImportJob, Item, Prediction, Project, Review
+
+PROJECT_FIELDS = (
+    "name", "slug", "instructions", "data_type", "classes", "decision_factors", "show_suggestion_to_crowd",
+    "hidden_fields", "rationale_required", "review_sample_rate",
+)
+
+
+class ProjectAdminForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = PROJECT_FIELDS
+
+    def clean_classes(self):
+        project = self.instance if self.instance.pk else None
+        try:
+            return services.project_check_classes(project=project, classes=self.cleaned_data["classes"])
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from exc
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
+    list_display = ("name", "slug", "data_type", "created_at")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    fields = PROJECT_FIELDS
+
+    def get_prepopulated_fields(self, request, obj=None):
+        return {} if obj is not None else self.prepopulated_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        # The slug is in every API URL and export file name clients already use.
+        return ("slug",) if obj is not None else ()
+
+    def save_model(self, request, obj, form, change):
+        # Creation and edits go through the services so the audit log is written; the form has already
+        # run the services' checks, so they do not fail here.
+        values = {f: form.cleaned_data[f] for f in PROJECT_FIELDS if f in form.cleaned_data}
+        if change:
+            changed = {f: values[f] for f in form.changed_data if f in values and f != "slug"}
+            saved = services.project_update(project=Project.objects.get(pk=obj.pk), actor=request.user, **changed)
+        else:
+            saved = services.project_create(actor=request.user, **values)
+        obj.pk = saved.pk
+        obj.classes = saved.classes
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ("external_id", "project", "status", "final_label", "final_source", "domain", "language", "created_at")
+    list_filter = ("project", "status", "final_source", "language")
+    search_fields = ("external_id",)
+    # project and domain are shown in every row: join them instead of one query per row.
+    list_select_related = ("project", "domain")
+    raw_id_fields = ("domain",)
+    readonly_fields = ("created_at", "updated_at")
+    date_hierarchy = "created_at"
+
+
+@admin.register(Prediction)
+class PredictionAdmin(admin.ModelAdmin):
+    list_display = ("item", "model_name", "model_version", "created_at")
+    list_filter = ("model_name", "model_version")
+    search_fields = ("item__external_id",)
+    list_select_related = ("item__project",)
+    raw_id_fields = ("item",)
+
+
+@admin.register(Annotation)
+class AnnotationAdmin(admin.ModelAdmin):
+    list_display = ("item", "annotator", "label", "role", "confidence", "unsure", "submitted_at")
+    list_filter = ("role", "unsure")
+    search_fields = ("item__external_id", "annotator__username", "label")
+    list_select_related = ("item__project", "annotator")
+    raw_id_fields = ("item", "annotator")
+
+
+@admin.register(GoldLabel)
+class GoldLabelAdmin(admin.ModelAdmin):
+    list_display = ("item", "label", "provenance", "created_at")
+    search_fields = ("item__external_id", "label")
+    list_select_related = ("item__project",)
+    raw_id_fields = ("item",)
+
+
+@admin.register(Review)
+class ReviewAdmin(admin.ModelAdmin):
+    list_display = ("item", "reviewer", "verdict", "previous_label", "label", "created_at")
+    list_filter = ("verdict",)
+    search_fields = ("item__external_id", "reviewer__username")
+    list_select_related = ("item__project", "reviewer")
+    raw_id_fields = ("item", "reviewer")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only, written by services alone."""
+
+    list_display = ("at", "action", "object_type", "object_id", "actor")
+    list_filter = ("action", "object_type")
+    search_fields = ("object_id", "action", "actor__username")
+    list_select_related = ("actor",)
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ImportJob)
+class ImportJobAdmin(admin.ModelAdmin):
+    list_display = ("original_name", "project", "status", "processed_rows", "total_rows", "created_items",
+                    "updated_items", "created_at", "finished_at")
+    list_filter = ("status", "project")
+    list_select_related = ("project", "created_by")
+    readonly_fields = ("status", "total_rows", "processed_rows", "created_items", "updated_items", "errors",
+                       "created_at", "finished_at")
