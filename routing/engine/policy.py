@@ -61,7 +61,7 @@ def _comparison_text(name: str, value: float, symbol: str, bound: float) -> str:
     """ "margin 0.12 < 0.20": the value shown with the fewest decimals (≥ 2) that keep it distinct
     from the bound, so 0.8944 against 0.90 reads 0.89, and 0.19996 against 0.20 reads 0.19996."""
     bound_text = fmt(bound)
-    if isinstance(value, int) and not isinstance(value, bool) or value == bound:
+    if (isinstance(value, int) and not isinstance(value, bool)) or value == bound:
         value_text = fmt(value)
     else:
         value_text = f"{value:.6g}"
