@@ -9,12 +9,12 @@ from labeling.signals import items_ingested
 
 @pytest.fixture
 def staff(db):
-    return get_user_model().objects.create_user("ops", password="pw", is_staff=True)
+    return get_user_model().objects.create_user("ops", is_staff=True)
 
 
 @pytest.fixture
 def annotator_user(db):
-    return get_user_model().objects.create_user("crowd1", password="pw")
+    return get_user_model().objects.create_user("crowd1")
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def admin_user_client(client):
-    user = get_user_model().objects.create_superuser("root", password="pw")
+    user = get_user_model().objects.create_superuser("root", password=None)
     client.force_login(user)
     return client
 
