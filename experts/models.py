@@ -1,9 +1,21 @@
 """Domain taxonomy and the expert roster: who knows what, speaks what, works when."""
+import re
 import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
 from django.db import models
+
+from experts.availability import covers_domain
+
+# A loose BCP 47 shape (language, then subtags of letters/digits): enough to catch "english" or "en_US".
+LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+
+validate_domain_path = RegexValidator(
+    r"^[\w.-]+(/[\w.-]+)*$",
+    "Use slash-separated segments of letters, digits, '.', '_' or '-', e.g. 'medical/radiology'.",
+)
 
 
 def validate_time_zone(value: str) -> None:
@@ -13,10 +25,18 @@ def validate_time_zone(value: str) -> None:
         raise ValidationError(f"{value!r} is not an IANA time zone (e.g. 'Europe/Berlin').") from exc
 
 
+def validate_languages(value: object) -> None:
+    if not isinstance(value, list):
+        raise ValidationError('Give a list of BCP 47 codes, e.g. ["en", "pt-BR"].')
+    bad = [tag for tag in value if not isinstance(tag, str) or not LANGUAGE_TAG.match(tag)]
+    if bad:
+        raise ValidationError(f"Not BCP 47 language tags: {', '.join(map(repr, bad))} (e.g. 'en', 'pt-BR').")
+
+
 class Domain(models.Model):
     """A node of the expertise taxonomy; `path` is slash-separated from the root, e.g. `medical/radiology`."""
 
-    path = models.CharField(max_length=255, unique=True)
+    path = models.CharField(max_length=255, unique=True, validators=[validate_domain_path])
     name = models.CharField(max_length=255)
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
 
@@ -26,9 +46,24 @@ class Domain(models.Model):
     def __str__(self) -> str:
         return self.path
 
+    def clean(self) -> None:
+        # The path is what routing matches on, so it must agree with the tree the admin shows.
+        parent_path = self.path.rpartition("/")[0]
+        if self.parent is None and parent_path:
+            raise ValidationError({"parent": f"A domain at {self.path!r} needs the parent {parent_path!r}."})
+        if self.parent is not None and self.parent.path != parent_path:
+            expected = repr(parent_path) if parent_path else "none"
+            raise ValidationError(
+                {"parent": f"Parent {self.parent.path!r} does not match the path {self.path!r} (expected {expected})."}
+            )
+
+    @property
+    def depth(self) -> int:
+        return self.path.count("/")
+
     def covers(self, other_path: str) -> bool:
         """Expertise in this domain covers itself and every sub-domain below it."""
-        return other_path == self.path or other_path.startswith(self.path + "/")
+        return covers_domain(self.path, other_path)
 
 
 class Role(models.TextChoices):
@@ -43,7 +78,9 @@ class Expert(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="expert")
     display_name = models.CharField(max_length=200)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
-    languages = models.JSONField(default=list, blank=True, help_text='BCP 47 codes, e.g. ["en", "de"].')
+    languages = models.JSONField(
+        default=list, blank=True, validators=[validate_languages], help_text='BCP 47 codes, e.g. ["en", "pt-BR"].'
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.EXPERT)
     capacity = models.PositiveIntegerField(default=5, help_text="Most open assignments at once.")
     active = models.BooleanField(default=True)
@@ -121,7 +158,13 @@ class OnCallRotation(models.Model):
     domain = models.ForeignKey(Domain, on_delete=models.CASCADE, related_name="on_call_rotations")
     name = models.CharField(max_length=200)
     period_days = models.PositiveIntegerField(default=7)
-    starts_on = models.DateField()
+    starts_on = models.DateField(help_text="Turns change at 00:00 UTC every period_days from this day.")
+
+    class Meta:
+        ordering = ("domain", "name")
+        constraints = [
+            models.CheckConstraint(condition=models.Q(period_days__gte=1), name="oncall_period_days_positive"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.domain})"
@@ -157,6 +200,18 @@ class ExpertAccuracy(models.Model):
         constraints = [
             models.UniqueConstraint(fields=("expert", "domain"), name="accuracy_unique_expert_domain"),
             models.UniqueConstraint(fields=("expert",), condition=models.Q(domain__isnull=True), name="accuracy_unique_expert_overall"),
+            models.CheckConstraint(
+                condition=models.Q(gold_correct__lte=models.F("gold_total")),
+                name="accuracy_gold_correct_le_total",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(agreement_correct__lte=models.F("agreement_total")),
+                name="accuracy_agreement_correct_le_total",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(accuracy__isnull=True) | models.Q(accuracy__gte=0, accuracy__lte=1),
+                name="accuracy_0_1",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,158 @@
+"""Roster admin: experts with their expertise, shifts, time off and (read-only) accuracy; domains; on-call."""
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from experts.availability import is_on_shift, on_call
+from experts.models import (
+    Domain,
+    Expert,
+    ExpertAccuracy,
+    Expertise,
+    OnCallMember,
+    OnCallRotation,
+    Shift,
+    TimeOff,
+)
+from experts.selectors import (
+    active_members_prefetch,
+    expert_ids_on_shift,
+    roster_prefetches,
+    rotation_spec,
+    snapshot_from_expert,
+)
+
+
+class OnShiftNowFilter(admin.SimpleListFilter):
+    title = "on shift now"
+    parameter_name = "on_shift"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "On shift now"), ("no", "Off shift now"))
+
+    def queryset(self, request, queryset):
+        if self.value() not in {"yes", "no"}:
+            return queryset
+        # One set computed from prefetched shifts and time off, then a single id filter: no per-row queries.
+        on_shift = expert_ids_on_shift(at=timezone.now())
+        if self.value() == "yes":
+            return queryset.filter(pk__in=on_shift)
+        return queryset.exclude(pk__in=on_shift)
+
+
+class ExpertiseInline(admin.TabularInline):
+    model = Expertise
+    extra = 0
+    autocomplete_fields = ("domain",)
+
+
+class ShiftInline(admin.TabularInline):
+    model = Shift
+    extra = 0
+    fields = ("weekday", "start", "end")
+    verbose_name_plural = "shifts (local time; an end at or before the start runs past midnight)"
+
+
+class TimeOffInline(admin.TabularInline):
+    model = TimeOff
+    extra = 0
+    fields = ("start_date", "end_date", "reason")
+    verbose_name_plural = "time off (whole local days, both ends included)"
+
+
+class ExpertAccuracyInline(admin.TabularInline):
+    """Measured by a job from gold checks and agreement; shown, never edited here."""
+
+    model = ExpertAccuracy
+    extra = 0
+    fields = ("domain", "accuracy", "gold_correct", "gold_total", "agreement_correct", "agreement_total", "updated_at")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Expert)
+class ExpertAdmin(admin.ModelAdmin):
+    list_display = (
+        "display_name",
+        "user",
+        "role",
+        "active",
+        "time_zone",
+        "language_list",
+        "capacity",
+        "on_shift_now",
+        "overall_accuracy",
+    )
+    list_filter = (OnShiftNowFilter, "role", "active", ("expertise__domain", admin.RelatedOnlyFieldListFilter))
+    # The user column would cost one query per row without this.
+    list_select_related = ("user",)
+    search_fields = ("display_name", "user__username", "user__email")
+    autocomplete_fields = ("user",)
+    fields = ("user", "display_name", "time_zone", "languages", "role", "capacity", "active", "email_notifications")
+    inlines = (ExpertiseInline, ShiftInline, TimeOffInline, ExpertAccuracyInline)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Expert]:
+        # The on-shift and accuracy columns read these; prefetching keeps the page at a fixed query count.
+        return super().get_queryset(request).prefetch_related(*roster_prefetches())
+
+    @admin.display(description="languages")
+    def language_list(self, obj: Expert) -> str:
+        return ", ".join(obj.languages or ())
+
+    @admin.display(description="on shift now", boolean=True)
+    def on_shift_now(self, obj: Expert) -> bool:
+        return is_on_shift(snapshot_from_expert(obj), timezone.now())
+
+    @admin.display(description="accuracy (all domains)")
+    def overall_accuracy(self, obj: Expert) -> str:
+        overall = next((a.accuracy for a in obj.accuracy.all() if a.domain_id is None), None)
+        return "–" if overall is None else f"{overall:.2f}"
+
+
+@admin.register(Domain)
+class DomainAdmin(admin.ModelAdmin):
+    list_display = ("indented_path", "name", "parent")
+    list_select_related = ("parent",)
+    search_fields = ("path", "name")
+    autocomplete_fields = ("parent",)
+    ordering = ("path",)
+
+    @admin.display(description="path", ordering="path")
+    def indented_path(self, obj: Domain) -> str:
+        # Ordered by path, so indenting by depth draws the tree.
+        return "\u2003" * obj.depth + obj.path.rpartition("/")[2] if obj.depth else obj.path
+
+
+class OnCallMemberInline(admin.TabularInline):
+    model = OnCallMember
+    extra = 0
+    fields = ("position", "expert")
+    autocomplete_fields = ("expert",)
+    ordering = ("position", "pk")
+
+
+@admin.register(OnCallRotation)
+class OnCallRotationAdmin(admin.ModelAdmin):
+    list_display = ("name", "domain", "period_days", "starts_on", "on_call_now")
+    list_filter = ("domain",)
+    list_select_related = ("domain",)
+    search_fields = ("name", "domain__path")
+    autocomplete_fields = ("domain",)
+    inlines = (OnCallMemberInline,)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OnCallRotation]:
+        return super().get_queryset(request).prefetch_related(active_members_prefetch())
+
+    @admin.display(description="on call now")
+    def on_call_now(self, obj: OnCallRotation) -> str:
+        expert_id = on_call(rotation_spec(obj), timezone.now())
+        names = {m.expert_id: m.expert.display_name for m in obj.members.all()}
+        return names.get(expert_id, "–")
