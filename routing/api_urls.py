@@ -1,4 +1,14 @@
 """REST endpoints of routing, mounted under /api/."""
-from django.urls import path  # noqa: F401
 
-urlpatterns: list = []
+from django.urls import path
+
+from routing import api
+
+urlpatterns = [
+    path("audit/export", api.AuditExportView.as_view(), name="audit-export"),
+    path(
+        "projects/<slug:slug>/items/<path:external_id>/decisions/",
+        api.ItemDecisionTrailView.as_view(),
+        name="item-decisions",
+    ),
+]

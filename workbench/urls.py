@@ -12,8 +12,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/", include("labeling.api_urls")),
+    # routing first: its ".../items/<external_id>/decisions/" would otherwise match labeling's item detail
+    # (external ids may contain slashes).
     path("api/", include("routing.api_urls")),
+    path("api/", include("labeling.api_urls")),
     path("api/", include("dashboards.api_urls")),
     path("experts/", include("experts.urls")),
     path("", include("labeling.urls")),

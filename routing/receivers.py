@@ -1,0 +1,13 @@
+"""Receivers of lower apps' signals; each only calls a routing service."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from routing.engine.types import Stage
+from routing.services import items_route
+
+
+def route_ingested_items(sender: Any, *, item_ids: Iterable[int], actor: Any = None, **kwargs: Any) -> None:
+    """Route freshly ingested items inside the ingest transaction, so no item is stored unrouted."""
+    items_route(item_ids=item_ids, stage=Stage.INGEST, actor=actor)

@@ -1,0 +1,374 @@
+"""Reads for routing: engine inputs loaded in batch, decision trails, policy history, verification, export."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from labeling.models import Annotation, AuditEvent, Item, Prediction, Project
+from routing.decision_inputs import inputs_from_dict, ordered_probabilities
+from routing.engine.policy import evaluate, inputs_digest
+from routing.engine.types import (
+    AnnotationInput,
+    AnnotatorReliability,
+    Decision,
+    ItemInput,
+    PolicyConfig,
+    PredictionInput,
+)
+from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
+from routing.models import EscalationPolicy, PolicyVersion, RoutingDecision
+
+# Items per batch when loading engine inputs: bounded memory, a fixed number of queries per batch.
+CHUNK_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class RouteInput:
+    """One item as loaded for routing: the row (to update) and what the engine gets."""
+
+    item: Item
+    item_input: ItemInput
+    reliabilities: Mapping[int, AnnotatorReliability]
+
+
+def chunked(values: Sequence[Any], size: int = CHUNK_SIZE) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def route_inputs(*, item_ids: Iterable[int], lock: bool = False) -> list[RouteInput]:
+    """Engine inputs for the given items in four queries whatever their number (call with <= CHUNK_SIZE ids).
+
+    With lock=True (inside a transaction) the item rows are locked, in id order, so two routings of the
+    same item run one after the other and the second sees the annotations the first committed.
+    """
+    items_qs = Item.objects.filter(id__in=list(item_ids)).select_related("project", "domain").order_by("id")
+    if lock:
+        items_qs = items_qs.select_for_update(of=("self",))
+    items = list(items_qs)
+    if not items:
+        return []
+    ids = [i.id for i in items]
+    predictions: dict[int, list[Prediction]] = defaultdict(list)
+    for p in Prediction.objects.filter(item_id__in=ids).order_by("item_id", "created_at", "id"):
+        predictions[p.item_id].append(p)
+    annotations: dict[int, list[Annotation]] = defaultdict(list)
+    for a in Annotation.objects.filter(item_id__in=ids).order_by("item_id", "submitted_at", "id"):
+        annotations[a.item_id].append(a)
+    annotator_ids = {a.annotator_id for rows in annotations.values() for a in rows}
+    reliabilities = reliabilities_for(
+        project_ids={i.project_id for i in items},
+        annotator_ids=annotator_ids,
+        projects={i.project_id: i.project for i in items},
+    )
+    loaded = []
+    for item in items:
+        classes = tuple(item.project.class_names)
+        item_annotations = annotations.get(item.id, [])
+        item_input = ItemInput(
+            item_id=item.id,
+            classes=classes,
+            predictions=tuple(
+                PredictionInput(
+                    id=p.id,
+                    model_version=p.model_version,
+                    probabilities=ordered_probabilities(p.probabilities, classes),
+                )
+                for p in predictions.get(item.id, [])
+            ),
+            annotations=tuple(
+                AnnotationInput(id=a.id, annotator_id=a.annotator_id, label=a.label, role=a.role)
+                for a in item_annotations
+            ),
+            data=item.data,
+            metadata=item.metadata,
+            language=item.language,
+            domain=item.domain.path if item.domain_id else "",
+        )
+        project_reliabilities = reliabilities.get(item.project_id, {})
+        used = {
+            a.annotator_id: project_reliabilities[a.annotator_id]
+            for a in item_annotations
+            if a.annotator_id in project_reliabilities
+        }
+        loaded.append(RouteInput(item=item, item_input=item_input, reliabilities=used))
+    return loaded
+
+
+def reliabilities_for(
+    *, project_ids: Iterable[int], annotator_ids: Iterable[int], projects: Mapping[int, Project]
+) -> dict[int, dict[int, AnnotatorReliability]]:
+    """project id -> annotator id -> reliability, in one query; rows estimated for other classes are skipped."""
+    annotator_ids = list(annotator_ids)
+    if not annotator_ids:
+        return {}
+    result: dict[int, dict[int, AnnotatorReliability]] = defaultdict(dict)
+    rows = AnnotatorReliabilityRow.objects.filter(project_id__in=list(project_ids), annotator_id__in=annotator_ids)
+    for row in rows:
+        if list(row.classes) != projects[row.project_id].class_names:
+            continue
+        result[row.project_id][row.annotator_id] = AnnotatorReliability(
+            annotator_id=row.annotator_id,
+            confusion=tuple(tuple(float(x) for x in r) for r in row.confusion),
+            n_observations=float(row.n_observations),
+        )
+    return result
+
+
+def live_versions(*, project_ids: Iterable[int]) -> dict[int, PolicyVersion]:
+    """project id -> live policy version, for projects that already have a policy (one query)."""
+    policies = EscalationPolicy.objects.filter(project_id__in=list(project_ids), live_version__isnull=False)
+    return {p.project_id: p.live_version for p in policies.select_related("live_version")}
+
+
+def latest_item_ids(*, project: Project, last_n: int) -> list[int]:
+    """Ids of the project's last `last_n` items by arrival."""
+    return list(
+        Item.objects.filter(project=project).order_by("-created_at", "-id").values_list("id", flat=True)[:last_n]
+    )
+
+
+def decision_trail(item: Item) -> list[RoutingDecision]:
+    """Every routing decision about the item, oldest first, with its policy version."""
+    return list(
+        RoutingDecision.objects.filter(item=item).select_related("policy_version", "actor").order_by("created_at", "id")
+    )
+
+
+def decision_trail_row(decision: RoutingDecision) -> dict[str, Any]:
+    """The API/JSON form of one decision in an item's trail."""
+    return {
+        "id": decision.id,
+        "policy_version": decision.policy_version.number,
+        "stage": decision.stage,
+        "outcome": decision.outcome,
+        "final_label": decision.final_label,
+        "final_source": decision.final_source,
+        "confidence": decision.confidence,
+        "reasons": decision.reasons,
+        "signals": decision.signals,
+        "labels_requested": decision.labels_requested,
+        "inputs_digest": decision.inputs_digest,
+        "created_at": decision.created_at.isoformat(),
+    }
+
+
+# --- policy history -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    before: Any
+    after: Any
+
+
+@dataclass(frozen=True)
+class VersionHistoryRow:
+    version: PolicyVersion
+    predecessor: PolicyVersion | None
+    changes: tuple[FieldChange, ...] = field(default_factory=tuple)
+
+
+def config_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[FieldChange]:
+    """Field-by-field differences between two stored configs, in PolicyConfig field order."""
+    before = before or {}
+    names = list(PolicyConfig().to_dict())
+    names += sorted((set(before) | set(after)) - set(names))
+    return [
+        FieldChange(field=name, before=before.get(name), after=after.get(name))
+        for name in names
+        if before.get(name) != after.get(name)
+    ]
+
+
+def policy_history(policy: EscalationPolicy) -> list[VersionHistoryRow]:
+    """Versions newest first, each with its diff from the version numbered just before it."""
+    versions = list(policy.versions.select_related("author").order_by("number"))
+    rows = []
+    previous = None
+    for version in versions:
+        rows.append(
+            VersionHistoryRow(
+                version=version,
+                predecessor=previous,
+                changes=tuple(config_diff(previous.config if previous else None, version.config)),
+            )
+        )
+        previous = version
+    return rows[::-1]
+
+
+# --- verification -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    decision_id: int
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checked: int
+    mismatches: tuple[Mismatch, ...]
+
+
+def _close(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def _close_mapping(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    return set(a) == set(b) and all(
+        _close(a[k], b[k]) if isinstance(a[k], (int, float)) and isinstance(b[k], (int, float)) else a[k] == b[k]
+        for k in a
+    )
+
+
+def decision_differences(stored: RoutingDecision, config: PolicyConfig) -> list[str]:
+    """Which stored fields a replay of the decision from its stored inputs does not reproduce."""
+    try:
+        item_input, reliabilities = inputs_from_dict(stored.inputs)
+    except (KeyError, TypeError, ValueError):
+        return ["inputs"]
+    replay: Decision = evaluate(item_input, config, reliabilities)
+    replay_dict = replay.to_dict()
+    differences = []
+    if inputs_digest(item_input, config, reliabilities) != stored.inputs_digest:
+        differences.append("inputs_digest")
+    if item_input.item_id != stored.item_id:
+        differences.append("item")
+    if replay.outcome.value != stored.outcome:
+        differences.append("outcome")
+    if replay.final_label != stored.final_label:
+        differences.append("final_label")
+    if replay.final_source != stored.final_source:
+        differences.append("final_source")
+    if not _close(replay.confidence, stored.confidence):
+        differences.append("confidence")
+    if replay_dict["reasons"] != stored.reasons:
+        differences.append("reasons")
+    if not _close_mapping(replay_dict["signals"], stored.signals):
+        differences.append("signals")
+    if not _close_mapping(replay_dict["posterior"], stored.posterior):
+        differences.append("posterior")
+    if replay.labels_requested != stored.labels_requested:
+        differences.append("labels_requested")
+    return differences
+
+
+def decisions_verify(*, project: Project | None = None, chunk_size: int = CHUNK_SIZE) -> VerifyReport:
+    """Replay every stored decision (of one project, or all) from its inputs and its policy version."""
+    base = RoutingDecision.objects.order_by("id")
+    if project is not None:
+        base = base.filter(item__project=project)
+    configs: dict[int, PolicyConfig] = {}
+    mismatches: list[Mismatch] = []
+    checked = 0
+    last_id = 0
+    while True:
+        chunk = list(base.filter(id__gt=last_id)[:chunk_size])
+        if not chunk:
+            break
+        missing = {d.policy_version_id for d in chunk} - configs.keys()
+        for version in PolicyVersion.objects.filter(id__in=missing):
+            configs[version.id] = PolicyConfig.from_dict(version.config)
+        for decision in chunk:
+            differences = decision_differences(decision, configs[decision.policy_version_id])
+            if differences:
+                mismatches.append(Mismatch(decision_id=decision.id, fields=tuple(differences)))
+        checked += len(chunk)
+        last_id = chunk[-1].id
+    return VerifyReport(checked=checked, mismatches=tuple(mismatches))
+
+
+# --- audit export -----------------------------------------------------------------------------------------
+
+
+def parse_bound(value: str, *, end: bool) -> dt.datetime:
+    """A date (YYYY-MM-DD, whole day: `end` means up to the next midnight) or an ISO datetime, UTC if naive."""
+    value = (value or "").strip()
+    # A bare date first: parse_datetime would also read it, as midnight, losing "the whole day".
+    try:
+        day = parse_date(value)
+        moment = parse_datetime(value) if day is None else None
+    except ValueError:
+        day = moment = None
+    if day is not None:
+        moment = dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time.min)
+    elif moment is None:
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime")
+    if timezone.is_naive(moment):
+        moment = timezone.make_aware(moment, dt.timezone.utc)
+    return moment
+
+
+def audit_events_between(*, since: dt.datetime, until: dt.datetime) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(at__gte=since, at__lt=until).order_by("at", "id")
+
+
+def decisions_between(*, since: dt.datetime, until: dt.datetime) -> QuerySet[RoutingDecision]:
+    return (
+        RoutingDecision.objects.filter(created_at__gte=since, created_at__lt=until)
+        .select_related("item__project", "policy_version")
+        .order_by("created_at", "id")
+    )
+
+
+def audit_event_row(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "kind": "event",
+        "id": event.id,
+        "at": event.at.isoformat(),
+        "actor_id": event.actor_id,
+        "action": event.action,
+        "object_type": event.object_type,
+        "object_id": event.object_id,
+        "data": event.data,
+    }
+
+
+def decision_export_row(decision: RoutingDecision) -> dict[str, Any]:
+    return {
+        "kind": "decision",
+        "id": decision.id,
+        "created_at": decision.created_at.isoformat(),
+        "project": decision.item.project.slug,
+        "item_id": decision.item_id,
+        "external_id": decision.item.external_id,
+        "policy_version_id": decision.policy_version_id,
+        "policy_version": decision.policy_version.number,
+        "stage": decision.stage,
+        "actor_id": decision.actor_id,
+        "outcome": decision.outcome,
+        "final_label": decision.final_label,
+        "final_source": decision.final_source,
+        "confidence": decision.confidence,
+        "posterior": decision.posterior,
+        "reasons": decision.reasons,
+        "signals": decision.signals,
+        "labels_requested": decision.labels_requested,
+        "inputs": decision.inputs,
+        "inputs_digest": decision.inputs_digest,
+    }
+
+
+def audit_export_lines(*, since: dt.datetime, until: dt.datetime, events: bool, decisions: bool) -> Iterator[str]:
+    """JSONL lines (newline included) of audit events and/or decisions in [since, until), streamed in chunks."""
+    if events:
+        for event in audit_events_between(since=since, until=until).iterator(chunk_size=CHUNK_SIZE):
+            yield json.dumps(audit_event_row(event), sort_keys=True) + "\n"
+    if decisions:
+        for decision in decisions_between(since=since, until=until).iterator(chunk_size=CHUNK_SIZE):
+            yield json.dumps(decision_export_row(decision), sort_keys=True) + "\n"
