@@ -27,6 +27,12 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # Real hashers cost ~0.3 s per user created; tests create many users and do not test hashing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def pytest_collection_modifyitems(config, items):
     from django.conf import settings
 
