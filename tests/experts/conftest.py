@@ -9,12 +9,6 @@ from experts import services
 _usernames = itertools.count(1)
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The default PBKDF2 hasher takes most of a second per user on a busy 2-core machine.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def make_user(db):
     def make(username: str | None = None):
