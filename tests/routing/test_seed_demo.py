@@ -15,12 +15,6 @@ ITEMS = 60
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The command creates eleven users; the default hasher would spend seconds per run on purpose.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def seed(*args: str) -> str:
     out = io.StringIO()
     call_command("seed_demo", "--items", str(ITEMS), *args, stdout=out)
