@@ -29,8 +29,8 @@ JSON_FIELDS = ("triggers", "feature_rules")
 HELP = {
     "auto_accept_min_top_probability": "Accept the model's label only if its top probability is at least this.",
     "auto_accept_min_margin": "... and the gap between the top two probabilities is at least this.",
-    "auto_accept_max_entropy": "... and the prediction's entropy (bits) is at most this.",
-    "crowd_overlap": "Crowd labels asked for first.",
+    "auto_accept_max_entropy": "... and the prediction's normalised entropy (0 certain, 1 uniform) is at most this.",
+    "crowd_overlap": "Crowd labels wanted before a consensus can be accepted.",
     "max_crowd_labels": "Most crowd labels before escalating to an expert.",
     "consensus_min_agreement": "Share of crowd labels that must agree to accept the crowd's label.",
     "consensus_min_posterior": "Posterior probability the crowd's label needs to be accepted.",
@@ -42,12 +42,14 @@ HELP = {
     "metadata_conflict_field": (
         "Metadata field holding a class name; a value other than the predicted label is a conflict."
     ),
-    "model_prior_weight": "Weight of the model's prediction as a prior when aggregating labels (0 ignores it).",
+    "model_prior_weight": "Exponent of the model prior in the posterior (0 ignores the model).",
     "gold_check_rate": "Share of crowd/expert work that is a hidden gold check (0 to 1).",
     "sla_hours": "Hours within which escalated items should be labeled.",
     "expert_cost": "Cost of one expert label relative to one crowd label.",
     "second_expert_on_conflict": "Ask a second expert when an expert contradicts a confident crowd consensus.",
     "second_expert_min_consensus": "How confident the crowd consensus must be for that.",
+    "crowd_prior_accuracy": "Assumed accuracy of a crowd annotator with no history (between 0 and 1, exclusive).",
+    "expert_prior_accuracy": "The same for experts and reviewers.",
 }
 
 
