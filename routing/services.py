@@ -38,7 +38,9 @@ def policy_for_project(project: Project) -> EscalationPolicy:
         return policy
     with transaction.atomic():
         policy, _ = EscalationPolicy.objects.get_or_create(project=project)
-        policy = EscalationPolicy.objects.select_for_update().select_related("live_version").get(pk=policy.pk)
+        policy = (
+            EscalationPolicy.objects.select_for_update(of=("self",)).select_related("live_version").get(pk=policy.pk)
+        )
         if policy.live_version_id is None:
             _publish(
                 policy=policy,
@@ -103,7 +105,11 @@ def _publish(
 
 def _locked(policy: EscalationPolicy) -> EscalationPolicy:
     # Locking the policy row serialises version numbering and the live pointer per project.
-    return EscalationPolicy.objects.select_for_update().select_related("project", "live_version").get(pk=policy.pk)
+    return (
+        EscalationPolicy.objects.select_for_update(of=("self",))
+        .select_related("project", "live_version")
+        .get(pk=policy.pk)
+    )
 
 
 def _require_note(note: str, *, name: str = "change_note") -> str:
