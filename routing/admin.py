@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -402,7 +403,7 @@ class RoutedItemAdmin(admin.ModelAdmin):
     # Every row shows its project.
     list_select_related = ("project",)
     search_fields = ("external_id",)
-    actions = ("reroute",)
+    actions = ("reroute", "override_final_label")
     fields = (
         "project",
         "external_id",
@@ -447,3 +448,43 @@ class RoutedItemAdmin(admin.ModelAdmin):
         )
         summary = ", ".join(f"{n} {outcome}" for outcome, n in result.counts.items())
         self.message_user(request, f"Re-routed {len(result.decisions)} items: {summary}.", messages.SUCCESS)
+
+    @admin.action(description="Override the final label of selected items…", permissions=("change",))
+    def override_final_label(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
+        items = list(queryset.select_related("project"))
+        projects = {i.project_id for i in items}
+        if len(projects) != 1:
+            self.message_user(request, "Select items of one project to override their label.", messages.ERROR)
+            return None
+        form = FinalLabelOverrideForm(
+            request.POST if "apply" in request.POST else None, classes=items[0].project.class_names
+        )
+        if form.is_valid():
+            for item in items:
+                services.item_final_label_override(
+                    item=item, label=form.cleaned_data["label"], actor=request.user, reason=form.cleaned_data["reason"]
+                )
+            self.message_user(
+                request,
+                f"Set the final label of {len(items)} items to {form.cleaned_data['label']!r}.",
+                messages.SUCCESS,
+            )
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Override final label",
+            "opts": self.opts,
+            "items": items,
+            "form": form,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/routing/routeditem/override_final_label.html", context)
+
+
+class FinalLabelOverrideForm(forms.Form):
+    label = forms.ChoiceField(choices=())
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), help_text="Kept in the audit log.")
+
+    def __init__(self, *args: Any, classes: list[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["label"].choices = [(c, c) for c in classes]

@@ -199,3 +199,18 @@ def test_staff_without_permissions_cannot_open_or_post_the_policy_page(client, p
     data = form_data(auto_accept_min_margin="0.4", change_note="x")
     assert client.post(change_url(policy), {**data, "_publish": "1"}).status_code == 403
     assert PolicyVersion.objects.filter(policy=policy).count() == 1
+
+
+def test_override_action_asks_for_label_and_reason_then_audits(admin_client, admin_user, policy):
+    items = list(Item.objects.filter(external_id__startswith="unsure").values_list("id", flat=True))
+    changelist = reverse("admin:routing_routeditem_changelist")
+    page = admin_client.post(changelist, {"action": "override_final_label", "_selected_action": items})
+    assert page.status_code == 200
+    assert 'name="reason"' in page.content.decode()
+    missing_reason = {"action": "override_final_label", "_selected_action": items, "apply": "1", "label": "dog"}
+    assert admin_client.post(changelist, missing_reason).status_code == 200
+    assert not AuditEvent.objects.filter(action="item.final_label_override").exists()
+    response = admin_client.post(changelist, {**missing_reason, "reason": "vet confirmed"})
+    assert response.status_code == 302
+    assert set(Item.objects.filter(id__in=items).values_list("final_label", "final_source")) == {("dog", "expert")}
+    assert AuditEvent.objects.filter(action="item.final_label_override", actor=admin_user).count() == 2
