@@ -73,7 +73,8 @@ class FinalSource(models.TextChoices):
 
 
 class Item(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items")
+    # No index of its own: the (project, ...) indexes below serve it, and every index slows bulk ingest.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="items", db_index=False)
     external_id = models.CharField(max_length=255)
     data = models.JSONField(help_text="The payload: text, image URL, record fields.")
     metadata = models.JSONField(default=dict, blank=True)
@@ -104,7 +105,8 @@ class Item(models.Model):
 
 
 class Prediction(models.Model):
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions")
+    # No index of its own: the unique (item, model_name, model_version) index serves lookups by item.
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="predictions", db_index=False)
     model_name = models.CharField(max_length=200, blank=True)
     model_version = models.CharField(max_length=200)
     probabilities = models.JSONField(help_text="Class name -> probability; known classes, each in [0,1], sum 1.")

@@ -31,6 +31,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from experts.models import Domain
+from labeling.bulk import insert_rows, json_value, select_in
 from labeling.formats import read_rows
 from labeling.models import Annotation, AuditEvent, DataType, GoldLabel, Item, Prediction, Project
 from labeling.signals import items_ingested
@@ -46,6 +47,9 @@ from labeling.validation import (
 INGEST_CHUNK_SIZE = 2000
 MAX_REPORTED_ERRORS = 1000
 GOLD_PROVENANCE_IMPORT = "import"
+ITEM_INSERT_FIELDS = ("project_id", "external_id", "data", "metadata", "domain_id", "language")
+PREDICTION_INSERT_FIELDS = ("item_id", "model_name", "model_version", "probabilities")
+EMPTY_OBJECT = json_value({})
 
 
 class IngestValidationError(Exception):
@@ -257,24 +261,25 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
                  user_ids: Mapping[str, int], now: datetime, totals: _Totals) -> None:
     existing = {
         ext: (pk, data, metadata, domain_id, language)
-        for ext, pk, data, metadata, domain_id, language in Item.objects.filter(
-            project=project, external_id__in=[r.external_id for r in rows]
-        ).values_list("external_id", "id", "data", "metadata", "domain_id", "language")
+        for ext, pk, data, metadata, domain_id, language in select_in(
+            Item, ("external_id", "id", "data", "metadata", "domain_id", "language"),
+            key="external_id", values=[r.external_id for r in rows], where={"project_id": project.pk},
+        )
     }
 
-    new_items: list[Item] = []
+    new_items: list[tuple] = []
     changed: list[Item] = []
     for row in rows:
         domain_id = domain_ids[row.domain] if row.domain is not None else None
         old = existing.get(row.external_id)
         if old is None:
-            new_items.append(Item(
-                project_id=project.pk,
-                external_id=row.external_id,
-                data=row.data,
-                metadata=row.metadata if row.metadata is not None else {},
-                domain_id=domain_id,
-                language=row.language or "",
+            new_items.append((
+                project.pk,
+                row.external_id,
+                json_value(row.data),
+                json_value(row.metadata) if row.metadata is not None else EMPTY_OBJECT,
+                domain_id,
+                row.language or "",
             ))
             continue
         pk, data, metadata, old_domain_id, language = old
@@ -286,11 +291,14 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
         )
         if new != (data, metadata, old_domain_id, language):
             changed.append(Item(pk=pk, data=new[0], metadata=new[1], domain_id=new[2], language=new[3], updated_at=now))
+    ids = {ext: old[0] for ext, old in existing.items()}
     if new_items:
-        Item.objects.bulk_create(new_items, batch_size=INGEST_CHUNK_SIZE)
+        insert_rows(Item, ITEM_INSERT_FIELDS, new_items, now=now)
+        # The unique (project, external_id) key maps the generated ids back.
+        ids.update(select_in(Item, ("external_id", "id"), key="external_id", values=[r[1] for r in new_items],
+                             where={"project_id": project.pk}))
     if changed:
         Item.objects.bulk_update(changed, ["data", "metadata", "domain", "language", "updated_at"])
-    ids = {**{ext: old[0] for ext, old in existing.items()}, **{item.external_id: item.pk for item in new_items}}
     existing_ids = [old[0] for old in existing.values()]
     updated = {item.pk for item in changed}
 
@@ -300,7 +308,7 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
     known_annotations: set[tuple] = set()
     if existing_ids:
         known_predictions = set(
-            Prediction.objects.filter(item_id__in=existing_ids).values_list("item_id", "model_name", "model_version")
+            select_in(Prediction, ("item_id", "model_name", "model_version"), key="item_id", values=existing_ids)
         )
         if any(r.gold is not None for r in rows):
             known_gold = dict(GoldLabel.objects.filter(item_id__in=existing_ids).values_list("item_id", "label"))
@@ -311,7 +319,7 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
                 known_annotations.add((item_id, user_id, label, submitted_at))
                 known_annotations.add((item_id, user_id, label, None))
 
-    predictions: list[Prediction] = []
+    predictions: list[tuple] = []
     gold_new: list[GoldLabel] = []
     gold_changed: list[tuple[int, str]] = []
     annotations: list[Annotation] = []
@@ -319,10 +327,7 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
         item_id = ids[row.external_id]
         for pred in row.predictions:
             if (item_id, pred.model_name, pred.model_version) not in known_predictions:
-                predictions.append(Prediction(
-                    item_id=item_id, model_name=pred.model_name, model_version=pred.model_version,
-                    probabilities=pred.probabilities,
-                ))
+                predictions.append((item_id, pred.model_name, pred.model_version, json_value(pred.probabilities)))
         if row.gold is not None:
             old_gold = known_gold.get(item_id)
             if old_gold is None:
@@ -345,7 +350,7 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
                 confidence=ann.confidence,
             ))
     if predictions:
-        Prediction.objects.bulk_create(predictions, batch_size=INGEST_CHUNK_SIZE)
+        insert_rows(Prediction, PREDICTION_INSERT_FIELDS, predictions, now=now)
     if gold_new:
         GoldLabel.objects.bulk_create(gold_new, batch_size=INGEST_CHUNK_SIZE)
     if gold_changed:

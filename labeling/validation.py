@@ -39,6 +39,8 @@ DEFAULT_ANNOTATION_ROLE = "crowd"
 # "en", "pt-BR", "zh-Hant-TW": a primary subtag and optional subtags; a light check, not full BCP 47.
 LANGUAGE_RE = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 ROW_FIELD = "(row)"
+_NUMBER_TYPES = frozenset({int, float})
+_FLOAT_ONLY = {float}
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +202,9 @@ class RowValidator:
         self.class_names = tuple(class_names)
         self._classes = frozenset(self.class_names)
         self._seen: dict[str, int] = {}
+        # Valid domain paths and language tags, as given -> normalised: batches repeat a few values.
+        self._valid_domains: dict[str, str] = {}
+        self._valid_languages: dict[str, str] = {}
 
     def validate(self, index: int, row: Any) -> tuple[ItemRow | None, list[RowError]]:
         if isinstance(row, MalformedRow):
@@ -280,6 +285,8 @@ class RowValidator:
         return value
 
     def _domain(self, index: int, value: Any, errors: list[RowError]) -> str | None:
+        if type(value) is str and value in self._valid_domains:
+            return self._valid_domains[value]
         if value is None or value == "":
             return None
         if not isinstance(value, str):
@@ -292,18 +299,22 @@ class RowValidator:
         if not path or any(not part.strip() or part != part.strip() for part in path.split("/")):
             errors.append(RowError(index, "domain", f"{value!r} is not a path like 'medical/radiology'"))
             return None
+        self._valid_domains[value] = path
         return path
 
     def _language(self, index: int, value: Any, errors: list[RowError]) -> str | None:
+        if type(value) is str and value in self._valid_languages:
+            return self._valid_languages[value]
         if value is None:
             return None
         if not isinstance(value, str):
             errors.append(RowError(index, "language", f"expected a BCP 47 tag, got {_type_name(value)}"))
             return None
-        value = value.strip()
+        raw, value = value, value.strip()
         if value and (len(value) > 35 or not LANGUAGE_RE.match(value)):
             errors.append(RowError(index, "language", f"{value!r} is not a BCP 47 tag such as 'en' or 'pt-BR'"))
             return None
+        self._valid_languages[raw] = value
         return value
 
     def _predictions(self, index: int, value: Any, errors: list[RowError]) -> tuple[PredictionRow, ...]:
@@ -353,6 +364,17 @@ class RowValidator:
         return value
 
     def _probabilities(self, index: int, field: str, value: Any, errors: list[RowError]) -> dict[str, float]:
+        # Fast path for the common, valid case (set-based checks in C); anything unusual falls through to
+        # the per-class checks below, which name each bad class.
+        if type(value) is dict and value and value.keys() <= self._classes:
+            values = value.values()
+            types = set(map(type, values))
+            if types <= _NUMBER_TYPES:
+                total = sum(values)
+                if abs(total - 1.0) <= PROBABILITY_TOLERANCE and min(values) >= 0 and max(values) <= 1:
+                    if types == _FLOAT_ONLY and len(value) == len(self.class_names) and tuple(value) == self.class_names:
+                        return value
+                    return {name: float(value.get(name, 0.0)) for name in self.class_names}
         if value is None:
             errors.append(RowError(index, field, "required"))
             return {}

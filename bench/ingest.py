@@ -1,0 +1,188 @@
+"""Ingest throughput: the service the API uses against a plain bulk insert of the same rows (the floor).
+
+Usage:
+    .venv/bin/python bench/ingest.py [--n 100000] [--classes K] [--seed 7] [--keep]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_bench .venv/bin/python bench/ingest.py
+
+Generates N items with one prediction each over K classes (3-10, seeded when not given; Dirichlet-random
+probabilities), then, each into a fresh project on the configured database (migrated first):
+
+1. floor: Item.objects.bulk_create + Prediction.objects.bulk_create in chunks, one transaction;
+   raw floor: the same rows through labeling.bulk (COPY on PostgreSQL), without any checks;
+2. ingest: labeling.services.items_ingest over the same rows (validation, idempotency lookups, domains,
+   audit, signal), with the items_ingested receivers disconnected so the figure is ingest alone;
+3. routing: `time_routing` below, the hook where routing of the ingested items is timed.
+
+Prints items/s for each, ingest/floor and ingest/raw floor (aim: >= 20,000 items/s on PostgreSQL and a ratio >= 0.5).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import pathlib
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, transaction  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+from labeling import bulk, services  # noqa: E402
+from labeling.models import Item, Prediction, Project  # noqa: E402
+from labeling.signals import items_ingested  # noqa: E402
+
+CHUNK = services.INGEST_CHUNK_SIZE
+DOMAINS = ("bench/a", "bench/b", "bench/b/deep", "bench/c")
+
+
+def make_rows(n: int, classes: list[str], seed: int) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    probabilities = rng.dirichlet(np.ones(len(classes)), size=n).tolist()
+    domains = rng.integers(0, len(DOMAINS), size=n).tolist()
+    return [
+        {
+            "external_id": f"item-{i}",
+            "data": {"text": f"benchmark item {i}"},
+            "domain": DOMAINS[domains[i]],
+            "language": "en",
+            "predictions": [{"model_version": "bench-1", "probabilities": dict(zip(classes, probabilities[i]))}],
+        }
+        for i in range(n)
+    ]
+
+
+@contextlib.contextmanager
+def receivers_disconnected(signal) -> Iterator[None]:
+    saved = list(signal.receivers)
+    signal.receivers.clear()
+    signal.sender_receivers_cache.clear()
+    try:
+        yield
+    finally:
+        signal.receivers[:] = saved
+        signal.sender_receivers_cache.clear()
+
+
+def new_project(kind: str, classes: list[str]) -> Project:
+    slug = f"bench-{kind}-{time.time_ns()}"
+    return services.project_create(name=slug, slug=slug, classes=classes)
+
+
+def floor(project: Project, rows: list[dict[str, Any]]) -> float:
+    """The least a bulk load can cost through the ORM: no validation, no lookups."""
+    domain_ids = services.domains_ensure(DOMAINS)
+    start = time.perf_counter()
+    with transaction.atomic():
+        for offset in range(0, len(rows), CHUNK):
+            chunk = rows[offset : offset + CHUNK]
+            items = Item.objects.bulk_create([
+                Item(project_id=project.pk, external_id=r["external_id"], data=r["data"], metadata={},
+                     domain_id=domain_ids[r["domain"]], language=r["language"])
+                for r in chunk
+            ], batch_size=CHUNK)
+            Prediction.objects.bulk_create([
+                Prediction(item_id=item.pk, model_version=p["model_version"], probabilities=p["probabilities"])
+                for item, r in zip(items, chunk)
+                for p in r["predictions"]
+            ], batch_size=CHUNK)
+    return time.perf_counter() - start
+
+
+def raw_floor(project: Project, rows: list[dict[str, Any]]) -> float:
+    """The database's own cost: the COPY/executemany path ingest writes through, with no validation,
+    lookups or audit (ids read back by external_id, as ingest does)."""
+    domain_ids = services.domains_ensure(DOMAINS)
+    start = time.perf_counter()
+    now = timezone.now()
+    with transaction.atomic():
+        for offset in range(0, len(rows), CHUNK):
+            chunk = rows[offset : offset + CHUNK]
+            bulk.insert_rows(Item, services.ITEM_INSERT_FIELDS, [
+                (project.pk, r["external_id"], bulk.json_value(r["data"]), services.EMPTY_OBJECT,
+                 domain_ids[r["domain"]], r["language"])
+                for r in chunk
+            ], now=now)
+            ids = dict(bulk.select_in(Item, ("external_id", "id"), key="external_id",
+                                      values=[r["external_id"] for r in chunk], where={"project_id": project.pk}))
+            bulk.insert_rows(Prediction, services.PREDICTION_INSERT_FIELDS, [
+                (ids[r["external_id"]], "", p["model_version"], bulk.json_value(p["probabilities"]))
+                for r in chunk
+                for p in r["predictions"]
+            ], now=now)
+    return time.perf_counter() - start
+
+
+def ingest(project: Project, rows: list[dict[str, Any]]) -> tuple[float, services.IngestResult]:
+    with receivers_disconnected(items_ingested):
+        start = time.perf_counter()
+        result = services.items_ingest(project=project, rows=rows)
+        return time.perf_counter() - start, result
+
+
+def time_routing(project: Project, item_ids: tuple[int, ...]) -> float | None:
+    """ROUTING HOOK: time routing the freshly ingested `item_ids` here (seconds), or None when not measured.
+
+    Ingest above runs with the items_ingested receivers disconnected; routing's benchmark belongs here so
+    the two figures stay separable."""
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--classes", type=int, help="number of classes, 3-10 (default: seeded random)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark projects")
+    args = parser.parse_args()
+
+    call_command("migrate", interactive=False, verbosity=0)
+    rng = np.random.default_rng(args.seed)
+    k = args.classes or int(rng.integers(3, 11))
+    if not 3 <= k <= 10:
+        parser.error("--classes must be 3 to 10")
+    classes = [f"class_{c}" for c in range(k)]
+    rows = make_rows(args.n, classes, args.seed)
+    db = connection.settings_dict
+    print(f"database: {connection.vendor} {db.get('NAME')}  items: {args.n:,}  classes: {k}  chunk: {CHUNK}")
+
+    projects = [new_project("floor", classes), new_project("raw", classes), new_project("ingest", classes)]
+    try:
+        floor_s = floor(projects[0], rows)
+        raw_s = raw_floor(projects[1], rows)
+        ingest_s, result = ingest(projects[2], rows)
+        assert result.created == args.n and result.predictions_added == args.n, result
+        again_s, again = ingest(projects[2], rows)
+        assert again.created == 0 and again.predictions_added == 0, again
+        routing_s = time_routing(projects[2], result.item_ids)
+
+        rate = {name: args.n / s for name, s in (("floor", floor_s), ("raw", raw_s), ("ingest", ingest_s), ("again", again_s))}
+        print(f"floor  (bulk_create items + predictions):   {floor_s:7.2f} s  {rate['floor']:10,.0f} items/s")
+        print(f"raw floor (COPY/executemany, no checks):    {raw_s:7.2f} s  {rate['raw']:10,.0f} items/s")
+        print(f"ingest (labeling.services.items_ingest):    {ingest_s:7.2f} s  {rate['ingest']:10,.0f} items/s")
+        print(f"re-ingest, all rows known (idempotent):     {again_s:7.2f} s  {rate['again']:10,.0f} items/s")
+        print(f"ratio ingest/floor: {rate['ingest'] / rate['floor']:.2f}   ingest/raw floor: {rate['ingest'] / rate['raw']:.2f}")
+        if routing_s is not None:
+            print(f"routing: {routing_s:7.2f} s  {args.n / routing_s:10,.0f} items/s")
+    finally:
+        if not args.keep:
+            with receivers_disconnected(items_ingested):
+                for project in projects:
+                    project.delete()
+
+
+if __name__ == "__main__":
+    main()
