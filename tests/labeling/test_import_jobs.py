@@ -1,0 +1,98 @@
+import json
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from labeling import import_jobs
+from labeling.models import AuditEvent, ImportJob, ImportJobStatus, Item
+from tests.labeling.conftest import row
+
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Record enqueued tasks instead of sending them to a worker."""
+    calls = []
+    monkeypatch.setattr(import_jobs, "async_task", lambda *args, **kwargs: calls.append(args))
+    return calls
+
+
+def jsonl(rows) -> bytes:
+    return "\n".join(json.dumps(r) for r in rows).encode()
+
+
+def upload(name, content: bytes):
+    return SimpleUploadedFile(name, content, content_type="application/octet-stream")
+
+
+def test_create_enqueues_the_job_only_after_commit(project, staff, queued, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl([row()])), actor=staff)
+        assert queued == []
+    assert len(callbacks) == 1
+    assert queued == [(import_jobs.IMPORT_TASK, job.pk)]
+    assert job.status == ImportJobStatus.QUEUED and job.original_name == "a.jsonl"
+    assert AuditEvent.objects.filter(action="import_job.create", object_id=str(job.pk)).exists()
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("items.txt", b"{}", "expected a"),
+    ("items.jsonl", b"", "empty"),
+])
+def test_create_refuses_bad_uploads(project, staff, queued, name, content, message):
+    with pytest.raises(ValidationError, match=message):
+        import_jobs.import_job_create(project=project, uploaded_file=upload(name, content), actor=staff)
+    assert not ImportJob.objects.exists()
+
+
+def test_run_imports_in_batches_and_records_progress(project, staff, queued):
+    rows = [row(f"r-{i}") for i in range(7)]
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl(rows)), actor=staff)
+    import_jobs.import_job_run(job_id=job.pk, batch_size=3)
+    job.refresh_from_db()
+    assert job.status == ImportJobStatus.SUCCEEDED
+    assert (job.total_rows, job.processed_rows, job.created_items, job.updated_items) == (7, 7, 7, 0)
+    assert job.finished_at is not None and job.errors == []
+    assert Item.objects.filter(project=project).count() == 7
+    # three batches, each its own ingest
+    assert AuditEvent.objects.filter(action="items.ingest", data__source="import").count() == 3
+
+
+def test_run_of_a_csv_file_updates_known_items(project, staff, queued):
+    import_jobs.import_job_run(job_id=import_jobs.import_job_create(
+        project=project, uploaded_file=upload("a.jsonl", jsonl([row("a-1")])), actor=staff).pk)
+    csv_text = 'external_id,data\na-1,"{""text"": ""changed""}"\na-2,"{""text"": ""new""}"\n'
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("b.csv", csv_text.encode()), actor=staff)
+    job = import_jobs.import_job_run(job_id=job.pk)
+    assert job.status == ImportJobStatus.SUCCEEDED, job.errors
+    assert (job.created_items, job.updated_items) == (1, 1)
+    assert Item.objects.get(project=project, external_id="a-1").data == {"text": "changed"}
+
+
+def test_a_bad_row_fails_the_job_and_writes_nothing(project, staff, queued):
+    rows = [row("ok-1"), row("bad", predictions=[{"model_version": "v", "probabilities": {"cat": 2}}]), {"data": {}}]
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl(rows)), actor=staff)
+    job = import_jobs.import_job_run(job_id=job.pk)
+    assert job.status == ImportJobStatus.FAILED
+    assert {e["row"] for e in job.errors} == {1, 2}
+    assert all(e["field"] and e["message"] for e in job.errors)
+    assert not Item.objects.filter(project=project).exists()
+
+
+def test_a_file_that_is_not_json_fails_with_a_file_error(project, staff, queued):
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.json", b"[{\"external_id\": "), actor=staff)
+    job = import_jobs.import_job_run(job_id=job.pk)
+    assert job.status == ImportJobStatus.FAILED and job.errors
+
+
+def test_a_finished_job_is_not_run_twice(project, staff, queued):
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl([row()])), actor=staff)
+    import_jobs.import_job_run(job_id=job.pk)
+    finished = ImportJob.objects.get(pk=job.pk).finished_at
+    import_jobs.import_job_run(job_id=job.pk)
+    assert ImportJob.objects.get(pk=job.pk).finished_at == finished
