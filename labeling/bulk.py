@@ -30,10 +30,18 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
     """Insert `rows` (values for `fields`, in order, already in database form) into `model`'s table.
 
     The primary key is generated. Other concrete fields not in `fields` get `now` if they are
-    auto_now/auto_now_add, else their default. Must run inside the caller's transaction."""
+    auto_now/auto_now_add, else their default (a callable default is called per row). Must run inside
+    the caller's transaction."""
     meta = model._meta
     given = [meta.get_field(name) for name in fields]
     rest = [f for f in meta.concrete_fields if not f.primary_key and f.name not in fields and f.attname not in fields]
+    # A callable default (a uuid, say) must differ per row; such fields are rare, so the common path
+    # appends one prepared tuple of constants.
+    per_row = [f for f in rest if f.has_default() and callable(f.default) and f.default not in (dict, list)]
+    rest = [f for f in rest if f not in per_row]
+    if per_row:
+        rows = [(*row, *(_default(f, now) for f in per_row)) for row in rows]
+        given += per_row
     constants = tuple(_default(f, now) for f in rest)
     columns = [f.column for f in given] + [f.column for f in rest]
     qn = connection.ops.quote_name
