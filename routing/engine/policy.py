@@ -337,8 +337,30 @@ def _integral_floats_as_ints(value: Any) -> Any:
 
 
 def inputs_digest(item: ItemInput, policy: PolicyConfig, reliabilities: Mapping[int, AnnotatorReliability]) -> str:
-    """sha256 (hex) of the canonical JSON of `decision_inputs`: equal inputs, equal digest."""
-    return hashlib.sha256(canonical_json(decision_inputs(item, policy, reliabilities)).encode("utf-8")).hexdigest()
+    """sha256 (hex) of the canonical JSON of `decision_inputs`: equal inputs, equal digest.
+
+    The document is assembled from its three canonical parts (sorted keys: item, policy, reliabilities),
+    which gives the same bytes as canonical_json(decision_inputs(...)) while serialising the policy once
+    per policy object instead of once per item."""
+    reliability_part = canonical_json([r.to_dict() for r in relevant_reliabilities(item, reliabilities).values()])
+    document = (
+        '{"item":' + canonical_json(item.to_dict())
+        + ',"policy":' + _policy_canonical_json(policy)
+        + ',"reliabilities":' + reliability_part + "}"
+    )
+    return hashlib.sha256(document.encode("utf-8")).hexdigest()
+
+
+_POLICY_JSON_ATTR = "_canonical_json"
+
+
+def _policy_canonical_json(policy: PolicyConfig) -> str:
+    cached = policy.__dict__.get(_POLICY_JSON_ATTR)
+    if cached is None:
+        cached = canonical_json(policy.to_dict())
+        # The policy is frozen; caching on the instance is safe because its fields never change.
+        object.__setattr__(policy, _POLICY_JSON_ATTR, cached)
+    return cached
 
 
 def policy_errors(config: PolicyConfig) -> list[str]:

@@ -6,7 +6,9 @@ change a field and you change what stored decisions mean (see docs/routing.md).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -94,6 +96,12 @@ class PolicyConfig:
     expert_prior_accuracy: float = 0.90
 
     def to_dict(self) -> dict[str, Any]:
+        return copy.deepcopy(self._dict)
+
+    @functools.cached_property
+    def _dict(self) -> dict[str, Any]:
+        # Cached: one policy serves every item of a routing batch, and dataclasses.asdict on it
+        # dominated routing time. cached_property writes the instance __dict__, so frozen is fine.
         return json_ready(dataclasses.asdict(self))
 
     @classmethod
@@ -146,7 +154,23 @@ class ItemInput:
     domain: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return json_ready(dataclasses.asdict(self))
+        # Written out rather than dataclasses.asdict: this runs once per routed item.
+        return {
+            "item_id": self.item_id,
+            "classes": list(self.classes),
+            "predictions": [
+                {"id": p.id, "model_version": p.model_version, "probabilities": dict(p.probabilities)}
+                for p in self.predictions
+            ],
+            "annotations": [
+                {"id": a.id, "annotator_id": a.annotator_id, "label": a.label, "role": a.role}
+                for a in self.annotations
+            ],
+            "data": json_ready(self.data),
+            "metadata": json_ready(self.metadata),
+            "language": self.language,
+            "domain": self.domain,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ItemInput:
@@ -175,7 +199,11 @@ class AnnotatorReliability:
     n_observations: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return json_ready(dataclasses.asdict(self))
+        return {
+            "annotator_id": self.annotator_id,
+            "confusion": [list(row) for row in self.confusion],
+            "n_observations": self.n_observations,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AnnotatorReliability:
@@ -204,7 +232,16 @@ class Decision:
     labels_requested: int = 0  # crowd or expert labels still wanted
 
     def to_dict(self) -> dict[str, Any]:
-        return json_ready(dataclasses.asdict(self))
+        return {
+            "outcome": self.outcome.value,
+            "final_label": self.final_label,
+            "final_source": self.final_source,
+            "confidence": self.confidence,
+            "posterior": dict(self.posterior),
+            "signals": dict(self.signals),
+            "reasons": [{"code": r.code, "evidence": r.evidence} for r in self.reasons],
+            "labels_requested": self.labels_requested,
+        }
 
 
 def json_ready(value: Any) -> Any:
