@@ -1,11 +1,14 @@
-"""Routing models: versioned escalation policies, the decisions routing made, annotator reliabilities.
+"""Routing models: versioned escalation policies, the decisions routing made, annotator reliabilities, and
+the assignments (work slots) decisions create.
 
 A decision stores the exact inputs it was made from and points at the immutable policy version that made
-it, so `manage.py verify_decisions` can replay every decision (see docs/routing.md).
+it, so `manage.py verify_decisions` can replay every decision (see docs/routing.md). The expert ranking
+stored beside it is evidence of whom the work was offered to, not an input of the decision.
 """
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from labeling.models import Item
 from routing.engine.types import Outcome, Stage
@@ -75,6 +78,9 @@ class RoutingDecision(models.Model):
     reasons = models.JSONField(default=list, blank=True, help_text='[{"code": ..., "evidence": ...}, ...]')
     signals = models.JSONField(default=dict, blank=True)
     labels_requested = models.PositiveIntegerField(default=0)
+    # experts.ranking.Ranking.to_dict() when the decision offered expert work: candidates, rejections and the
+    # explanation in words. Not part of inputs_digest: it depends on the roster and the clock at the time.
+    expert_ranking = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -122,3 +128,77 @@ class RoutedItem(Item):
     class Meta:
         proxy = True
         verbose_name = "routed item"
+
+
+class AssignmentKind(models.TextChoices):
+    CROWD = "crowd", "Crowd label"
+    EXPERT = "expert", "Expert label"
+    REVIEW = "review", "Review"
+    GOLD_CHECK = "gold_check", "Gold check"
+
+
+class AssignmentStatus(models.TextChoices):
+    OFFERED = "offered", "Offered"  # waiting for its assignee to start, or in a queue when nobody is assigned
+    ACTIVE = "active", "Active"  # claimed: its assignee holds a lease on it
+    COMPLETED = "completed", "Completed"
+    EXPIRED = "expired", "Expired"  # the lease ran out; a fresh slot took its place
+    DECLINED = "declined", "Declined"
+    CANCELLED = "cancelled", "Cancelled"  # no longer needed (the item was labeled) or reassigned
+
+
+OPEN_ASSIGNMENT_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACTIVE)
+
+
+class Assignment(models.Model):
+    """One slot of work on one item: a crowd or expert label, a review, or a hidden gold check.
+
+    A slot without an assignee waits in a queue (crowd, reviewers, or the experts of the item's domain) until
+    someone claims it; claiming sets the assignee and a lease. See docs/assignments.md.
+    """
+
+    # No index of its own: the (item, status) index serves lookups by item.
+    item = models.ForeignKey("labeling.Item", on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"
+    )
+    kind = models.CharField(max_length=16, choices=AssignmentKind.choices)
+    status = models.CharField(max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.OFFERED)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True, help_text="SLA deadline.")
+    decision = models.ForeignKey(
+        RoutingDecision, null=True, blank=True, on_delete=models.SET_NULL, related_name="assignments"
+    )
+    annotation = models.OneToOneField(
+        "labeling.Annotation", null=True, blank=True, on_delete=models.SET_NULL, related_name="assignment"
+    )
+    decline_reason = models.TextField(blank=True)
+    # Not auto_now_add: services pass their `now`, so jobs and tests can run at a chosen time.
+    created_at = models.DateTimeField(default=timezone.now)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("due_at", "id")
+        constraints = [
+            # One person never holds two open slots of the same item (open slots without assignee are many).
+            models.UniqueConstraint(
+                fields=("item", "assignee"),
+                condition=models.Q(status__in=["offered", "active"]),
+                name="assignment_one_open_slot_per_person_and_item",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="active") | models.Q(assignee__isnull=False),
+                name="assignment_active_has_assignee",
+            ),
+        ]
+        indexes = [
+            # The claim: open slots of some kinds, unassigned or offered to me, soonest deadline first.
+            models.Index(fields=("status", "kind", "assignee", "due_at", "id"), name="assignment_claim_idx"),
+            models.Index(fields=("item", "status"), name="assignment_item_status_idx"),
+            # Lease expiry scans active slots by lease end.
+            models.Index(fields=("status", "lease_expires_at"), name="assignment_lease_idx"),
+        ]
+
+    def __str__(self) -> str:
+        who = self.assignee_id or "queue"
+        return f"{self.get_kind_display()} of item {self.item_id} for {who} ({self.status})"
