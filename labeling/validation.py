@@ -207,9 +207,9 @@ class RowValidator:
         self._valid_languages: dict[str, str] = {}
 
     def validate(self, index: int, row: Any) -> tuple[ItemRow | None, list[RowError]]:
-        if isinstance(row, MalformedRow):
+        if type(row) is not dict and isinstance(row, MalformedRow):
             return None, [RowError(index, field, message) for field, message in row.errors]
-        if not isinstance(row, Mapping):
+        if type(row) is not dict and not isinstance(row, Mapping):
             return None, [RowError(index, ROW_FIELD, f"expected an object, got {_type_name(row)}")]
         errors: list[RowError] = []
 
@@ -331,10 +331,10 @@ class RowValidator:
                 errors.append(RowError(index, field, f"expected an object, got {_type_name(pred)}"))
                 continue
             n_errors = len(errors)
-            model_name = self._model_field(index, f"{field}.model_name", pred.get("model_name"), False, errors)
-            model_version = self._model_field(index, f"{field}.model_version", pred.get("model_version"), True, errors)
+            model_name = self._model_field(index, field, "model_name", pred.get("model_name"), False, errors)
+            model_version = self._model_field(index, field, "model_version", pred.get("model_version"), True, errors)
             if "probabilities" in pred or "result" not in pred:
-                probabilities = self._probabilities(index, f"{field}.probabilities", pred.get("probabilities"), errors)
+                probabilities = self._probabilities(index, field, pred.get("probabilities"), errors)
             else:
                 probabilities = self._probabilities_from_score(index, field, pred, errors)
             if len(errors) > n_errors:
@@ -348,7 +348,10 @@ class RowValidator:
         return tuple(out)
 
     @staticmethod
-    def _model_field(index: int, field: str, value: Any, required: bool, errors: list[RowError]) -> str:
+    def _model_field(index: int, prefix: str, key: str, value: Any, required: bool, errors: list[RowError]) -> str:
+        if type(value) is str and 0 < len(value) <= MAX_MODEL_FIELD_LENGTH:
+            return value
+        field = f"{prefix}.{key}"
         if value is None or value == "":
             if required:
                 errors.append(RowError(index, field, "required"))
@@ -363,7 +366,7 @@ class RowValidator:
             return ""
         return value
 
-    def _probabilities(self, index: int, field: str, value: Any, errors: list[RowError]) -> dict[str, float]:
+    def _probabilities(self, index: int, prefix: str, value: Any, errors: list[RowError]) -> dict[str, float]:
         # Fast path for the common, valid case (set-based checks in C); anything unusual falls through to
         # the per-class checks below, which name each bad class.
         if type(value) is dict and value and value.keys() <= self._classes:
@@ -375,6 +378,7 @@ class RowValidator:
                     if types == _FLOAT_ONLY and len(value) == len(self.class_names) and tuple(value) == self.class_names:
                         return value
                     return {name: float(value.get(name, 0.0)) for name in self.class_names}
+        field = f"{prefix}.probabilities"
         if value is None:
             errors.append(RowError(index, field, "required"))
             return {}
