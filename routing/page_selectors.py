@@ -1,0 +1,367 @@
+"""Reads for the workbench pages: the queue, what the labeling panel shows its assignee, an item's trail.
+
+Reads only. What a person may see is decided here, once, so every page and partial agrees (and agrees
+with the API's `selectors.assignment_payload`): crowd work never shows hidden fields and shows the model's
+suggestion only when the project allows it, and a gold check is presented exactly like crowd work.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import F, Q
+
+from labeling.models import Annotation, AuditEvent, Item, Prediction, Project, Review
+from labeling.presentation import ItemView, item_view
+from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
+from routing.selectors import DUE_SOON, claimable_slots, presented_kind, worker_for
+
+# --- who may see what -------------------------------------------------------------------------------------
+
+
+def can_view_trail(*, user: Any) -> bool:
+    """Item trails are for admins and stakeholders (who hold view permissions), never for annotators."""
+    return bool(user.is_staff or user.has_perm("labeling.view_item"))
+
+
+# --- the queue --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenAssignment:
+    assignment: Assignment
+    # "Review" or "Label": a gold check is listed as ordinary labeling work.
+    task: str
+    due_state: str  # "overdue" | "soon" | ""
+
+
+def queue_projects(*, user: Any) -> list[Project]:
+    """Projects where the person holds open work or could claim an open slot, by name."""
+    mine = Assignment.objects.filter(assignee_id=user.pk, status__in=OPEN_ASSIGNMENT_STATUSES).values("item__project_id")
+    pool = claimable_slots(user=user, worker=worker_for(user=user)).order_by().values("item__project_id")
+    return list(Project.objects.filter(Q(id__in=mine) | Q(id__in=pool)).order_by("name", "id"))
+
+
+def open_assignments(*, user: Any, project: Project | None = None, now: dt.datetime, limit: int = 100) -> list[OpenAssignment]:
+    """The person's claimed and offered assignments, soonest deadline first."""
+    qs = Assignment.objects.filter(assignee=user, status__in=OPEN_ASSIGNMENT_STATUSES).select_related("item__project")
+    if project is not None:
+        qs = qs.filter(item__project=project)
+    rows = []
+    for a in qs.order_by(F("due_at").asc(nulls_last=True), "id")[:limit]:
+        due_state = ""
+        if a.due_at is not None:
+            due_state = "overdue" if a.due_at <= now else ("soon" if a.due_at <= now + DUE_SOON else "")
+        rows.append(OpenAssignment(
+            assignment=a, task="Review" if a.kind == AssignmentKind.REVIEW else "Label", due_state=due_state,
+        ))
+    return rows
+
+
+def held_assignment(*, user: Any, project: Project | None = None, now: dt.datetime) -> Assignment | None:
+    """The person's claimed assignment with a running lease, soonest deadline first: "start labeling"
+    reopens it before claiming anything new, so nobody piles up claims they walked away from."""
+    qs = Assignment.objects.filter(assignee_id=user.pk, status=AssignmentStatus.ACTIVE).filter(
+        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__gt=now)
+    )
+    if project is not None:
+        qs = qs.filter(item__project=project)
+    return qs.order_by(F("due_at").asc(nulls_last=True), "id").first()
+
+
+# --- the labeling panel ------------------------------------------------------------------------------------
+
+
+# The most likely classes an expert sees with their probabilities (ten digits would crowd the panel).
+SHOWN_PROBABILITIES = 5
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    hotkey: str
+    suggested: bool
+
+
+@dataclass(frozen=True)
+class Probability:
+    label: str
+    value: float
+
+
+@dataclass(frozen=True)
+class ShownAnnotation:
+    annotator: str
+    role: str
+    label: str
+    rationale: str
+    factors: tuple[str, ...]
+    confidence: int | None
+    unsure: bool
+
+
+@dataclass(frozen=True)
+class WorkPanel:
+    """Everything the labeling (or review) panel of one assignment shows its assignee."""
+
+    assignment: Assignment
+    item: Item
+    project: Project
+    # "crowd", "expert" or "review": how the panel looks. A gold check takes the look of the viewer's
+    # ordinary work, so nothing on the page tells it apart.
+    presentation: str
+    view: ItemView
+    choices: tuple[Choice, ...]
+    rationale_required: bool
+    suggestion: str = ""
+    probabilities: tuple[Probability, ...] = ()
+    model_version: str = ""
+    reasons: tuple[dict[str, Any], ...] = ()
+    expert_explanation: str = ""
+    current_label: str = ""
+    current_source: str = ""
+    annotations: tuple[ShownAnnotation, ...] = field(default_factory=tuple)
+
+    @property
+    def is_review(self) -> bool:
+        return self.presentation == "review"
+
+    @property
+    def shows_suggestion(self) -> bool:
+        return bool(self.suggestion)
+
+
+def presentation_for(*, kind: str) -> str:
+    """"crowd", "expert" or "review"; a gold check is presented as crowd work (as the API presents it)."""
+    return presented_kind(kind)
+
+
+def _latest_prediction(item: Item) -> Prediction | None:
+    return Prediction.objects.filter(item=item).order_by("-created_at", "-id").first()
+
+
+def _latest_decision(item: Item) -> RoutingDecision | None:
+    return RoutingDecision.objects.filter(item=item).order_by("-created_at", "-id").first()
+
+
+def _explanation(decision: RoutingDecision | None) -> str:
+    ranking = getattr(decision, "expert_ranking", None) or {}
+    if isinstance(ranking, dict):
+        text = ranking.get("explanation", "")
+        return text if isinstance(text, str) else ""
+    return ""
+
+
+def work_panel(*, assignment: Assignment, user: Any) -> WorkPanel:
+    """The panel for `assignment` as its assignee sees it (the caller has checked it is theirs)."""
+    item = assignment.item
+    project = item.project
+    presentation = presentation_for(kind=assignment.kind)
+    # Hidden fields are hidden from crowd work, the same rule as the API's assignment payload.
+    view = item_view(
+        data=item.data,
+        metadata=item.metadata,
+        data_type=project.data_type,
+        hidden_fields=project.hidden_fields if presentation == AssignmentKind.CROWD else (),
+    )
+    shows_model = presentation != "crowd" or project.show_suggestion_to_crowd
+    prediction = _latest_prediction(item) if shows_model else None
+    suggestion = prediction.top_label if prediction is not None else ""
+    probabilities = ()
+    if prediction is not None:
+        ranked = sorted(
+            ((name, float(prediction.probabilities.get(name, 0.0))) for name in project.class_names),
+            key=lambda pair: -pair[1],
+        )
+        probabilities = tuple(Probability(label=name, value=value) for name, value in ranked[:SHOWN_PROBABILITIES])
+    reasons: tuple[dict[str, Any], ...] = ()
+    explanation = ""
+    if presentation != "crowd":
+        # Why it came here: the decision that created this assignment (else the item's latest one).
+        decision = assignment.decision if assignment.decision_id else _latest_decision(item)
+        if decision is not None:
+            reasons = tuple(r for r in decision.reasons if isinstance(r, dict))
+        explanation = _explanation(decision)
+    annotations: tuple[ShownAnnotation, ...] = ()
+    if presentation == "review":
+        annotations = tuple(
+            ShownAnnotation(
+                annotator=a.annotator.get_full_name() or a.annotator.get_username(),
+                role=a.role,
+                label=a.label,
+                rationale=a.rationale,
+                factors=tuple(a.factors or ()),
+                confidence=a.confidence,
+                unsure=a.unsure,
+            )
+            for a in Annotation.objects.filter(item=item).select_related("annotator").order_by("submitted_at", "id")
+        )
+    return WorkPanel(
+        assignment=assignment,
+        item=item,
+        project=project,
+        presentation=presentation,
+        view=view,
+        choices=tuple(
+            Choice(name=c["name"], hotkey=str(c.get("hotkey", "")), suggested=c["name"] == suggestion)
+            for c in project.classes
+        ),
+        rationale_required=presentation in ("expert", "review") or project.rationale_required,
+        suggestion=suggestion,
+        probabilities=probabilities,
+        model_version=prediction.model_version if prediction is not None else "",
+        reasons=reasons,
+        expert_explanation=explanation,
+        current_label=item.final_label,
+        current_source=item.final_source,
+        annotations=annotations,
+    )
+
+
+# --- the item trail ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrailEntry:
+    at: dt.datetime
+    kind: str  # ingest | prediction | decision | assignment | annotation | final | review | audit
+    title: str
+    actor: str = ""
+    facts: tuple[tuple[str, str], ...] = ()
+    text: str = ""
+    reasons: tuple[dict[str, Any], ...] = ()
+    data: str = ""
+
+
+def _name(user: Any) -> str:
+    if user is None:
+        return ""
+    return user.get_full_name() or user.get_username()
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def _ms(value: int | None) -> str:
+    if value is None:
+        return "—"
+    seconds = value / 1000
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+# Entries at the same instant keep the order things happen in (an ingest before its decision, etc.).
+_KIND_ORDER = {k: i for i, k in enumerate(
+    ("ingest", "prediction", "decision", "assignment", "annotation", "final", "review", "audit")
+)}
+
+
+def item_trail(*, item: Item) -> list[TrailEntry]:
+    """One timeline of everything that happened to `item`, oldest first, in a fixed number of queries."""
+    entries: list[TrailEntry] = [
+        TrailEntry(
+            at=item.created_at,
+            kind="ingest",
+            title="Ingested",
+            facts=(
+                ("external id", item.external_id),
+                ("domain", item.domain.path if item.domain_id else "—"),
+                ("language", item.language or "—"),
+            ),
+        )
+    ]
+    for p in Prediction.objects.filter(item=item).order_by("created_at", "id"):
+        ranked = sorted(p.probabilities.items(), key=lambda kv: -kv[1])
+        entries.append(TrailEntry(
+            at=p.created_at,
+            kind="prediction",
+            title=f"Prediction by {p.model_name or 'model'} {p.model_version}",
+            facts=tuple((label, _pct(value)) for label, value in ranked[:5]),
+        ))
+    for d in RoutingDecision.objects.filter(item=item).select_related("policy_version", "actor").order_by("created_at", "id"):
+        facts = [("policy version", f"v{d.policy_version.number}"), ("stage", d.stage)]
+        if d.final_label:
+            facts.append(("label", f"{d.final_label} ({d.final_source}, {_pct(d.confidence)})"))
+        if d.labels_requested:
+            facts.append(("labels requested", str(d.labels_requested)))
+        facts.append(("inputs digest", d.inputs_digest[:12]))
+        explanation = _explanation(d)
+        entries.append(TrailEntry(
+            at=d.created_at,
+            kind="decision",
+            title=f"Routing decision: {d.outcome}",
+            actor=_name(d.actor),
+            facts=tuple(facts),
+            reasons=tuple(r for r in d.reasons if isinstance(r, dict)),
+            text=explanation,
+        ))
+    assignments = list(Assignment.objects.filter(item=item).select_related("assignee").order_by("created_at", "id"))
+    for a in assignments:
+        facts = [("kind", a.get_kind_display()), ("status", a.get_status_display())]
+        if a.due_at:
+            facts.append(("due", _when(a.due_at)))
+        if a.claimed_at:
+            facts.append(("claimed", _when(a.claimed_at)))
+        if a.completed_at:
+            facts.append(("completed", _when(a.completed_at)))
+        entries.append(TrailEntry(
+            at=a.created_at,
+            kind="assignment",
+            title=f"Assigned to {_name(a.assignee)}" if a.assignee_id else "Offered to the queue",
+            facts=tuple(facts),
+            text=f"Declined: {a.decline_reason}" if a.decline_reason else "",
+        ))
+    annotations = list(Annotation.objects.filter(item=item).select_related("annotator").order_by("submitted_at", "id"))
+    for a in annotations:
+        facts = [("confidence", f"{a.confidence}/5" if a.confidence else "—"), ("time spent", _ms(a.time_spent_ms))]
+        if a.factors:
+            facts.append(("decision factors", ", ".join(map(str, a.factors))))
+        if a.unsure:
+            facts.append(("flag", "unsure / guideline unclear"))
+        entries.append(TrailEntry(
+            at=a.submitted_at,
+            kind="annotation",
+            title=f"Labeled {a.label}",
+            actor=f"{_name(a.annotator)} ({a.get_role_display()})",
+            facts=tuple(facts),
+            text=a.rationale,
+        ))
+    reviews = list(Review.objects.filter(item=item).select_related("reviewer").order_by("created_at", "id"))
+    for r in reviews:
+        title = f"Review: agreed with {r.label}" if r.verdict == "agree" else f"Review: overrode {r.previous_label} with {r.label}"
+        entries.append(TrailEntry(at=r.created_at, kind="review", title=title, actor=_name(r.reviewer), text=r.reason))
+    if item.final_label and item.labeled_at:
+        entries.append(TrailEntry(
+            at=item.labeled_at,
+            kind="final",
+            title=f"Final label {item.final_label}",
+            facts=(("source", item.get_final_source_display() or "—"), ("confidence", _pct(item.final_confidence))),
+        ))
+    related = (
+        Q(object_type__in=("labeling.Item", "item"), object_id=str(item.pk))
+        | Q(object_type="routing.Assignment", object_id__in=[str(a.pk) for a in assignments])
+        | Q(object_type="labeling.Annotation", object_id__in=[str(a.pk) for a in annotations])
+        | Q(object_type="labeling.Review", object_id__in=[str(r.pk) for r in reviews])
+    )
+    for e in AuditEvent.objects.filter(related).select_related("actor").order_by("at", "id"):
+        entries.append(TrailEntry(
+            at=e.at,
+            kind="audit",
+            title=f"Audit: {e.action}",
+            actor=_name(e.actor),
+            data=json.dumps(e.data, indent=1, sort_keys=True, default=str) if e.data else "",
+        ))
+    entries.sort(key=lambda e: (e.at, _KIND_ORDER[e.kind]))
+    return entries
+
+
+def trail_item_view(*, item: Item, user: Any) -> ItemView:
+    """The item's content as the trail shows it: whole for admins; stakeholders do not see hidden fields."""
+    hidden = () if user.is_staff else item.project.hidden_fields
+    return item_view(data=item.data, metadata=item.metadata, data_type=item.project.data_type, hidden_fields=hidden)

@@ -1,0 +1,120 @@
+/* Labeling workbench: keyboard shortcuts and the work timer. A static file, because the pages' CSP
+   allows no inline script. Everything is bound once on the document, so panels swapped in by htmx need
+   no re-binding; per-panel state (the timer) starts on htmx:load. */
+(function () {
+  "use strict";
+
+  var timer = null;
+
+  function panel() {
+    return document.querySelector("[data-work-panel]");
+  }
+
+  function typingTarget(el) {
+    if (!el) return false;
+    if (el.isContentEditable) return true;
+    var tag = el.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT") return true;
+    if (tag !== "INPUT") return false;
+    var type = (el.getAttribute("type") || "text").toLowerCase();
+    return ["checkbox", "radio", "button", "submit", "reset", "file", "range", "color"].indexOf(type) === -1;
+  }
+
+  function formatElapsed(ms) {
+    var s = Math.floor(ms / 1000);
+    var m = Math.floor(s / 60);
+    s = s % 60;
+    return m + ":" + (s < 10 ? "0" : "") + s;
+  }
+
+  // The time spent on the item shown: measured with the page's monotonic clock from when the panel
+  // appeared (the server also bounds it by its own clock from the signed start it rendered).
+  function startTimer(root) {
+    if (timer) window.clearInterval(timer.interval);
+    timer = null;
+    var form = root.querySelector("[data-timed-form]");
+    if (!form) return;
+    var start = performance.now();
+    var display = root.querySelector("[data-timer-display]");
+    var tick = function () {
+      var elapsed = Math.round(performance.now() - start);
+      root.querySelectorAll("input[name=time_spent_ms]").forEach(function (input) {
+        input.value = String(elapsed);
+      });
+      if (display) display.textContent = formatElapsed(elapsed);
+    };
+    tick();
+    timer = { interval: window.setInterval(tick, 1000), tick: tick };
+  }
+
+  function onPanel(root) {
+    var work = root.matches && root.matches("[data-work-panel]") ? root : root.querySelector && root.querySelector("[data-work-panel]");
+    if (!work) return;
+    startTimer(work);
+    // Keep keyboard users in the flow: focus the new item's heading so hotkeys apply to it at once.
+    var heading = work.querySelector("[data-panel-focus]");
+    if (heading) heading.focus({ preventScroll: true });
+  }
+
+  document.addEventListener("htmx:load", function (evt) {
+    onPanel(evt.target);
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    if (!window.htmx) onPanel(document);
+  });
+
+  // Fresh time figures at the moment of submitting, whichever way the form is sent.
+  document.addEventListener("submit", function () {
+    if (timer) timer.tick();
+  }, true);
+  document.addEventListener("htmx:configRequest", function (evt) {
+    if (!timer) return;
+    timer.tick();
+    var form = evt.target.closest ? evt.target.closest("form") : null;
+    var input = form ? form.querySelector("input[name=time_spent_ms]") : null;
+    if (input) evt.detail.parameters.time_spent_ms = input.value;
+  });
+
+  function submitForm(form) {
+    if (!form) return;
+    if (typeof form.requestSubmit === "function") form.requestSubmit();
+    else form.submit();
+  }
+
+  function selectChoice(work, key) {
+    var input = work.querySelector("input[data-hotkey='" + key + "']:not([disabled])");
+    if (!input) return false;
+    input.checked = true;
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    input.focus();
+    return true;
+  }
+
+  // A review: picking a label other than the current final label means "override".
+  document.addEventListener("change", function (evt) {
+    var input = evt.target;
+    if (!input.matches || !input.matches("[data-review-label]")) return;
+    var form = input.form;
+    var current = form.getAttribute("data-current-label");
+    var verdict = form.querySelector("input[name=verdict][value=" + (input.value === current ? "agree" : "override") + "]");
+    if (verdict) verdict.checked = true;
+  });
+
+  document.addEventListener("keydown", function (evt) {
+    var work = panel();
+    if (!work) return;
+    // Ctrl+Enter (Cmd+Enter on a Mac) submits the item from anywhere, the rationale box included.
+    if (evt.key === "Enter" && (evt.ctrlKey || evt.metaKey)) {
+      var form = work.querySelector("form[data-submit-shortcut]");
+      if (form) {
+        evt.preventDefault();
+        submitForm(form);
+      }
+      return;
+    }
+    if (evt.ctrlKey || evt.metaKey || evt.altKey || typingTarget(evt.target)) return;
+    if (/^[0-9]$/.test(evt.key)) {
+      if (selectChoice(work, evt.key)) evt.preventDefault();
+    }
+  });
+})();
