@@ -1,4 +1,5 @@
-"""Reads for routing: engine inputs loaded in batch, decision trails, policy history, verification, export."""
+"""Reads for routing: engine inputs loaded in batch, decision trails, policy history, verification, export,
+and assignments: who may claim what, queue counts, the roster as ranking sees it."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from experts.availability import ExpertSnapshot, primary_subtag
+from experts.models import Expert, Role
+from experts.selectors import expert_snapshots
 from labeling.models import Annotation, AuditEvent, Item, Prediction, Project
+from labeling.presentation import without_hidden
 from routing.decision_inputs import inputs_from_dict, ordered_probabilities
 from routing.engine.policy import evaluate, inputs_digest
 from routing.engine.types import (
@@ -25,7 +30,16 @@ from routing.engine.types import (
     PredictionInput,
 )
 from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
-from routing.models import EscalationPolicy, PolicyVersion, RoutingDecision
+from routing.exceptions import AssignmentNotFound
+from routing.models import (
+    OPEN_ASSIGNMENT_STATUSES,
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    EscalationPolicy,
+    PolicyVersion,
+    RoutingDecision,
+)
 
 # Items per batch when loading engine inputs: bounded memory, a fixed number of queries per batch.
 CHUNK_SIZE = 2000
@@ -372,3 +386,196 @@ def audit_export_lines(*, since: dt.datetime, until: dt.datetime, events: bool, 
     if decisions:
         for decision in decisions_between(since=since, until=until).iterator(chunk_size=CHUNK_SIZE):
             yield json.dumps(decision_export_row(decision), sort_keys=True) + "\n"
+
+
+# --- assignments ------------------------------------------------------------------------------------------
+
+# An open assignment is "due soon" when its SLA deadline is at most this far away.
+DUE_SOON = dt.timedelta(hours=4)
+# Which queue each roster role claims from. Gold checks are never queued: a claim creates them for the
+# claimer (see services.assignment_claim_next).
+POOL_KINDS: Mapping[str, tuple[str, ...]] = {
+    Role.CROWD: (AssignmentKind.CROWD,),
+    Role.EXPERT: (AssignmentKind.EXPERT,),
+    Role.REVIEWER: (AssignmentKind.REVIEW,),
+}
+
+
+@dataclass(frozen=True)
+class Worker:
+    """The roster facts a claim depends on."""
+
+    user_id: int
+    role: str
+    capacity: int
+    expertise: tuple[str, ...]  # domain paths
+    languages: tuple[str, ...]
+
+
+def worker_for(*, user: Any) -> Worker | None:
+    """The user as a worker, or None when they are not an active roster member (two queries)."""
+    expert = Expert.objects.filter(user_id=user.pk, active=True).prefetch_related("expertise__domain").first()
+    if expert is None:
+        return None
+    return Worker(
+        user_id=user.pk,
+        role=expert.role,
+        capacity=expert.capacity,
+        expertise=tuple(sorted(e.domain.path for e in expert.expertise.all())),
+        languages=tuple(expert.languages or ()),
+    )
+
+
+def _coverage(worker: Worker) -> Q:
+    """Items an expert may take: domain covered by their expertise (or no domain), language spoken (or none).
+
+    The SQL twin of experts.availability.qualified: a path covers itself and everything below it, and
+    languages match on their primary subtag.
+    """
+    domain = Q(item__domain__isnull=True)
+    for path in worker.expertise:
+        domain |= Q(item__domain__path=path) | Q(item__domain__path__startswith=path + "/")
+    language = Q(item__language="")
+    for subtag in sorted({primary_subtag(tag) for tag in worker.languages} - {""}):
+        language |= Q(item__language__iexact=subtag) | Q(item__language__istartswith=subtag + "-")
+    return domain & language
+
+
+def items_held_or_done(*, user: Any) -> tuple[QuerySet, QuerySet]:
+    """Subqueries of item ids the user holds, has declined, or has annotated: never offered to them again."""
+    held = Assignment.objects.filter(
+        assignee_id=user.pk, status__in=[*OPEN_ASSIGNMENT_STATUSES, AssignmentStatus.DECLINED]
+    ).values("item_id")
+    annotated = Annotation.objects.filter(annotator_id=user.pk).values("item_id")
+    return held, annotated
+
+
+def claimable_slots(*, user: Any, worker: Worker | None, project: Project | None = None) -> QuerySet[Assignment]:
+    """Unassigned open slots this worker may claim (their role's queue, coverage for experts), soonest
+    deadline first, excluding items they hold, declined or annotated."""
+    kinds = POOL_KINDS.get(worker.role, ()) if worker is not None else ()
+    if not kinds:
+        return Assignment.objects.none()
+    qs = Assignment.objects.filter(status=AssignmentStatus.OFFERED, assignee__isnull=True, kind__in=kinds)
+    if project is not None:
+        qs = qs.filter(item__project=project)
+    if worker.role == Role.EXPERT:
+        qs = qs.filter(_coverage(worker))
+    held, annotated = items_held_or_done(user=user)
+    return qs.exclude(item_id__in=held).exclude(item_id__in=annotated).order_by("due_at", "id")
+
+
+def offered_to(*, user: Any, project: Project | None = None) -> QuerySet[Assignment]:
+    """Slots offered to the user by name and not started yet, soonest deadline first."""
+    qs = Assignment.objects.filter(assignee_id=user.pk, status=AssignmentStatus.OFFERED)
+    if project is not None:
+        qs = qs.filter(item__project=project)
+    return qs.order_by("due_at", "id")
+
+
+def open_assignment_count(*, user: Any) -> int:
+    return Assignment.objects.filter(assignee_id=user.pk, status__in=OPEN_ASSIGNMENT_STATUSES).count()
+
+
+def queue_summary(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> dict[str, int]:
+    """Counts for the person's queue: `assigned` (their open assignments), `due_soon` (of those, due within
+    DUE_SOON), `overdue` (past their deadline), `open_for_you` (unassigned slots they could claim)."""
+    now = now or timezone.now()
+    mine = Assignment.objects.filter(assignee_id=user.pk, status__in=OPEN_ASSIGNMENT_STATUSES)
+    if project is not None:
+        mine = mine.filter(item__project=project)
+    counts = mine.aggregate(
+        assigned=Count("id"),
+        due_soon=Count("id", filter=Q(due_at__gt=now, due_at__lte=now + DUE_SOON)),
+        overdue=Count("id", filter=Q(due_at__lte=now)),
+    )
+    counts["open_for_you"] = claimable_slots(user=user, worker=worker_for(user=user), project=project).count()
+    return counts
+
+
+def assignment_for_user(*, assignment_id: int, user: Any) -> Assignment:
+    """The user's own assignment (any status), with its item and project; anyone else's raises
+    AssignmentNotFound, exactly like an id that does not exist."""
+    found = (
+        Assignment.objects.select_related("item__project", "item__domain", "decision")
+        .filter(pk=assignment_id, assignee_id=user.pk)
+        .first()
+    )
+    if found is None:
+        raise AssignmentNotFound(f"No assignment {assignment_id} of yours.")
+    return found
+
+
+def open_assignment_counts(*, roles: Iterable[str] = (Role.EXPERT,)) -> dict[int, int]:
+    """user id -> open (offered or active) assignments held, for roster members in `roles` (one query)."""
+    rows = (
+        Assignment.objects.filter(
+            status__in=OPEN_ASSIGNMENT_STATUSES, assignee__isnull=False, assignee__expert__role__in=list(roles)
+        )
+        .values("assignee_id")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["assignee_id"]: row["n"] for row in rows}
+
+
+def roster_for_ranking(*, roles: Iterable[str] = (Role.EXPERT,)) -> list[ExpertSnapshot]:
+    """Active roster members in `roles` as ranking snapshots, with their open-assignment counts (six queries)."""
+    roles = list(roles)
+    counts = open_assignment_counts(roles=roles)
+    return [
+        s
+        for role in roles
+        for s in expert_snapshots(role=role, open_assignment_counts=counts)
+    ]
+
+
+def presented_kind(kind: str) -> str:
+    """What an assignee is told the work is: a gold check looks exactly like crowd work."""
+    return AssignmentKind.CROWD.value if kind == AssignmentKind.GOLD_CHECK else str(kind)
+
+
+def assignment_payload(assignment: Assignment) -> dict[str, Any]:
+    """The API form of a claimed assignment: the item as its assignee may see it, and the lease.
+
+    Crowd work (gold checks included) loses the project's hidden fields, and shows the model's prediction
+    only when the project allows it; experts and reviewers see everything and why the item was routed.
+    """
+    item = assignment.item
+    project = item.project
+    kind = presented_kind(assignment.kind)
+    crowd = kind == AssignmentKind.CROWD
+    data, metadata = item.data, item.metadata
+    if crowd:
+        data, metadata, _ = without_hidden(item.data or {}, item.metadata or {}, project.hidden_fields or ())
+    payload: dict[str, Any] = {
+        "assignment": assignment.pk,
+        "kind": kind,
+        "project": project.slug,
+        "classes": project.class_names,
+        "decision_factors": list(project.decision_factors or ()),
+        "rationale_required": bool(project.rationale_required or not crowd),
+        "item": {
+            "external_id": item.external_id,
+            "data": data,
+            "metadata": metadata,
+            "domain": item.domain.path if item.domain_id else None,
+            "language": item.language,
+        },
+        "status": assignment.status,
+        "claimed_at": assignment.claimed_at.isoformat() if assignment.claimed_at else None,
+        "lease_expires_at": assignment.lease_expires_at.isoformat() if assignment.lease_expires_at else None,
+        "due_at": assignment.due_at.isoformat() if assignment.due_at else None,
+    }
+    if not crowd or project.show_suggestion_to_crowd:
+        payload["item"]["predictions"] = [
+            {"model_version": p.model_version, "probabilities": p.probabilities}
+            for p in Prediction.objects.filter(item=item).order_by("created_at", "id")
+        ]
+    if not crowd:
+        decision = assignment.decision
+        payload["reasons"] = list(decision.reasons) if decision is not None else []
+        if assignment.kind == AssignmentKind.REVIEW:
+            payload["item"]["final_label"] = item.final_label
+            payload["item"]["final_source"] = item.final_source
+    return payload

@@ -1,25 +1,48 @@
-"""Writes for routing: policy versions, set-based routing of items, re-routes and label overrides."""
+"""Writes for routing: policy versions, set-based routing of items, re-routes and label overrides, and the
+work routing creates: assignments offered, claimed, submitted, declined, reviewed, expired and reassigned
+(docs/assignments.md), with the scheduled jobs that keep them moving."""
 
 from __future__ import annotations
 
-from collections import Counter
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import numpy as np
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Max, OuterRef, Subquery
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
+from django_q.models import Schedule
 
-from labeling.models import AuditEvent, FinalSource, Item, ItemStatus, Project
+from experts.availability import ExpertSnapshot, on_call
+from experts.models import Domain, Expert, Role
+from experts.ranking import Ranking, rank_experts
+from experts.selectors import on_call_rotations
+from experts.services import expert_accuracy_record
+from labeling.models import Annotation, AuditEvent, FinalSource, GoldLabel, Item, ItemStatus, Project, Review, ReviewVerdict
 from labeling.services import audit_record
 from routing import selectors
 from routing.decision_inputs import inputs_to_dict
+from routing.engine import aggregation
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest, policy_errors
 from routing.engine.types import AnnotatorReliability, Decision, Outcome, PolicyConfig, Stage
+# The assignment errors are part of this module's interface: callers catch services.AssignmentNotFound etc.
+from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
+from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, AssignmentStatus, EscalationPolicy
 from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
-from routing.models import EscalationPolicy, PolicyVersion, RoutingDecision
+from routing.models import PolicyVersion, RoutingDecision
+
+logger = logging.getLogger(__name__)
 
 OUTCOME_STATUS = {
     Outcome.ACCEPT: ItemStatus.LABELED,
@@ -245,12 +268,15 @@ def items_route(
     stage: Stage | str,
     actor: AbstractBaseUser | None = None,
     policy_version: PolicyVersion | None = None,
+    now: dt.datetime | None = None,
 ) -> RouteResult:
-    """Route the items by their project's live policy version (or the given published one), set-based.
+    """Route the items by their project's live policy version (or the given published one), set-based,
+    and create the work the decisions ask for (`_work_plan`).
 
     Per chunk of CHUNK_SIZE items a fixed number of queries loads items, predictions, annotations and
     reliabilities; the engine then runs in memory, decisions are bulk-inserted and items updated in three
-    statements.
+    statements, and assignments are cancelled and created in a few more. `now` (default: the clock) dates
+    the assignments and their SLA deadlines and is the moment expert availability is judged at.
     """
     stage = Stage(stage)
     if policy_version is not None and policy_version.is_draft:
@@ -258,7 +284,7 @@ def items_route(
     ids = sorted(set(item_ids))
     counts: Counter[str] = Counter()
     created: list[RoutingDecision] = []
-    now = timezone.now()
+    now = now or timezone.now()
     versions: dict[int, PolicyVersion] = {}
     configs: dict[int, PolicyConfig] = {}
     with transaction.atomic():
@@ -275,6 +301,7 @@ def items_route(
                 if r.item.project_id not in versions:
                     versions[r.item.project_id] = policy_for_project(r.item.project).live_version
             decisions = []
+            item_configs = []
             for r in loaded:
                 version = versions[r.item.project_id]
                 if version.id not in configs:
@@ -282,10 +309,14 @@ def items_route(
                 config = configs[version.id]
                 decision = evaluate(r.item_input, config, r.reliabilities)
                 decisions.append(_decision_row(r, decision, version, stage, actor, config))
+                item_configs.append(config)
                 _apply_in_memory(r.item, decision, now)
                 counts[decision.outcome.value] += 1
+            # Planned before the insert: expert offers store their ranking on the decision row.
+            plan = _work_plan(loaded=loaded, rows=decisions, configs=item_configs, now=now)
             created += RoutingDecision.objects.bulk_create(decisions)
             _items_update(decisions=decisions, now=now)
+            _work_apply(plan, now=now)
     return RouteResult(counts={o.value: counts[o.value] for o in Outcome}, decisions=tuple(created))
 
 
@@ -422,3 +453,1000 @@ def annotator_reliabilities_save(
             unique_fields=["project", "annotator"],
             update_fields=["classes", "confusion", "n_observations", "updated_at"],
         )
+
+
+# --- assignments: shared pieces ---------------------------------------------------------------------------
+
+DEFAULT_LEASE_MINUTES = 30
+# A claim retries this often when another claimer took the slot it picked between its read and its write.
+CLAIM_ATTEMPTS = 8
+# Reported time spent may exceed the time the server measured since the claim by this much (clock
+# granularity, the network), not more.
+TIME_SPENT_SLACK = dt.timedelta(minutes=2)
+# Gold checks: the claimer's draw comes from numpy's generator seeded with (GOLD_SEED, user id, how many
+# assignments they claimed before), so who gets a gold check when is reproducible; the item is drawn
+# among the first GOLD_CANDIDATES gold items (by id) they have not seen.
+GOLD_SEED = 8_675_309
+GOLD_CANDIDATES = 50
+REVIEW_SAMPLE_SALT = "review-sample"
+# Jobs handle at most this many assignments per run, so one run stays short; the next run takes the rest.
+JOB_BATCH = 2000
+
+ANNOTATION_ROLE = {
+    AssignmentKind.CROWD: Role.CROWD,
+    AssignmentKind.EXPERT: Role.EXPERT,
+    AssignmentKind.REVIEW: Role.REVIEWER,
+    AssignmentKind.GOLD_CHECK: Role.CROWD,
+}
+RATIONALE_KINDS = (AssignmentKind.EXPERT, AssignmentKind.REVIEW)
+# Kinds routing manages on an item; reviews and gold checks have their own lives.
+ROUTED_KINDS = (AssignmentKind.CROWD, AssignmentKind.EXPERT)
+
+
+def assignment_lease() -> dt.timedelta:
+    """settings.ASSIGNMENT_LEASE_MINUTES (default 30), read at call time so tests and deployments can change it."""
+    return dt.timedelta(minutes=float(getattr(settings, "ASSIGNMENT_LEASE_MINUTES", DEFAULT_LEASE_MINUTES)))
+
+
+def unit_hash(*parts: Any) -> float:
+    """A reproducible number in [0, 1) from `parts` (Python's hash() of a str changes per process)."""
+    digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def review_sampled(*, item_id: int, rate: float) -> bool:
+    """Whether a labeled item falls in the project's review sample: a fixed draw per item, so re-routing
+    never samples it twice and a replay samples the same items."""
+    return rate > 0 and unit_hash(REVIEW_SAMPLE_SALT, item_id) < rate
+
+
+def _live_config(project: Project, cache: dict[int, PolicyConfig] | None = None) -> PolicyConfig:
+    if cache is not None and project.pk in cache:
+        return cache[project.pk]
+    config = PolicyConfig.from_dict(policy_for_project(project).live_version.config)
+    if cache is not None:
+        cache[project.pk] = config
+    return config
+
+
+class _Roster:
+    """One snapshot of the expert roster for a batch of offers; each offer counts towards its expert's load,
+    so a batch spreads work instead of piling it on whoever ranked first."""
+
+    def __init__(self, snapshots: Iterable[ExpertSnapshot]):
+        self._by_id = {s.expert_id: s for s in snapshots}
+
+    @classmethod
+    def load(cls) -> _Roster:
+        return cls(selectors.roster_for_ranking())
+
+    @property
+    def snapshots(self) -> list[ExpertSnapshot]:
+        return list(self._by_id.values())
+
+    def rank(
+        self,
+        *,
+        item: Item,
+        now: dt.datetime,
+        due_at: dt.datetime,
+        already_labeled_by: Iterable[int] = (),
+        exclude_user_ids: Iterable[int] = (),
+    ) -> Ranking:
+        return rank_experts(
+            self._by_id.values(),
+            domain=item.domain.path if item.domain_id else "",
+            language=item.language,
+            now=now,
+            sla_deadline=due_at,
+            already_labeled_by=frozenset(already_labeled_by),
+            exclude_user_ids=frozenset(exclude_user_ids),
+        )
+
+    def took(self, expert_id: int) -> None:
+        snapshot = self._by_id[expert_id]
+        self._by_id[expert_id] = dataclasses.replace(snapshot, open_assignments=snapshot.open_assignments + 1)
+
+
+def _exclusions(item_ids: Sequence[int]) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+    """For expert offers on these items (two queries): who may not be offered one again (declined it, let
+    a lease on it expire, or holds an open slot on it), and who already labeled it."""
+    excluded: dict[int, set[int]] = defaultdict(set)
+    labeled: dict[int, set[int]] = defaultdict(set)
+    if not item_ids:
+        return excluded, labeled
+    rows = Assignment.objects.filter(item_id__in=item_ids, assignee__isnull=False).filter(
+        Q(kind=AssignmentKind.EXPERT, status__in=[AssignmentStatus.DECLINED, AssignmentStatus.EXPIRED])
+        | Q(status__in=OPEN_ASSIGNMENT_STATUSES)
+    )
+    for item_id, user_id in rows.values_list("item_id", "assignee_id"):
+        excluded[item_id].add(user_id)
+    for item_id, user_id in Annotation.objects.filter(item_id__in=item_ids).values_list("item_id", "annotator_id"):
+        labeled[item_id].add(user_id)
+    return excluded, labeled
+
+
+def _email_on_commit(messages: Mapping[int, tuple[str, str]], *, respect_preference: bool = True) -> None:
+    """Email users (user id -> (subject, body)) once the transaction commits, so a rolled-back offer sends
+    nothing. Skips users without an address, and (unless told otherwise) those who turned emails off."""
+    if not messages:
+        return
+    experts = Expert.objects.filter(user_id__in=list(messages)).select_related("user")
+    if respect_preference:
+        experts = experts.filter(email_notifications=True)
+    outbox = [(e.user.email, *messages[e.user_id]) for e in experts if e.user.email]
+
+    def send() -> None:
+        for address, subject, body in outbox:
+            try:
+                send_mail(subject, body, None, [address])
+            except Exception:
+                # A mail server outage must not undo work already committed; the queue page still shows it.
+                logger.exception("could not email %s", address)
+
+    if outbox:
+        transaction.on_commit(send)
+
+
+def _offer_emails(slots: Iterable[Assignment]) -> dict[int, tuple[str, str]]:
+    by_user: dict[int, list[Assignment]] = defaultdict(list)
+    for slot in slots:
+        if slot.assignee_id is not None and slot.kind == AssignmentKind.EXPERT and slot.status == AssignmentStatus.OFFERED:
+            by_user[slot.assignee_id].append(slot)
+    messages = {}
+    for user_id, offered in by_user.items():
+        due = min(s.due_at for s in offered if s.due_at is not None)
+        n = len(offered)
+        messages[user_id] = (
+            f"{n} new expert assignment{'s' if n != 1 else ''} for you",
+            f"You have been offered {n} item{'s' if n != 1 else ''} to label; the first is due by "
+            f"{due:%Y-%m-%d %H:%M} UTC. Open your queue in the labeling workbench to start.",
+        )
+    return messages
+
+
+# --- assignments: what routing creates --------------------------------------------------------------------
+
+
+@dataclass
+class WorkPlan:
+    """What one chunk's decisions do to assignments: slots to cancel and slots to create."""
+
+    cancel: list[int] = field(default_factory=list)
+    # (decision row, kind, assignee user id or None, due_at); the row is saved before the slots are.
+    create: list[tuple[RoutingDecision, str, int | None, dt.datetime]] = field(default_factory=list)
+
+
+def _work_plan(
+    *, loaded: Sequence[selectors.RouteInput], rows: Sequence[RoutingDecision], configs: Sequence[PolicyConfig], now
+) -> WorkPlan:
+    """Decide the work for one chunk of decisions, in a fixed number of queries:
+
+    * ACCEPT cancels the item's open crowd and expert slots, and asks a reviewer to look when an expert's
+      label was accepted or the item falls in the project's review sample (once per item);
+    * CROWD keeps `labels_requested` crowd slots open (creating the missing ones) and withdraws offered
+      expert and review slots;
+    * EXPERT withdraws offered crowd and review slots and, unless an expert slot is already open, ranks the
+      roster (one snapshot per chunk, loads counted as offers are made), stores the ranking on the decision
+      and offers the slot to the best expert, or leaves it unassigned in the experts' queue when nobody is
+      eligible. Someone who declined or let a lease on the item expire is not offered it again.
+
+    Active slots of a kind no longer wanted are left to finish: their label still counts.
+    """
+    plan = WorkPlan()
+    if not rows:
+        return plan
+    ids = [r.item.id for r in loaded]
+    open_slots: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
+    for slot_id, item_id, kind, status in Assignment.objects.filter(
+        item_id__in=ids, status__in=OPEN_ASSIGNMENT_STATUSES
+    ).values_list("id", "item_id", "kind", "status"):
+        open_slots[item_id].append((slot_id, kind, status))
+    accepted = [row.item_id for row in rows if row.outcome == Outcome.ACCEPT]
+    reviewed = set(
+        Assignment.objects.filter(item_id__in=accepted, kind=AssignmentKind.REVIEW)
+        .exclude(status=AssignmentStatus.CANCELLED)
+        .values_list("item_id", flat=True)
+    ) if accepted else set()
+    wanting_expert = [
+        row.item_id
+        for row in rows
+        if row.outcome == Outcome.EXPERT and not any(k == AssignmentKind.EXPERT for _, k, _ in open_slots[row.item_id])
+    ]
+    roster = _Roster.load() if wanting_expert else None
+    excluded, _ = _exclusions(wanting_expert)
+
+    for r, row, config in zip(loaded, rows, configs):
+        slots = open_slots[row.item_id]
+        due_at = now + dt.timedelta(hours=config.sla_hours)
+        if row.outcome == Outcome.ACCEPT:
+            plan.cancel += [slot_id for slot_id, kind, _ in slots if kind in ROUTED_KINDS]
+            wants_review = row.final_source == FinalSource.EXPERT or review_sampled(
+                item_id=row.item_id, rate=r.item.project.review_sample_rate
+            )
+            if wants_review and row.item_id not in reviewed:
+                plan.create.append((row, AssignmentKind.REVIEW, None, due_at))
+            continue
+        unwanted = (AssignmentKind.EXPERT, AssignmentKind.REVIEW) if row.outcome == Outcome.CROWD else (
+            AssignmentKind.CROWD,
+            AssignmentKind.REVIEW,
+        )
+        plan.cancel += [
+            slot_id for slot_id, kind, status in slots if kind in unwanted and status == AssignmentStatus.OFFERED
+        ]
+        if row.outcome == Outcome.CROWD:
+            have = sum(1 for _, kind, _ in slots if kind == AssignmentKind.CROWD)
+            plan.create += [(row, AssignmentKind.CROWD, None, due_at)] * max(0, row.labels_requested - have)
+        elif row.item_id in wanting_expert:
+            assert roster is not None
+            ranking = roster.rank(
+                item=r.item,
+                now=now,
+                due_at=due_at,
+                already_labeled_by={a.annotator_id for a in r.item_input.annotations},
+                exclude_user_ids=excluded[row.item_id],
+            )
+            row.expert_ranking = ranking.to_dict()
+            best = ranking.best
+            if best is not None:
+                roster.took(best.expert_id)
+            plan.create.append((row, AssignmentKind.EXPERT, best.user_id if best else None, due_at))
+    return plan
+
+
+def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
+    """Carry out a plan once its decision rows are saved: one update, one insert, offer emails on commit."""
+    if plan.cancel:
+        Assignment.objects.filter(id__in=plan.cancel, status__in=OPEN_ASSIGNMENT_STATUSES).update(
+            status=AssignmentStatus.CANCELLED, completed_at=now
+        )
+    slots = Assignment.objects.bulk_create(
+        Assignment(
+            item_id=row.item_id,
+            decision=row,
+            kind=kind,
+            assignee_id=assignee_id,
+            status=AssignmentStatus.OFFERED,
+            due_at=due_at,
+            created_at=now,
+        )
+        for row, kind, assignee_id, due_at in plan.create
+    )
+    _email_on_commit(_offer_emails(slots))
+    return slots
+
+
+def _replacements(
+    slots: Sequence[Assignment], *, now: dt.datetime, roster: _Roster | None = None
+) -> tuple[list[Assignment], dict[int, Ranking]]:
+    """Fresh slots taking over from `slots` (expired or declined, already saved as such), unsaved: the same
+    item, kind, decision and SLA deadline. Crowd and review slots return to their queue; expert slots are
+    offered to the next best expert (the ranking excludes everyone who declined the item or let it expire,
+    and whoever labeled it), or wait unassigned. Gold checks are not replaced: they were drawn for one person.
+    Returns the slots and, by old slot id, the rankings made."""
+    expert_items = [s.item_id for s in slots if s.kind == AssignmentKind.EXPERT]
+    if expert_items and roster is None:
+        roster = _Roster.load()
+    excluded, labeled = _exclusions(expert_items)
+    fresh: list[Assignment] = []
+    rankings: dict[int, Ranking] = {}
+    for old in slots:
+        if old.kind == AssignmentKind.GOLD_CHECK:
+            continue
+        assignee_id = None
+        if old.kind == AssignmentKind.EXPERT:
+            assert roster is not None
+            due_at = old.due_at or now
+            ranking = roster.rank(
+                item=old.item,
+                now=now,
+                due_at=due_at,
+                already_labeled_by=labeled[old.item_id],
+                exclude_user_ids=excluded[old.item_id] | {old.assignee_id},
+            )
+            rankings[old.pk] = ranking
+            if ranking.best is not None:
+                assignee_id = ranking.best.user_id
+                roster.took(ranking.best.expert_id)
+                # The same person is not offered two slots of one item in this batch.
+                excluded[old.item_id].add(assignee_id)
+        fresh.append(
+            Assignment(
+                item_id=old.item_id,
+                kind=old.kind,
+                decision_id=old.decision_id,
+                assignee_id=assignee_id,
+                status=AssignmentStatus.OFFERED,
+                due_at=old.due_at,
+                created_at=now,
+            )
+        )
+    return fresh, rankings
+
+
+def _ranking_summary(ranking: Ranking | None) -> dict[str, Any]:
+    if ranking is None:
+        return {}
+    best = ranking.best
+    return {
+        "offered_to": best.user_id if best else None,
+        "explanation": ranking.explanation,
+        "candidates": [c.user_id for c in ranking.candidates],
+    }
+
+
+# --- assignments: claim, submit, decline, review -----------------------------------------------------------
+
+
+def _first_free(qs) -> Assignment | None:
+    """The first row of `qs`, locked on PostgreSQL and skipping rows other claimers hold. SQLite drops the
+    clause silently; there, claims are exclusive because IMMEDIATE transactions serialise writers and the
+    compare-and-set in `_take` re-checks the row."""
+    return qs.select_for_update(skip_locked=True, of=("self",)).first()
+
+
+def _take(slot_id: int, *, user: Any, now: dt.datetime, lease_end: dt.datetime) -> bool:
+    """Compare-and-set: the slot becomes the user's active assignment only if it is still offered, to
+    nobody or to them. False when someone else got there first (or the user holds another slot of the item)."""
+    try:
+        with transaction.atomic():
+            updated = Assignment.objects.filter(
+                Q(assignee__isnull=True) | Q(assignee_id=user.pk), pk=slot_id, status=AssignmentStatus.OFFERED
+            ).update(status=AssignmentStatus.ACTIVE, assignee_id=user.pk, claimed_at=now, lease_expires_at=lease_end)
+    except IntegrityError:
+        return False
+    return updated == 1
+
+
+def _gold_check(*, user: Any, slot: Assignment, now: dt.datetime, lease_end: dt.datetime) -> Assignment | None:
+    """With probability gold_check_rate (seeded per user and claim count), a gold check in the slot's
+    project instead of the slot: an item with a gold label the user has not seen, handed out like any work."""
+    project = slot.item.project
+    config = _live_config(project)
+    if config.gold_check_rate <= 0:
+        return None
+    sequence = Assignment.objects.filter(assignee_id=user.pk, claimed_at__isnull=False).count()
+    rng = np.random.default_rng([GOLD_SEED, user.pk, sequence])
+    if rng.random() >= config.gold_check_rate:
+        return None
+    held, annotated = selectors.items_held_or_done(user=user)
+    candidates = list(
+        Item.objects.filter(project=project, gold__isnull=False)
+        .exclude(id__in=held)
+        .exclude(id__in=annotated)
+        .order_by("id")
+        .values_list("id", flat=True)[:GOLD_CANDIDATES]
+    )
+    if not candidates:
+        return None
+    return Assignment.objects.create(
+        item_id=candidates[int(rng.integers(len(candidates)))],
+        assignee_id=user.pk,
+        kind=AssignmentKind.GOLD_CHECK,
+        status=AssignmentStatus.ACTIVE,
+        claimed_at=now,
+        lease_expires_at=lease_end,
+        due_at=slot.due_at or now + dt.timedelta(hours=config.sla_hours),
+        created_at=now,
+    )
+
+
+_RETRY = object()
+
+
+def _claim_once(*, user: Any, worker: selectors.Worker | None, project: Project | None, now: dt.datetime) -> Any:
+    lease_end = now + assignment_lease()
+    slot = _first_free(selectors.offered_to(user=user, project=project))
+    if slot is None:
+        # The person's own offers come first and are never refused; the open queue respects capacity.
+        if worker is None or selectors.open_assignment_count(user=user) >= worker.capacity:
+            return None
+        slot = _first_free(
+            selectors.claimable_slots(user=user, worker=worker, project=project).select_related("item__project")
+        )
+        if slot is None:
+            return None
+        if slot.kind == AssignmentKind.CROWD and worker.role == Role.CROWD:
+            gold = _gold_check(user=user, slot=slot, now=now, lease_end=lease_end)
+            if gold is not None:
+                return gold
+    if not _take(slot.pk, user=user, now=now, lease_end=lease_end):
+        return _RETRY
+    return selectors.assignment_for_user(assignment_id=slot.pk, user=user)
+
+
+def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> Assignment | None:
+    """Claim the user's next assignment (in `project`, or any) and start its lease; None when there is none.
+
+    Order: slots offered to the user by name, soonest deadline first; then unassigned slots of their role's
+    queue they may take (selectors.claimable_slots), soonest deadline first, while they hold fewer open
+    assignments than their capacity. A crowd claim is sometimes a hidden gold check instead (_gold_check).
+    Exclusive under concurrency: PostgreSQL skips rows other claimers have locked, and on every database
+    the final write is a compare-and-set that only succeeds on a still-free slot (else: try again).
+    """
+    now = now or timezone.now()
+    worker = selectors.worker_for(user=user)
+    for _ in range(CLAIM_ATTEMPTS):
+        with transaction.atomic():
+            claimed = _claim_once(user=user, worker=worker, project=project, now=now)
+        if claimed is not _RETRY:
+            return claimed
+    return None
+
+
+def _lock_own(*, assignment_id: Any, user: Any) -> Assignment:
+    """The user's assignment, locked, after its item (the order routing locks in, so the two never deadlock)."""
+    try:
+        assignment_id = int(assignment_id)
+    except (TypeError, ValueError):
+        raise AssignmentNotFound(f"No assignment {assignment_id!r} of yours.") from None
+    item_id = (
+        Assignment.objects.filter(pk=assignment_id, assignee_id=user.pk).values_list("item_id", flat=True).first()
+    )
+    if item_id is None:
+        raise AssignmentNotFound(f"No assignment {assignment_id} of yours.")
+    list(Item.objects.select_for_update(of=("self",)).filter(pk=item_id).only("id"))
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("item__project", "item__domain")
+        .get(pk=assignment_id)
+    )
+    if assignment.assignee_id != user.pk:
+        raise AssignmentNotFound(f"No assignment {assignment_id} of yours.")
+    return assignment
+
+
+def _require_open(assignment: Assignment, now: dt.datetime) -> None:
+    if assignment.status == AssignmentStatus.ACTIVE:
+        if assignment.lease_expires_at is not None and assignment.lease_expires_at <= now:
+            raise AssignmentConflict(
+                f"The lease on assignment {assignment.pk} expired at {assignment.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC."
+            )
+        return
+    if assignment.status != AssignmentStatus.OFFERED:
+        raise AssignmentConflict(f"Assignment {assignment.pk} is {assignment.get_status_display().lower()}.")
+
+
+def _whole(value: Any) -> int | None:
+    """An int from an int or a whole-number string; None for anything else (bools included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def submission_errors(
+    *,
+    assignment: Assignment,
+    label: Any,
+    rationale: Any,
+    factors: Any,
+    confidence: Any,
+    time_spent_ms: Any,
+    now: dt.datetime,
+) -> dict[str, list[str]]:
+    """Everything wrong with a submission, by field (empty when it can be stored)."""
+    project = assignment.item.project
+    errors: dict[str, list[str]] = defaultdict(list)
+    classes = project.class_names
+    if not isinstance(label, str) or label not in classes:
+        errors["label"].append(f"{label!r} is not a class of {project.slug}; use one of: {', '.join(classes)}.")
+    if not isinstance(rationale, str):
+        errors["rationale"].append("Give the rationale as text.")
+    elif not rationale.strip() and (assignment.kind in RATIONALE_KINDS or project.rationale_required):
+        errors["rationale"].append("A rationale is required for this item: say briefly why this label.")
+    if not isinstance(factors, (list, tuple)) or not all(isinstance(f, str) for f in factors):
+        errors["factors"].append("Give the decision factors as a list of names.")
+    else:
+        unknown = [f for f in factors if f not in (project.decision_factors or ())]
+        if unknown:
+            allowed = ", ".join(project.decision_factors or ()) or "none"
+            errors["factors"].append(f"Unknown decision factor(s) {', '.join(map(repr, unknown))}; allowed: {allowed}.")
+    if confidence is not None and confidence != "":
+        value = _whole(confidence)
+        if value is None or not 1 <= value <= 5:
+            errors["confidence"].append(f"Confidence is a whole number from 1 to 5, not {confidence!r}.")
+    if time_spent_ms is not None and time_spent_ms != "":
+        value = _whole(time_spent_ms)
+        started = assignment.claimed_at or assignment.created_at
+        cap_ms = int(((now - started) + TIME_SPENT_SLACK) / dt.timedelta(milliseconds=1))
+        if value is None or value < 0:
+            errors["time_spent_ms"].append(f"Time spent is a whole number of milliseconds >= 0, not {time_spent_ms!r}.")
+        elif value > cap_ms:
+            errors["time_spent_ms"].append(
+                f"Time spent {value} ms is more than the {cap_ms} ms since the assignment was claimed."
+            )
+    return dict(errors)
+
+
+def assignment_submit(
+    *,
+    assignment_id: int,
+    user: Any,
+    label: str,
+    rationale: str = "",
+    factors: Sequence[str] = (),
+    confidence: int | None = None,
+    time_spent_ms: int | None = None,
+    unsure: bool = False,
+    started_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> Annotation:
+    """Record the user's label for their assignment, complete it, and route the item again at once.
+
+    Raises AssignmentNotFound (not theirs, or no such id), AssignmentConflict (expired, completed, declined,
+    cancelled, or the lease ran out), AssignmentInvalid (errors by field); nothing changes then. The
+    annotation's role follows the kind (a gold check is crowd work). A gold check does not re-route its
+    item: it only measures the annotator (accuracy_refresh reads it). The returned annotation's `item`
+    shows the item as routing left it.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        assignment = _lock_own(assignment_id=assignment_id, user=user)
+        _require_open(assignment, now)
+        rationale = "" if rationale is None else rationale
+        factors = [] if factors is None else factors
+        errors = submission_errors(
+            assignment=assignment,
+            label=label,
+            rationale=rationale,
+            factors=factors,
+            confidence=confidence,
+            time_spent_ms=time_spent_ms,
+            now=now,
+        )
+        if errors:
+            raise AssignmentInvalid(errors)
+        item = assignment.item
+        claimed_at = assignment.claimed_at or now
+        annotation = Annotation.objects.create(
+            item=item,
+            annotator_id=user.pk,
+            label=label,
+            rationale=rationale.strip(),
+            factors=list(factors),
+            confidence=_whole(confidence) if confidence not in (None, "") else None,
+            unsure=bool(unsure),
+            time_spent_ms=_whole(time_spent_ms) if time_spent_ms not in (None, "") else None,
+            started_at=started_at or claimed_at,
+            submitted_at=now,
+            role=ANNOTATION_ROLE[AssignmentKind(assignment.kind)],
+        )
+        Assignment.objects.filter(pk=assignment.pk).update(
+            status=AssignmentStatus.COMPLETED, annotation=annotation, claimed_at=claimed_at, completed_at=now
+        )
+        if assignment.kind != AssignmentKind.GOLD_CHECK:
+            routed = items_route(item_ids=[item.pk], stage=Stage.ANNOTATION, actor=user, now=now)
+            annotation.item = routed.decisions[0].item
+    return annotation
+
+
+def assignment_decline(*, assignment_id: int, user: Any, reason: str, now: dt.datetime | None = None) -> Assignment:
+    """Hand an open assignment back, saying why: an expert slot goes to the next best expert (or waits in
+    the experts' queue), a crowd or review slot returns to its queue, a gold check simply ends. Audited."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        assignment = _lock_own(assignment_id=assignment_id, user=user)
+        if assignment.status not in OPEN_ASSIGNMENT_STATUSES:
+            raise AssignmentConflict(f"Assignment {assignment.pk} is {assignment.get_status_display().lower()}.")
+        reason = (reason or "").strip() if isinstance(reason, str) else ""
+        if not reason:
+            raise AssignmentInvalid({"reason": ["Say why you decline (e.g. outside my expertise)."]})
+        assignment.status = AssignmentStatus.DECLINED
+        assignment.decline_reason = reason
+        assignment.completed_at = now
+        assignment.save(update_fields=["status", "decline_reason", "completed_at"])
+        fresh, rankings = _replacements([assignment], now=now)
+        fresh = Assignment.objects.bulk_create(fresh)
+        audit_record(
+            actor=user,
+            action="assignment.decline",
+            obj_type="routing.Assignment",
+            obj_id=assignment.pk,
+            data={
+                "item_id": assignment.item_id,
+                "kind": assignment.kind,
+                "reason": reason,
+                "replacement_id": fresh[0].pk if fresh else None,
+                **_ranking_summary(rankings.get(assignment.pk)),
+            },
+        )
+        _email_on_commit(_offer_emails(fresh))
+    return assignment
+
+
+def review_submit(
+    *,
+    assignment_id: int,
+    user: Any,
+    verdict: str,
+    label: str = "",
+    reason: str = "",
+    now: dt.datetime | None = None,
+) -> Review:
+    """A reviewer's verdict on an item's final label: "agree" keeps it, "override" replaces it (label and
+    reason required) through item_final_label_override, which audits the change. Completes the review."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        assignment = _lock_own(assignment_id=assignment_id, user=user)
+        _require_open(assignment, now)
+        if assignment.kind != AssignmentKind.REVIEW:
+            raise AssignmentInvalid({"verdict": [f"Assignment {assignment.pk} is not a review."]})
+        item = assignment.item
+        if not item.final_label:
+            raise AssignmentConflict(f"Item {item.external_id} has no final label to review any more.")
+        errors: dict[str, list[str]] = defaultdict(list)
+        reason = (reason or "").strip()
+        label = (label or "").strip()
+        if verdict not in ReviewVerdict.values:
+            errors["verdict"].append(f"Verdict is one of: {', '.join(ReviewVerdict.values)}; not {verdict!r}.")
+        elif verdict == ReviewVerdict.OVERRIDE:
+            classes = item.project.class_names
+            if label not in classes:
+                errors["label"].append(f"{label!r} is not a class of {item.project.slug}; use one of: {', '.join(classes)}.")
+            elif label == item.final_label:
+                errors["label"].append(f"{label!r} is the current label; to keep it, agree instead.")
+            if not reason:
+                errors["reason"].append("Say why the label is wrong.")
+        if errors:
+            raise AssignmentInvalid(dict(errors))
+        previous = item.final_label
+        if verdict == ReviewVerdict.OVERRIDE:
+            item_final_label_override(item=item, label=label, actor=user, reason=reason)
+        review = Review.objects.create(
+            item=item,
+            reviewer_id=user.pk,
+            verdict=verdict,
+            previous_label=previous,
+            label=label if verdict == ReviewVerdict.OVERRIDE else previous,
+            reason=reason,
+        )
+        Assignment.objects.filter(pk=assignment.pk).update(
+            status=AssignmentStatus.COMPLETED, claimed_at=assignment.claimed_at or now, completed_at=now
+        )
+    return review
+
+
+# --- assignments: scheduled jobs ---------------------------------------------------------------------------
+
+
+def assignments_expire(*, now: dt.datetime | None = None) -> int:
+    """Active assignments whose lease has run out become expired, and a fresh slot takes each one's place
+    (`_replacements`: crowd and review slots return to their queue, expert slots go to the next best expert).
+    Returns how many expired. Submitting an expired assignment answers 409."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        stale = list(
+            Assignment.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(status=AssignmentStatus.ACTIVE, lease_expires_at__lte=now)
+            .select_related("item__domain")
+            .order_by("lease_expires_at", "id")[:JOB_BATCH]
+        )
+        if not stale:
+            return 0
+        ids = [s.pk for s in stale]
+        Assignment.objects.filter(id__in=ids, status=AssignmentStatus.ACTIVE).update(
+            status=AssignmentStatus.EXPIRED, completed_at=now
+        )
+        fresh, rankings = _replacements(stale, now=now)
+        fresh = Assignment.objects.bulk_create(fresh)
+        AuditEvent.objects.bulk_create(
+            AuditEvent(
+                action="assignment.expire",
+                object_type="routing.Assignment",
+                object_id=str(s.pk),
+                data={
+                    "item_id": s.item_id,
+                    "kind": s.kind,
+                    "assignee_id": s.assignee_id,
+                    "lease_expires_at": s.lease_expires_at.isoformat(),
+                    **_ranking_summary(rankings.get(s.pk)),
+                },
+            )
+            for s in stale
+        )
+        _email_on_commit(_offer_emails(fresh))
+    return len(stale)
+
+
+def _on_call_user_ids(domain_paths: Iterable[str], *, now: dt.datetime) -> dict[str, tuple[int, str] | None]:
+    """domain path -> (user id, rotation name) of whoever is on call for it now: the most specific
+    rotation covering the domain that has someone on call; None when no rotation does."""
+    found: dict[str, tuple[int, str] | None] = {}
+    expert_ids: dict[str, tuple[int, str]] = {}
+    for path in set(domain_paths):
+        found[path] = None
+        for rotation in on_call_rotations(path):
+            expert_id = on_call(rotation, now)
+            if expert_id is not None:
+                expert_ids[path] = (expert_id, rotation.name)
+                break
+    users = dict(Expert.objects.filter(id__in=[e for e, _ in expert_ids.values()]).values_list("id", "user_id"))
+    for path, (expert_id, rotation) in expert_ids.items():
+        found[path] = (users[expert_id], rotation)
+    return found
+
+
+def sla_breaches_handle(*, now: dt.datetime | None = None) -> int:
+    """Expert slots still open past their SLA deadline (offered, active, or waiting unassigned) go to the
+    on-call expert of the item's domain: the old slot is cancelled, a new one is offered to them with the same
+    deadline, they are emailed (on-call duty overrides their email preference), and the move is audited.
+    Slots already with the on-call expert, or whose on-call expert labeled or holds the item, stay. Returns
+    how many were reassigned."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        breached = list(
+            Assignment.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(kind=AssignmentKind.EXPERT, status__in=OPEN_ASSIGNMENT_STATUSES, due_at__lte=now)
+            .select_related("item__domain")
+            .order_by("due_at", "id")[:JOB_BATCH]
+        )
+        if not breached:
+            return 0
+        on_call_by_domain = _on_call_user_ids(
+            (s.item.domain.path if s.item.domain_id else "" for s in breached), now=now
+        )
+        excluded, labeled = _exclusions([s.item_id for s in breached])
+        moved: list[tuple[Assignment, Assignment, str]] = []
+        for slot in breached:
+            target = on_call_by_domain[slot.item.domain.path if slot.item.domain_id else ""]
+            if target is None:
+                continue
+            user_id, rotation = target
+            if user_id == slot.assignee_id or user_id in excluded[slot.item_id] | labeled[slot.item_id]:
+                continue
+            excluded[slot.item_id].add(user_id)
+            fresh = Assignment(
+                item_id=slot.item_id,
+                kind=AssignmentKind.EXPERT,
+                decision_id=slot.decision_id,
+                assignee_id=user_id,
+                status=AssignmentStatus.OFFERED,
+                due_at=slot.due_at,
+                created_at=now,
+            )
+            moved.append((slot, fresh, rotation))
+        if not moved:
+            return 0
+        Assignment.objects.filter(id__in=[old.pk for old, _, _ in moved]).update(
+            status=AssignmentStatus.CANCELLED, completed_at=now
+        )
+        Assignment.objects.bulk_create([fresh for _, fresh, _ in moved])
+        AuditEvent.objects.bulk_create(
+            AuditEvent(
+                action="assignment.sla_breach",
+                object_type="routing.Assignment",
+                object_id=str(old.pk),
+                data={
+                    "item_id": old.item_id,
+                    "due_at": old.due_at.isoformat(),
+                    "previous_assignee_id": old.assignee_id,
+                    "previous_status": old.status,
+                    "on_call_user_id": fresh.assignee_id,
+                    "rotation": rotation,
+                    "replacement_id": fresh.pk,
+                },
+            )
+            for old, fresh, rotation in moved
+        )
+        by_user: dict[int, int] = Counter(fresh.assignee_id for _, fresh, _ in moved)
+        _email_on_commit(
+            {
+                user_id: (
+                    f"On call: {n} overdue expert assignment{'s' if n != 1 else ''}",
+                    f"{n} escalated item{'s' if n != 1 else ''} passed {'their' if n != 1 else 'its'} SLA deadline "
+                    "and were reassigned to you as the on-call expert. Open your queue in the labeling workbench.",
+                )
+                for user_id, n in by_user.items()
+            },
+            respect_preference=False,
+        )
+    return len(moved)
+
+
+def waiting_assign(*, now: dt.datetime | None = None) -> int:
+    """Offer unassigned expert slots, soonest deadline first, each to the best-ranked qualified expert who
+    is on shift right now and below capacity (one roster snapshot; loads counted as offers are made).
+    Returns how many were offered."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        waiting = list(
+            Assignment.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(kind=AssignmentKind.EXPERT, status=AssignmentStatus.OFFERED, assignee__isnull=True)
+            .select_related("item__domain")
+            .order_by("due_at", "id")[:JOB_BATCH]
+        )
+        if not waiting:
+            return 0
+        roster = _Roster.load()
+        excluded, labeled = _exclusions([s.item_id for s in waiting])
+        offered: list[Assignment] = []
+        events: list[AuditEvent] = []
+        for slot in waiting:
+            ranking = roster.rank(
+                item=slot.item,
+                now=now,
+                due_at=slot.due_at or now,
+                already_labeled_by=labeled[slot.item_id],
+                exclude_user_ids=excluded[slot.item_id],
+            )
+            on_shift = [c for c in ranking.candidates if c.components.wait_hours == 0]
+            if not on_shift:
+                continue
+            best = on_shift[0]
+            updated = Assignment.objects.filter(
+                pk=slot.pk, status=AssignmentStatus.OFFERED, assignee__isnull=True
+            ).update(assignee_id=best.user_id)
+            if updated != 1:
+                continue
+            roster.took(best.expert_id)
+            excluded[slot.item_id].add(best.user_id)
+            slot.assignee_id = best.user_id
+            offered.append(slot)
+            events.append(
+                AuditEvent(
+                    action="assignment.offer",
+                    object_type="routing.Assignment",
+                    object_id=str(slot.pk),
+                    data={"item_id": slot.item_id, **_ranking_summary(ranking), "offered_to": best.user_id},
+                )
+            )
+        AuditEvent.objects.bulk_create(events)
+        _email_on_commit(_offer_emails(offered))
+    return len(offered)
+
+
+@dataclass(frozen=True)
+class AccuracyRefreshResult:
+    accuracy_rows: int
+    reliabilities: Mapping[str, int]  # project slug -> annotators estimated
+
+
+def _accuracy_counts(*, now: dt.datetime) -> dict[tuple[int, int | None], dict[str, int]]:
+    """(user id, domain id or None for overall) -> gold and agreement counts over annotations submitted up
+    to `now`, by SQL aggregation.
+
+    gold: annotations on items with a gold label, correct when the label equals it.
+    agreement: annotations on items with a final label and no gold label, correct when equal to the final
+    label, leaving out expert and reviewer annotations on items whose final label came from an expert: there
+    the annotation usually *is* the final label, and agreeing with oneself measures nothing.
+    """
+    counts: dict[tuple[int, int | None], dict[str, int]] = defaultdict(
+        lambda: {"gold_correct": 0, "gold_total": 0, "agreement_correct": 0, "agreement_total": 0}
+    )
+    on_roster = Annotation.objects.filter(annotator__expert__isnull=False, submitted_at__lte=now)
+    gold = (
+        on_roster.filter(item__gold__isnull=False)
+        .values("annotator_id", "item__domain_id")
+        .annotate(total=Count("id"), correct=Count("id", filter=Q(label=F("item__gold__label"))))
+        .order_by()
+    )
+    agreement = (
+        on_roster.filter(item__gold__isnull=True)
+        .exclude(item__final_label="")
+        .exclude(role__in=[Role.EXPERT, Role.REVIEWER], item__final_source=FinalSource.EXPERT)
+        .values("annotator_id", "item__domain_id")
+        .annotate(total=Count("id"), correct=Count("id", filter=Q(label=F("item__final_label"))))
+        .order_by()
+    )
+    for kind, rows in (("gold", gold), ("agreement", agreement)):
+        for row in rows:
+            user_id, domain_id = row["annotator_id"], row["item__domain_id"]
+            # Every annotation counts overall; those on items with a domain also count in that domain.
+            for key in [(user_id, None)] + ([(user_id, domain_id)] if domain_id is not None else []):
+                counts[key][f"{kind}_total"] += row["total"]
+                counts[key][f"{kind}_correct"] += row["correct"]
+    return counts
+
+
+def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> list[AnnotatorReliability]:
+    """Dawid-Skene over the project's annotations submitted up to `now`, with its gold labels clamped and each annotator's
+    confusion shrunk towards the policy's prior for their role (crowd or expert), as compact int arrays."""
+    classes = project.class_names
+    k = len(classes)
+    if k < 2:
+        return []
+    class_index = {name: i for i, name in enumerate(classes)}
+    config = _live_config(project)
+    rows = [
+        (item_id, annotator_id, class_index[label], role)
+        for item_id, annotator_id, label, role in Annotation.objects.filter(item__project=project, submitted_at__lte=now)
+        .order_by()
+        .values_list("item_id", "annotator_id", "label", "role")
+        .iterator(chunk_size=10_000)
+        if label in class_index
+    ]
+    if not rows:
+        return []
+    item_ids = np.array(sorted({r[0] for r in rows}), dtype=np.int64)
+    annotator_ids = np.array(sorted({r[1] for r in rows}), dtype=np.int64)
+    table = np.array([r[:3] for r in rows], dtype=np.int64)
+    labels = np.column_stack(
+        [np.searchsorted(item_ids, table[:, 0]), np.searchsorted(annotator_ids, table[:, 1]), table[:, 2]]
+    )
+    gold = {
+        int(np.searchsorted(item_ids, item_id)): class_index[label]
+        for item_id, label in GoldLabel.objects.filter(item_id__in=item_ids.tolist()).values_list("item_id", "label")
+        if label in class_index
+    }
+    roles: dict[int, str] = {}
+    for _, annotator_id, _, role in rows:
+        # An annotator who ever labeled as an expert or reviewer is judged against the expert prior.
+        if roles.get(annotator_id) not in aggregation.EXPERT_ROLES:
+            roles[annotator_id] = role
+    prior_counts = np.stack(
+        [
+            aggregation.DEFAULT_PRIOR_STRENGTH
+            * aggregation.default_confusion(
+                k,
+                aggregation.prior_accuracy(
+                    roles[int(a)],
+                    crowd_accuracy=config.crowd_prior_accuracy,
+                    expert_accuracy=config.expert_prior_accuracy,
+                ),
+            )
+            for a in annotator_ids
+        ]
+    )
+    _, confusions = aggregation.dawid_skene(
+        k, labels, len(item_ids), len(annotator_ids), gold=gold, prior_counts=prior_counts
+    )
+    n_labels = np.bincount(labels[:, 1], minlength=len(annotator_ids))
+    return [
+        aggregation.as_reliability(int(a), confusions[i], float(n_labels[i])) for i, a in enumerate(annotator_ids)
+    ]
+
+
+def accuracy_refresh(*, now: dt.datetime | None = None) -> AccuracyRefreshResult:
+    """Re-measure people: per roster member and domain (and overall) gold and agreement counts stored with
+    experts.services.expert_accuracy_record (ranking reads them), and per project the annotators' confusion
+    matrices by Dawid-Skene saved with annotator_reliabilities_save (routing reads them). Only annotations
+    submitted up to `now` count."""
+    now = now or timezone.now()
+    counts = _accuracy_counts(now=now)
+    experts = dict(Expert.objects.filter(user_id__in={u for u, _ in counts}).values_list("user_id", "id"))
+    expert_rows = {e.pk: e for e in Expert.objects.filter(id__in=experts.values())}
+    domains = {d.pk: d for d in Domain.objects.filter(id__in={d for _, d in counts if d is not None})}
+    written = 0
+    for (user_id, domain_id), figures in sorted(counts.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        expert_accuracy_record(
+            expert=expert_rows[experts[user_id]],
+            domain=domains[domain_id] if domain_id is not None else None,
+            **figures,
+        )
+        written += 1
+    estimated: dict[str, int] = {}
+    for project in Project.objects.filter(items__annotations__isnull=False).distinct().order_by("id"):
+        reliabilities = project_reliabilities_estimate(project=project, now=now)
+        if reliabilities:
+            annotator_reliabilities_save(project=project, reliabilities=reliabilities)
+        estimated[project.slug] = len(reliabilities)
+    return AccuracyRefreshResult(accuracy_rows=written, reliabilities=estimated)
+
+
+# Dotted task path -> (schedule type, minutes for the MINUTES type); see routing/tasks.py.
+SCHEDULES: Mapping[str, tuple[str, int | None]] = {
+    "routing.tasks.assignments_expire": (Schedule.MINUTES, 1),
+    "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5),
+    "routing.tasks.waiting_assign": (Schedule.MINUTES, 5),
+    "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None),
+}
+
+
+def schedules_ensure() -> list[Schedule]:
+    """Create or update the django-q schedules of the assignment jobs (named after their task), so every
+    deployment runs them; idempotent."""
+    schedules = []
+    with transaction.atomic():
+        for func, (schedule_type, minutes) in SCHEDULES.items():
+            schedule, _ = Schedule.objects.update_or_create(
+                name=func.rsplit(".", 1)[1],
+                defaults={"func": func, "schedule_type": schedule_type, "minutes": minutes, "repeats": -1},
+            )
+            schedules.append(schedule)
+    return schedules

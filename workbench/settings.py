@@ -1,7 +1,7 @@
 """Settings, read from the environment so one codebase runs the SQLite demo and PostgreSQL at scale.
 
 Environment: DATABASE_URL, SECRET_KEY, DEBUG, ALLOWED_HOSTS, EMAIL_BACKEND, INGEST_MAX_BYTES,
-INGEST_MAX_ROWS, Q_WORKERS.
+INGEST_MAX_ROWS, Q_WORKERS, ASSIGNMENT_LEASE_MINUTES.
 """
 import os
 from pathlib import Path
@@ -127,7 +127,11 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "workbench@localhos
 INGEST_MAX_BYTES = int(os.environ.get("INGEST_MAX_BYTES", str(50 * 1024 * 1024)))
 INGEST_MAX_ROWS = int(os.environ.get("INGEST_MAX_ROWS", "10000"))
 DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BYTES
+
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# How long a claimed assignment stays with its claimer before the expiry job hands it to someone else.
+ASSIGNMENT_LEASE_MINUTES = float(os.environ.get("ASSIGNMENT_LEASE_MINUTES", "30"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
