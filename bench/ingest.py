@@ -37,7 +37,7 @@ import django  # noqa: E402
 django.setup()
 
 from django.core.management import call_command  # noqa: E402
-from django.db import connection, transaction  # noqa: E402
+from django.db import DatabaseError, connection, transaction  # noqa: E402
 
 from django.utils import timezone  # noqa: E402
 
@@ -181,7 +181,10 @@ def main() -> None:
         if not args.keep:
             with receivers_disconnected(items_ingested):
                 for project in projects:
-                    project.delete()
+                    try:
+                        project.delete()
+                    except DatabaseError as exc:
+                        print(f"could not delete benchmark project {project.slug}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -265,6 +265,13 @@ class TestItemList:
         assert ids(f"labeled_before={cutoff}") == []
         assert api.get(ITEMS + "?status=nonsense").status_code == 400
 
+    def test_a_page_costs_the_same_queries_whatever_its_size(self, api, project, django_assert_max_num_queries):
+        seed(project)
+        services.items_ingest(project=project, rows=[row(f"x{n}", gold="cat", annotations=[
+            {"annotator": f"u{n}", "label": "dog"}]) for n in range(30)])
+        with django_assert_max_num_queries(8):
+            assert len(api.get(ITEMS + "?page_size=50").json()["results"]) == 35
+
     def test_detail_has_predictions_annotations_and_gold(self, api, project):
         seed(project)
         body = api.get(ITEMS + "c/").json()
