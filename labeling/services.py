@@ -457,6 +457,8 @@ def items_import_stream(*, project: Project, stream: TextIO, fmt: str, actor: An
     total = IngestResult(created=0, updated=0, predictions_added=0, item_ids=())
     done = 0
     rows = enumerate(read_rows(stream, fmt))
+    if on_progress is not None:
+        on_progress("import", 0)
     for batch in _batched(rows, batch_size):
         item_rows = []
         for index, row in batch:

@@ -199,7 +199,7 @@ class TestImportStream:
         )
         assert result.created == 5 and Item.objects.count() == 5
         assert ("validate", 5) in progress
-        assert [d for s, d in progress if s == "import"] == [2, 4, 5]
+        assert [d for s, d in progress if s == "import"] == [0, 2, 4, 5]
         assert AuditEvent.objects.filter(action="items.ingest").count() == 3
 
     def test_a_bad_row_anywhere_stops_the_import_before_any_batch(self, project):

@@ -58,6 +58,8 @@ class Command(BaseCommand):
 
         def on_progress(stage: str, done: int) -> None:
             if stage not in bars:
+                if stage == "import" and "validate" in bars:
+                    bars["validate"].close()
                 total = counts.get("rows") if stage == "import" else None
                 bars[stage] = tqdm(total=total, desc=labels[stage], unit=" rows", file=_RawStream(self.stderr),
                                    disable=no_progress, dynamic_ncols=True)
