@@ -23,7 +23,7 @@ from routing import selectors, services
 from routing.engine.policy import policy_errors
 from routing.engine.rules import OPERATORS, validate_rule
 from routing.engine.types import FeatureRule, PolicyConfig
-from routing.models import EscalationPolicy, PolicyVersion, RoutedItem, RoutingDecision
+from routing.models import Assignment, EscalationPolicy, PolicyVersion, RoutedItem, RoutingDecision
 
 PREVIEW_LAST_N = 1000
 JSON_FIELDS = ("triggers", "feature_rules")
@@ -368,6 +368,7 @@ class RoutingDecisionAdmin(_ReadOnlyAdmin):
         "signals_json",
         "inputs_json",
         "inputs_digest",
+        "expert_ranking_text",
         "actor",
         "created_at",
     )
@@ -392,6 +393,37 @@ class RoutingDecisionAdmin(_ReadOnlyAdmin):
     @admin.display(description="inputs")
     def inputs_json(self, obj: RoutingDecision) -> str:
         return format_html("<pre>{}</pre>", json.dumps(obj.inputs, indent=2))
+
+    @admin.display(description="expert ranking")
+    def expert_ranking_text(self, obj: RoutingDecision) -> str:
+        return (obj.expert_ranking or {}).get("explanation", "—")
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(_ReadOnlyAdmin):
+    """Assignments change only through the services (claim, submit, decline, jobs): read-only here."""
+
+    list_display = ("id", "item", "kind", "status", "assignee", "due_at", "lease_expires_at", "created_at")
+    list_filter = ("status", "kind", "item__project")
+    # Each row prints the item (with its project's slug) and the assignee.
+    list_select_related = ("item__project", "assignee")
+    search_fields = ("item__external_id", "assignee__username")
+    date_hierarchy = "created_at"
+    fields = (
+        "item",
+        "kind",
+        "status",
+        "assignee",
+        "decision",
+        "annotation",
+        "due_at",
+        "lease_expires_at",
+        "created_at",
+        "claimed_at",
+        "completed_at",
+        "decline_reason",
+    )
+    readonly_fields = fields
 
 
 @admin.register(RoutedItem)
