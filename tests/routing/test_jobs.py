@@ -1,0 +1,228 @@
+"""Scheduled assignment jobs: lease expiry, SLA breaches, the waiting queue, accuracy refresh, schedules."""
+
+import datetime as dt
+import io
+
+import numpy as np
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.db.models import Q
+from django.utils import timezone
+from django_q.conf import Conf
+from django_q.models import Schedule, Success
+from django_q.scheduler import scheduler
+
+from experts.models import Domain, ExpertAccuracy, Role
+from experts.services import on_call_rotation_create
+from labeling.models import AuditEvent
+from routing import selectors, services
+from routing.engine.types import PolicyConfig
+from routing.models import AnnotatorReliability, Assignment, AssignmentKind, AssignmentStatus
+from tests.routing.assignment_helpers import CONFIDENT, ESCALATE_UNSURE, MIDDLING, NOW, UNSURE, ingest_at, person, project, row
+
+pytestmark = pytest.mark.django_db
+ROUTING = Q(func__startswith="routing.tasks.")
+LATER = NOW + dt.timedelta(minutes=5)
+OPEN = [AssignmentStatus.OFFERED, AssignmentStatus.ACTIVE]
+
+
+def open_slots(item_id):
+    return list(Assignment.objects.filter(item_id=item_id, status__in=OPEN).order_by("id"))
+
+
+class TestLeaseExpiry:
+    def test_an_expired_crowd_lease_returns_the_item_to_the_queue_and_submitting_it_conflicts(self, settings):
+        settings.ASSIGNMENT_LEASE_MINUTES = 10
+        crowd, other = person(Role.CROWD), person(Role.CROWD)
+        proj = project(policy=PolicyConfig(crowd_overlap=1, gold_check_rate=0))
+        [item_id] = ingest_at(proj, [row("a", MIDDLING)])
+        claimed = services.assignment_claim_next(user=crowd, project=proj, now=NOW)
+        assert services.assignments_expire(now=NOW + dt.timedelta(minutes=9)) == 0
+        # Past the lease the person may no longer submit, even before the job has run.
+        with pytest.raises(services.AssignmentConflict):
+            services.assignment_submit(
+                assignment_id=claimed.pk, user=crowd, label="cat", now=NOW + dt.timedelta(minutes=10)
+            )
+        assert services.assignments_expire(now=NOW + dt.timedelta(minutes=11)) == 1
+        claimed.refresh_from_db()
+        assert claimed.status == AssignmentStatus.EXPIRED
+        [fresh] = open_slots(item_id)
+        assert (fresh.kind, fresh.assignee_id, fresh.due_at) == ("crowd", None, claimed.due_at)
+        assert services.assignment_claim_next(user=other, project=proj, now=NOW + dt.timedelta(minutes=12)) == fresh
+        assert AuditEvent.objects.filter(action="assignment.expire", object_id=str(claimed.pk)).exists()
+
+    def test_an_expired_expert_lease_is_offered_to_the_next_best_expert(self, settings):
+        settings.ASSIGNMENT_LEASE_MINUTES = 30
+        ada = person(Role.EXPERT, name="ada", expertise={"pets": 5})
+        bob = person(Role.EXPERT, name="bob", expertise={"pets": 2})
+        proj = project(policy=ESCALATE_UNSURE)
+        [item_id] = ingest_at(proj, [row("a", UNSURE)])
+        claimed = services.assignment_claim_next(user=ada, project=proj, now=NOW)
+        assert claimed.assignee_id == ada.pk
+        assert services.assignments_expire(now=NOW + dt.timedelta(hours=1)) == 1
+        [fresh] = open_slots(item_id)
+        assert (fresh.kind, fresh.assignee_id, fresh.status) == ("expert", bob.pk, "offered")
+
+    def test_an_expired_gold_check_is_not_handed_out_again(self, settings):
+        proj = project(policy=PolicyConfig(gold_check_rate=1.0))
+        crowd = person(Role.CROWD)
+        [gold_item] = ingest_at(proj, [row("g", CONFIDENT, gold="cat")])
+        ingest_at(proj, [row("w", MIDDLING)])
+        claimed = services.assignment_claim_next(user=crowd, project=proj, now=NOW)
+        assert claimed.kind == AssignmentKind.GOLD_CHECK
+        assert services.assignments_expire(now=NOW + dt.timedelta(days=1)) == 1
+        assert open_slots(gold_item) == []
+
+
+class TestSlaBreaches:
+    def test_breached_expert_slots_go_to_the_on_call_expert_who_is_emailed(self, django_capture_on_commit_callbacks):
+        ada = person(Role.EXPERT, name="ada", expertise={"pets": 5}, capacity=1)
+        bob = person(Role.EXPERT, name="bob", expertise={"pets": 2})
+        proj = project(policy=ESCALATE_UNSURE)
+        [offered, _] = ingest_at(proj, [row("a", UNSURE), row("b", UNSURE)])
+        # ada has capacity 1, so bob got the second; make the rotation put bob on call.
+        on_call_rotation_create(
+            domain=Domain.objects.get(path="pets"),
+            name="Pets on call",
+            starts_on=NOW.date(),
+            members=[bob.expert, ada.expert],
+        )
+        assert open_slots(offered)[0].assignee_id == ada.pk
+        due = open_slots(offered)[0].due_at
+        assert services.sla_breaches_handle(now=due - dt.timedelta(minutes=1)) == 0
+        with django_capture_on_commit_callbacks(execute=True):
+            moved = services.sla_breaches_handle(now=due + dt.timedelta(minutes=1))
+        # bob already holds the second item, so only ada's is moved.
+        assert moved == 1
+        [fresh] = open_slots(offered)
+        assert (fresh.assignee_id, fresh.status, fresh.due_at) == (bob.pk, "offered", due)
+        assert Assignment.objects.get(item_id=offered, assignee=ada).status == AssignmentStatus.CANCELLED
+        assert [m.to for m in mail.outbox] == [[bob.email]]
+        assert "On call" in mail.outbox[0].subject
+        event = AuditEvent.objects.get(action="assignment.sla_breach")
+        assert event.data["previous_assignee_id"] == ada.pk and event.data["on_call_user_id"] == bob.pk
+        assert event.data["rotation"] == "Pets on call"
+        # Nothing more to do on the next run.
+        assert services.sla_breaches_handle(now=due + dt.timedelta(minutes=6)) == 0
+
+    def test_without_a_rotation_nothing_moves(self):
+        person(Role.EXPERT, name="ada")
+        proj = project(policy=ESCALATE_UNSURE)
+        ingest_at(proj, [row("a", UNSURE)])
+        assert services.sla_breaches_handle(now=NOW + dt.timedelta(days=2)) == 0
+
+
+class TestWaitingQueue:
+    def test_a_waiting_slot_is_offered_once_a_qualified_expert_comes_on_shift(self):
+        monday_morning = NOW.replace(hour=6)
+        day = person(
+            Role.EXPERT,
+            name="day",
+            time_zone="UTC",
+            shifts=[(0, dt.time(9), dt.time(17))],
+        )
+        proj = project(policy=PolicyConfig(triggers=ESCALATE_UNSURE.triggers, sla_hours=1, gold_check_rate=0))
+        [item_id] = ingest_at(proj, [row("a", UNSURE)], now=monday_morning)
+        [slot] = open_slots(item_id)
+        # Off shift until 09:00, after the 07:00 deadline: nobody eligible, the slot waits.
+        assert slot.assignee_id is None
+        assert services.waiting_assign(now=monday_morning.replace(hour=8)) == 0
+        assert services.waiting_assign(now=monday_morning.replace(hour=9, minute=30)) == 1
+        slot.refresh_from_db()
+        assert (slot.assignee_id, slot.status) == (day.pk, AssignmentStatus.OFFERED)
+        event = AuditEvent.objects.get(action="assignment.offer", object_id=str(slot.pk))
+        assert event.data["explanation"].startswith("picked day")
+        assert services.waiting_assign(now=monday_morning.replace(hour=10)) == 0
+
+
+class TestAccuracyRefresh:
+    def test_gold_checks_and_agreement_become_accuracy_and_reliabilities(self):
+        proj = project(policy=PolicyConfig(gold_check_rate=1.0, crowd_overlap=1))
+        good, bad = person(Role.CROWD, name="good"), person(Role.CROWD, name="bad")
+        ingest_at(proj, [row(f"g{i}", CONFIDENT, gold="dog") for i in range(4)])
+        ingest_at(proj, [row("w", MIDDLING)])
+        for user, label in ((good, "dog"), (bad, "bird")):
+            for _ in range(4):
+                claimed = services.assignment_claim_next(user=user, project=proj, now=LATER)
+                assert claimed.kind == AssignmentKind.GOLD_CHECK
+                services.assignment_submit(assignment_id=claimed.pk, user=user, label=label, now=LATER)
+        result = services.accuracy_refresh(now=LATER)
+        pets = Domain.objects.get(path="pets")
+        rows = {
+            (a.expert.user.username, a.domain_id): (a.gold_correct, a.gold_total)
+            for a in ExpertAccuracy.objects.select_related("expert__user")
+        }
+        assert rows == {("good", None): (4, 4), ("good", pets.pk): (4, 4), ("bad", None): (0, 4), ("bad", pets.pk): (0, 4)}
+        assert ExpertAccuracy.objects.get(expert__user=good, domain=None).accuracy > 0.8
+        assert ExpertAccuracy.objects.get(expert__user=bad, domain=None).accuracy < 0.8
+        assert result.reliabilities == {"pets": 2}
+        confusion = {r.annotator_id: np.array(r.confusion) for r in AnnotatorReliability.objects.filter(project=proj)}
+        dog = 1
+        assert confusion[good.pk][dog, dog] > 0.7 > confusion[bad.pk][dog, dog]
+        # Routing reads them.
+        assert set(selectors.reliabilities_for(project_ids=[proj.pk], annotator_ids=[good.pk], projects={proj.pk: proj})[proj.pk]) == {good.pk}
+
+    def test_an_expert_is_not_credited_for_agreeing_with_their_own_label(self):
+        ada = person(Role.EXPERT, name="ada")
+        crowd = person(Role.CROWD)
+        proj = project(policy=PolicyConfig(triggers=ESCALATE_UNSURE.triggers, crowd_overlap=1, gold_check_rate=0))
+        [escalated] = ingest_at(proj, [row("a", UNSURE)])
+        [crowd_item] = ingest_at(proj, [row("b", MIDDLING)])
+        for user, label in ((ada, "dog"), (crowd, "cat")):
+            claimed = services.assignment_claim_next(user=user, project=proj, now=LATER)
+            services.assignment_submit(assignment_id=claimed.pk, user=user, label=label, rationale="because", now=LATER)
+        services.accuracy_refresh(now=LATER)
+        assert not ExpertAccuracy.objects.filter(expert__user=ada).exists()
+        crowd_row = ExpertAccuracy.objects.get(expert__user=crowd, domain=None)
+        assert (crowd_row.agreement_correct, crowd_row.agreement_total) == (1, 1)
+
+    def test_annotations_after_now_are_not_counted(self):
+        proj = project(policy=PolicyConfig(gold_check_rate=1.0))
+        crowd = person(Role.CROWD)
+        ingest_at(proj, [row("g", CONFIDENT, gold="dog"), row("w", MIDDLING)])
+        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        services.assignment_submit(assignment_id=claimed.pk, user=crowd, label="dog", now=LATER)
+        result = services.accuracy_refresh(now=NOW)
+        assert result.accuracy_rows == 0 and not ExpertAccuracy.objects.exists()
+
+
+class TestSchedules:
+    def test_ensure_is_idempotent(self):
+        services.schedules_ensure()
+        services.schedules_ensure()
+        schedules = {s.func: (s.schedule_type, s.minutes, s.repeats) for s in Schedule.objects.filter(ROUTING)}
+        assert schedules == {
+            "routing.tasks.assignments_expire": (Schedule.MINUTES, 1, -1),
+            "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5, -1),
+            "routing.tasks.waiting_assign": (Schedule.MINUTES, 5, -1),
+            "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None, -1),
+        }
+
+    def test_the_scheduler_runs_the_expiry_job(self, monkeypatch, settings):
+        monkeypatch.setattr(Conf, "SYNC", True)
+        settings.ASSIGNMENT_LEASE_MINUTES = 1
+        crowd = person(Role.CROWD)
+        proj = project()
+        ingest_at(proj, [row("a", MIDDLING)])
+        claimed = services.assignment_claim_next(user=crowd, project=proj, now=timezone.now() - dt.timedelta(hours=1))
+        services.schedules_ensure()
+        Schedule.objects.filter(ROUTING).update(next_run=timezone.now() - dt.timedelta(seconds=1))
+        scheduler()
+        claimed.refresh_from_db()
+        assert claimed.status == AssignmentStatus.EXPIRED
+        assert Success.objects.filter(func="routing.tasks.assignments_expire", result=1).exists()
+        # Every job ran once and rescheduled itself in the future.
+        assert set(Success.objects.filter(ROUTING).values_list("func", flat=True)) == {
+            "routing.tasks.assignments_expire",
+            "routing.tasks.sla_breaches_handle",
+            "routing.tasks.waiting_assign",
+            "routing.tasks.accuracy_refresh",
+        }
+        assert not Schedule.objects.filter(ROUTING, next_run__lte=timezone.now()).exists()
+
+    def test_ensure_schedules_command(self):
+        out = io.StringIO()
+        call_command("ensure_schedules", stdout=out)
+        assert "assignments_expire: routing.tasks.assignments_expire (every 1 min)" in out.getvalue()
+        assert Schedule.objects.filter(ROUTING).count() == 4
