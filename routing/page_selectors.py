@@ -233,6 +233,8 @@ class TrailEntry:
     text: str = ""
     reasons: tuple[dict[str, Any], ...] = ()
     data: str = ""
+    # Where the entry sorts when that differs from `at` (see item_trail).
+    sort_at: dt.datetime | None = None
 
 
 def _name(user: Any) -> str:
@@ -256,10 +258,14 @@ def _when(value: dt.datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
-# Entries at the same instant keep the order things happen in (an ingest before its decision, etc.).
+# Entries sorting at the same instant keep the order things happen in (an ingest before its decision, a
+# decision before the assignments it made, a review before the final label it confirmed or replaced).
 _KIND_ORDER = {k: i for i, k in enumerate(
-    ("ingest", "prediction", "decision", "assignment", "annotation", "final", "review", "audit")
+    ("ingest", "prediction", "annotation", "decision", "assignment", "review", "final", "audit")
 )}
+# Services stamp assignments and final labels with the `now` they were called with, a few milliseconds
+# before the rows they come from (decisions, reviews) get their own timestamps.
+_SAME_STEP = dt.timedelta(seconds=2)
 
 
 def item_trail(*, item: Item) -> list[TrailEntry]:
@@ -284,7 +290,11 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
             title=f"Prediction by {p.model_name or 'model'} {p.model_version}",
             facts=tuple((label, _pct(value)) for label, value in ranked[:5]),
         ))
-    for d in RoutingDecision.objects.filter(item=item).select_related("policy_version", "actor").order_by("created_at", "id"):
+    decisions = list(
+        RoutingDecision.objects.filter(item=item).select_related("policy_version", "actor").order_by("created_at", "id")
+    )
+    decided_at = {d.pk: d.created_at for d in decisions}
+    for d in decisions:
         facts = [("policy version", f"v{d.policy_version.number}"), ("stage", d.stage)]
         if d.final_label:
             facts.append(("label", f"{d.final_label} ({d.final_source}, {_pct(d.confidence)})"))
@@ -310,12 +320,15 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
             facts.append(("claimed", _when(a.claimed_at)))
         if a.completed_at:
             facts.append(("completed", _when(a.completed_at)))
+        who = _name(a.assignee) if a.assignee_id else "open in the queue"
         entries.append(TrailEntry(
             at=a.created_at,
             kind="assignment",
-            title=f"Assigned to {_name(a.assignee)}" if a.assignee_id else "Offered to the queue",
+            title=f"{a.get_kind_display()} assignment: {who}",
             facts=tuple(facts),
             text=f"Declined: {a.decline_reason}" if a.decline_reason else "",
+            # Right after the decision that made it (a replacement made later sorts at its own time).
+            sort_at=max(a.created_at, decided_at.get(a.decision_id, a.created_at)),
         ))
     annotations = list(Annotation.objects.filter(item=item).select_related("annotator").order_by("submitted_at", "id"))
     for a in annotations:
@@ -337,7 +350,9 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
         title = f"Review: agreed with {r.label}" if r.verdict == "agree" else f"Review: overrode {r.previous_label} with {r.label}"
         entries.append(TrailEntry(at=r.created_at, kind="review", title=title, actor=_name(r.reviewer), text=r.reason))
     if item.final_label and item.labeled_at:
+        settled_by = [d.created_at for d in decisions] + [r.created_at for r in reviews]
         entries.append(TrailEntry(
+            sort_at=max([item.labeled_at] + [t for t in settled_by if t <= item.labeled_at + _SAME_STEP]),
             at=item.labeled_at,
             kind="final",
             title=f"Final label {item.final_label}",
@@ -357,7 +372,7 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
             actor=_name(e.actor),
             data=json.dumps(e.data, indent=1, sort_keys=True, default=str) if e.data else "",
         ))
-    entries.sort(key=lambda e: (e.at, _KIND_ORDER[e.kind]))
+    entries.sort(key=lambda e: (e.sort_at or e.at, _KIND_ORDER[e.kind]))
     return entries
 
 

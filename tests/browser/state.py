@@ -7,17 +7,21 @@ admin and a stakeholder (view permissions, like seed_demo's stakeholders group).
 from __future__ import annotations
 
 import dataclasses
+import io
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
+from django.utils import timezone
 
 from experts.models import Role
 from experts.services import expert_create
-from labeling.models import Project
+from labeling.models import Annotation, GoldLabel, Project
 from labeling.services import items_ingest, project_create
-from routing import services
+from routing import page_selectors, services
 from routing.engine.types import FeatureRule, PolicyConfig
 
 PASSWORD = "pw-for-tests"
@@ -90,3 +94,82 @@ def build_workbench(
     if rows:
         items_ingest(project=project, rows=rows, actor=admin)
     return Workbench(project=project, users=users)
+
+
+# --- demo-ish state for screenshots -------------------------------------------------------------------------
+
+EXPERT_RATIONALES = {
+    "handwritten-digits": "Closed loop on top and a straight descender; the scanner tag contradicts the ink.",
+    "biopsy-records": "Radius, area and concave points all sit in the usual range for this class; "
+                      "the referral impression disagrees but the measurements are consistent.",
+}
+
+
+def _next_for(user: Any, project: Project | None = None) -> Any:
+    return (
+        page_selectors.held_assignment(user=user, project=project, now=timezone.now())
+        or services.assignment_claim_next(user=user, project=project)
+    )
+
+
+def demo_activity(*, items: int = 40, seed: int = 3, crowd_rounds: int = 12) -> dict[str, Any]:
+    """seed_demo's data after a day of work: the admin tightened both policies (metadata conflicts go to
+    experts, at most three crowd labels) and re-routed, the crowd labeled biopsy records with some disagreement
+    (the digits keep open crowd work), experts labeled part of their queue and the reviewer looked at one
+    item. Returns the people by username."""
+    call_command("seed_demo", items=items, stdout=io.StringIO())
+    people = {u.username: u for u in get_user_model().objects.all()}
+    admin = people["admin"]
+    for slug, conflict_field in (("handwritten-digits", "scanner_tag"), ("biopsy-records", "referral_impression")):
+        project = Project.objects.get(slug=slug)
+        policy = services.policy_for_project(project)
+        config = dataclasses.replace(
+            PolicyConfig.from_dict(policy.live_version.config), metadata_conflict_field=conflict_field,
+            max_crowd_labels=3,
+        )
+        services.policy_version_publish(
+            policy=policy, config=config, author=admin,
+            change_note=f"Escalate when {conflict_field} contradicts the model; at most three crowd labels.",
+        )
+        services.items_reroute(item_ids=list(project.items.values_list("id", flat=True)), actor=admin, note="policy v2")
+    rng = np.random.default_rng(seed)
+    crowd = [people[f"crowd{i}"] for i in range(1, 5)]
+    # The crowd works on the biopsy records; the digits' crowd work is left for the screenshots.
+    biopsy = Project.objects.get(slug="biopsy-records")
+    for _ in range(crowd_rounds):
+        progressed = False
+        for user in crowd:
+            assignment = _next_for(user, biopsy)
+            if assignment is None:
+                continue
+            progressed = True
+            prediction = assignment.item.predictions.order_by("-created_at").first().probabilities
+            classes = list(prediction)
+            # Crowd labels: mostly the likely class, often not (so some items escalate).
+            label = classes[int(rng.integers(len(classes)))] if rng.random() < 0.5 else max(prediction, key=prediction.get)
+            services.assignment_submit(
+                assignment_id=assignment.pk, user=user, label=label, confidence=int(rng.integers(2, 6)),
+                time_spent_ms=int(rng.integers(4000, 25000)),
+            )
+        if not progressed:
+            break
+    gold = dict(GoldLabel.objects.values_list("item_id", "label"))
+    for username, n in (("dr.ada", 2), ("dr.maria", 2), ("dr.alan", 1), ("dr.grace", 1)):
+        user = people[username]
+        for _ in range(n):
+            assignment = _next_for(user)
+            if assignment is None:
+                break
+            item = assignment.item
+            prediction = item.predictions.order_by("-created_at").first().probabilities
+            services.assignment_submit(
+                assignment_id=assignment.pk, user=user, label=gold.get(item.id, max(prediction, key=prediction.get)),
+                rationale=EXPERT_RATIONALES[item.project.slug],
+                factors=list(item.project.decision_factors[:1]), confidence=4,
+                time_spent_ms=int(rng.integers(30000, 120000)),
+            )
+    review = _next_for(people["reviewer"])
+    if review is not None:
+        services.review_submit(assignment_id=review.pk, user=people["reviewer"], verdict="agree")
+    assert Annotation.objects.filter(role="expert").exists()
+    return people

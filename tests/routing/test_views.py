@@ -272,10 +272,16 @@ class TestTrail:
         assert response.status_code == 200
         body = response.content.decode()
         for expected in ("Ingested", "Prediction by ticket-clf v3", "Routing decision: expert", "policy version",
-                         ESCALATION_REASON, "Assigned to Expert", "Labeled bug", "Trace in text", "1.2 s",
-                         "Review: overrode bug with billing", "Refund request", "Final label billing",
+                         ESCALATION_REASON, "Expert label assignment: Expert", "Labeled bug", "Trace in text",
+                         "1.2 s", "Review: overrode bug with billing", "Refund request", "Final label billing",
                          "Audit: item.final_label_override", "exp-0@customer.example"):
             assert expected in body, expected
+        # One timeline in the order things happened.
+        steps = ["Ingested", "Routing decision: expert", "Expert label assignment: Expert", "Labeled bug",
+                 "Routing decision: accept", "Review assignment: Reviewer", "Review: overrode bug with billing",
+                 "Final label billing"]
+        positions = [body.index(step) for step in steps]
+        assert positions == sorted(positions)
         # Escaped like everywhere else.
         assert "&lt;script&gt;" in body and "<script>window" not in body
 
