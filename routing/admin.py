@@ -471,7 +471,11 @@ class RoutedItemAdmin(admin.ModelAdmin):
                 for d in selectors.decision_trail(obj)
             ),
         )
-        return format_html("<ol>{}</ol>", rows)
+        return format_html(
+            '<ol>{}</ol><p><a href="{}">Full trail</a>: assignments, annotations, reviews and audit events.</p>',
+            rows,
+            reverse("routing:item_trail", args=[obj.pk]),
+        )
 
     @admin.action(description="Re-route selected items under the live policy", permissions=("change",))
     def reroute(self, request: HttpRequest, queryset: Any) -> None:

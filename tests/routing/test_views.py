@@ -285,6 +285,12 @@ class TestTrail:
         # Escaped like everywhere else.
         assert "&lt;script&gt;" in body and "<script>window" not in body
 
+    def test_the_routed_item_admin_links_to_the_trail(self, client, wb):
+        item = wb.project.items.get(external_id="crowd-0")
+        login(client, wb["admin"])
+        body = client.get(reverse("admin:routing_routeditem_change", args=[item.pk])).content.decode()
+        assert f'href="{reverse("routing:item_trail", args=[item.pk])}"' in body
+
     def test_stakeholders_read_trails_without_hidden_fields_and_annotators_cannot(self, client, wb):
         item = wb.project.items.get(external_id="crowd-0")
         login(client, wb["stakeholder"])
