@@ -166,6 +166,7 @@ def test_an_import_shows_progress_and_ends_with_the_imported_count(page, live_se
 
 def test_screenshots_of_queue_labeling_review_and_trail(page, live_server, login_as):
     people = demo_activity()
+    violations = csp_violations(page)
     save = os.environ.get("SCREENSHOTS") == "1"
 
     def snap(name: str, full_page: bool = False) -> None:
@@ -200,6 +201,14 @@ def test_screenshots_of_queue_labeling_review_and_trail(page, live_server, login
     expect(page.locator("#review-form")).to_be_visible()
     expect(page.locator(".annotations-list li").first).to_be_visible()
     snap("review")
+    # Picking another label than the current one by its hotkey switches the verdict to "override".
+    form = page.locator("#review-form")
+    current = form.get_attribute("data-current-label")
+    other = form.locator(f"input[data-review-label]:not([value='{current}'])").first
+    page.locator("#item-heading").focus()
+    page.keyboard.press(other.get_attribute("data-hotkey"))
+    expect(other).to_be_checked()
+    expect(form.locator("input[name=verdict][value=override]")).to_be_checked()
 
     # The richest history: crowd labels, an expert label and a review.
     item = (
@@ -217,3 +226,4 @@ def test_screenshots_of_queue_labeling_review_and_trail(page, live_server, login
     expect(page.locator(".timeline > li.k-decision").first).to_be_visible()
     expect(page.locator(".timeline > li.k-annotation").first).to_be_visible()
     snap("trail", full_page=True)
+    assert violations == []
