@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import krippendorff
 import numpy as np
@@ -608,3 +608,173 @@ def work_units(
         + weights.extra_per_escalated * n_escalated
         + weights.extra_per_disagreement * n_disagreement
     )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Additive agreement statistics (for pre-computed snapshots)
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgreementStats:
+    """Sums from which the three agreement coefficients follow exactly, and which add across item sets.
+
+    Over the items with at least two labels (n_i labels, c_ik of them class k)::
+
+        items = number of such items          labels = sum_i n_i
+        pairs = sum_i n_i(n_i - 1)             agreeing = sum_i sum_k c_ik(c_ik - 1)
+        item_agreement_sum = sum_i P_i         (P_i as in ``fleiss_kappa``)
+        disagreement_sum = sum_i (n_i^2 - sum_k c_ik^2) / (n_i - 1)
+        class_totals[k] = sum_i c_ik
+
+    A snapshot stores these per day, domain and route; any union of those cells is the sum of its cells,
+    so the dashboard gets exact coefficients for any filter without revisiting the annotations.
+    """
+
+    items: int = 0
+    labels: int = 0
+    pairs: int = 0
+    agreeing: int = 0
+    item_agreement_sum: float = 0.0
+    disagreement_sum: float = 0.0
+    class_totals: Mapping[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: AgreementStats) -> AgreementStats:
+        totals = dict(self.class_totals)
+        for label, count in other.class_totals.items():
+            totals[label] = totals.get(label, 0) + count
+        return AgreementStats(
+            items=self.items + other.items,
+            labels=self.labels + other.labels,
+            pairs=self.pairs + other.pairs,
+            agreeing=self.agreeing + other.agreeing,
+            item_agreement_sum=self.item_agreement_sum + other.item_agreement_sum,
+            disagreement_sum=self.disagreement_sum + other.disagreement_sum,
+            class_totals=totals,
+        )
+
+
+def agreement_stats(counts: npt.ArrayLike, classes: Sequence[str]) -> AgreementStats:
+    """The additive sums of an items x K count matrix whose columns are ``classes``."""
+    c = _as_counts(counts, name="counts", ndim=2)
+    if c.size and c.shape[1] != len(classes):
+        raise ValueError(f"classes: {len(classes)} names for {c.shape[1]} count columns")
+    _class_index(classes, name="classes")
+    n = c.sum(axis=1) if c.size else np.zeros(0, dtype=np.int64)
+    keep = n >= 2
+    c, n = c[keep], n[keep]
+    if len(n) == 0:
+        return AgreementStats()
+    agreeing_per_item = (c * (c - 1)).sum(axis=1)
+    squares = (c * c).sum(axis=1)
+    totals = c.sum(axis=0)
+    return AgreementStats(
+        items=int(len(n)),
+        labels=int(n.sum()),
+        pairs=int((n * (n - 1)).sum()),
+        agreeing=int(agreeing_per_item.sum()),
+        item_agreement_sum=float((agreeing_per_item / (n * (n - 1))).sum()),
+        disagreement_sum=float(((n * n - squares) / (n - 1)).sum()),
+        class_totals={label: int(t) for label, t in zip(classes, totals, strict=True) if t},
+    )
+
+
+def percent_agreement_from_stats(stats: AgreementStats) -> float | None:
+    """``percent_agreement_pairwise`` of the items summed into ``stats``."""
+    return stats.agreeing / stats.pairs if stats.pairs else None
+
+
+def fleiss_kappa_from_stats(stats: AgreementStats) -> float | None:
+    """``fleiss_kappa`` of the items summed into ``stats`` (same generalisation to varying n_i)."""
+    if stats.items == 0 or stats.labels == 0:
+        return None
+    p_bar = stats.item_agreement_sum / stats.items
+    p_e = sum((t / stats.labels) ** 2 for t in stats.class_totals.values())
+    if math.isclose(p_e, 1.0):
+        return None
+    return (p_bar - p_e) / (1.0 - p_e)
+
+
+def krippendorff_alpha_from_stats(stats: AgreementStats) -> float | None:
+    """``krippendorff_alpha_nominal`` of the items summed into ``stats``.
+
+    With n pairable values and class totals n_k, alpha = 1 - (n - 1) * disagreement_sum / (n^2 - sum_k n_k^2)
+    (observed over expected disagreement, Krippendorff 2011, written with the coincidence sums). None
+    when no item has two labels or all of them fall in one class.
+    """
+    used = [t for t in stats.class_totals.values() if t]
+    if stats.items == 0 or len(used) < 2:
+        return None
+    n = stats.labels
+    expected = n * n - sum(t * t for t in used)
+    return 1.0 - (n - 1) * stats.disagreement_sum / expected
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Duration histograms (quantiles of pre-computed snapshots)
+# ---------------------------------------------------------------------------------------------------------
+
+DURATION_BINS_PER_DECADE = 24
+DURATION_DECADES = 8  # 1 s to 10^8 s (about three years)
+# Bin 0 holds [0, 1) s; bin b >= 1 holds [10^((b-1)/24), 10^(b/24)) s; the last bin also holds anything longer.
+DURATION_BIN_EDGES: np.ndarray = np.concatenate(
+    ([0.0], np.logspace(0, DURATION_DECADES, DURATION_BINS_PER_DECADE * DURATION_DECADES + 1))
+)
+DURATION_BINS = len(DURATION_BIN_EDGES) - 1
+
+
+def duration_bins(seconds: npt.ArrayLike) -> np.ndarray:
+    """Bin index of each duration in ``DURATION_BIN_EDGES`` (log bins, about 10% wide)."""
+    arr = _as_durations(seconds, name="seconds")
+    index = np.zeros(arr.shape, dtype=np.int64)
+    positive = arr >= 1.0
+    # The tiny epsilon keeps exact powers of ten (10^(b/24) computed in floating point) in their own bin.
+    index[positive] = 1 + np.floor(np.log10(arr[positive]) * DURATION_BINS_PER_DECADE + 1e-9).astype(np.int64)
+    return np.minimum(index, DURATION_BINS - 1)
+
+
+def histogram_quantiles(
+    counts: Mapping[int, int] | npt.ArrayLike, qs: Sequence[float] = (0.5, 0.9)
+) -> dict[float, float] | None:
+    """Approximate quantiles of durations from their ``duration_bins`` histogram.
+
+    ``counts`` is a dense vector over the bins or a sparse ``{bin: count}`` mapping. The c values of a
+    bin are taken to sit evenly inside it (geometrically; linearly in bin 0), the j-th at fraction
+    (j + 0.5) / c, and the quantile is then numpy's linear one over those values (rank q * (N - 1)), as
+    ``quantiles`` computes on exact durations. Each stand-in value is within one bin (a factor
+    10^(1/24), about 10%) of the value it replaces, so the quantile is too. None when empty.
+    """
+    dense = np.zeros(DURATION_BINS, dtype=np.int64)
+    if isinstance(counts, Mapping):
+        for key, value in counts.items():
+            b = int(key)
+            if not 0 <= b < DURATION_BINS:
+                raise ValueError(f"counts[{key!r}]: bin must be within 0..{DURATION_BINS - 1}")
+            dense[b] += _as_counts([value], name=f"counts[{key!r}]", ndim=1)[0]
+    else:
+        given = _as_counts(counts, name="counts", ndim=1)
+        if given.size != DURATION_BINS:
+            raise ValueError(f"counts: expected {DURATION_BINS} bins, got {given.size}")
+        dense = given
+    for q in qs:
+        if not 0.0 <= q <= 1.0:
+            raise ValueError(f"qs: quantiles must be within [0, 1], got {q!r}")
+    total = int(dense.sum())
+    if total == 0:
+        return None
+    cumulative = np.cumsum(dense)
+
+    def value_at(rank: int) -> float:
+        b = int(np.searchsorted(cumulative, rank, side="right"))
+        j = rank - (int(cumulative[b - 1]) if b > 0 else 0)
+        fraction = (j + 0.5) / int(dense[b])
+        low, high = DURATION_BIN_EDGES[b], DURATION_BIN_EDGES[b + 1]
+        return float(low + fraction * (high - low) if low == 0 else low * (high / low) ** fraction)
+
+    result = {}
+    for q in qs:
+        rank = q * (total - 1)
+        below, above = math.floor(rank), math.ceil(rank)
+        low_value = value_at(below)
+        result[float(q)] = low_value + (rank - below) * (value_at(above) - low_value)
+    return result
