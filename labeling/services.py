@@ -259,6 +259,20 @@ class _Totals:
 
 def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mapping[str, int],
                  user_ids: Mapping[str, int], now: datetime, totals: _Totals) -> None:
+    ids, existing_ids, updated = _upsert_items(project=project, rows=rows, domain_ids=domain_ids, now=now)
+    predictions_added = _add_predictions(rows=rows, ids=ids, existing_ids=existing_ids, now=now)
+    updated |= _set_gold(rows=rows, ids=ids, existing_ids=existing_ids)
+    annotations_added = _add_annotations(rows=rows, ids=ids, existing_ids=existing_ids, user_ids=user_ids, now=now)
+    totals.created += len(ids) - len(existing_ids)
+    totals.updated += len(updated)
+    totals.predictions_added += predictions_added
+    totals.annotations_added += annotations_added
+    totals.item_ids.extend(ids[r.external_id] for r in rows)
+
+
+def _upsert_items(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mapping[str, int],
+                  now: datetime) -> tuple[dict[str, int], set[int], set[int]]:
+    """Insert new items, update changed ones: ids by external id, ids that existed, ids changed."""
     existing = {
         ext: (pk, data, metadata, domain_id, language)
         for ext, pk, data, metadata, domain_id, language in select_in(
@@ -266,7 +280,6 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
             key="external_id", values=[r.external_id for r in rows], where={"project_id": project.pk},
         )
     }
-
     new_items: list[tuple] = []
     changed: list[Item] = []
     for row in rows:
@@ -299,74 +312,77 @@ def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mappi
                              where={"project_id": project.pk}))
     if changed:
         Item.objects.bulk_update(changed, ["data", "metadata", "domain", "language", "updated_at"])
-    existing_ids = [old[0] for old in existing.values()]
-    updated = {item.pk for item in changed}
+    return ids, {old[0] for old in existing.values()}, {item.pk for item in changed}
 
-    # Predictions, gold and annotations: only items that existed before can already have them.
-    known_predictions: set[tuple[int, str, str]] = set()
-    known_gold: dict[int, str] = {}
-    known_annotations: set[tuple] = set()
+
+# Only items that existed before the chunk can already have predictions, gold or annotations: the
+# lookups below are skipped for new items.
+
+def _add_predictions(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int], now: datetime) -> int:
+    known: set[tuple[int, str, str]] = set()
     if existing_ids:
-        known_predictions = set(
-            select_in(Prediction, ("item_id", "model_name", "model_version"), key="item_id", values=existing_ids)
-        )
-        if any(r.gold is not None for r in rows):
-            known_gold = dict(GoldLabel.objects.filter(item_id__in=existing_ids).values_list("item_id", "label"))
-        if any(r.annotations for r in rows):
-            for item_id, user_id, label, submitted_at in Annotation.objects.filter(item_id__in=existing_ids).values_list(
-                "item_id", "annotator_id", "label", "submitted_at"
-            ):
-                known_annotations.add((item_id, user_id, label, submitted_at))
-                known_annotations.add((item_id, user_id, label, None))
-
-    predictions: list[tuple] = []
-    gold_new: list[GoldLabel] = []
-    gold_changed: list[tuple[int, str]] = []
-    annotations: list[Annotation] = []
+        known = set(select_in(Prediction, ("item_id", "model_name", "model_version"), key="item_id",
+                              values=list(existing_ids)))
+    predictions = []
     for row in rows:
         item_id = ids[row.external_id]
         for pred in row.predictions:
-            if (item_id, pred.model_name, pred.model_version) not in known_predictions:
+            if (item_id, pred.model_name, pred.model_version) not in known:
                 predictions.append((item_id, pred.model_name, pred.model_version, json_value(pred.probabilities)))
-        if row.gold is not None:
-            old_gold = known_gold.get(item_id)
-            if old_gold is None:
-                gold_new.append(GoldLabel(item_id=item_id, label=row.gold, provenance=GOLD_PROVENANCE_IMPORT))
-                if row.external_id in existing:
-                    updated.add(item_id)
-            elif old_gold != row.gold:
-                gold_changed.append((item_id, row.gold))
-                updated.add(item_id)
+    if predictions:
+        insert_rows(Prediction, PREDICTION_INSERT_FIELDS, predictions, now=now)
+    return len(predictions)
+
+
+def _set_gold(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int]) -> set[int]:
+    """Create or replace gold labels; returns the ids of existing items whose gold changed."""
+    given = {ids[r.external_id]: r.gold for r in rows if r.gold is not None}
+    if not given:
+        return set()
+    known = dict(GoldLabel.objects.filter(item_id__in=[i for i in given if i in existing_ids])
+                 .values_list("item_id", "label")) if existing_ids else {}
+    new = [GoldLabel(item_id=i, label=label, provenance=GOLD_PROVENANCE_IMPORT) for i, label in given.items() if i not in known]
+    replaced = {i: label for i, label in given.items() if i in known and known[i] != label}
+    if new:
+        GoldLabel.objects.bulk_create(new, batch_size=INGEST_CHUNK_SIZE)
+    if replaced:
+        golds = list(GoldLabel.objects.filter(item_id__in=list(replaced)))
+        for gold in golds:
+            gold.label, gold.provenance = replaced[gold.item_id], GOLD_PROVENANCE_IMPORT
+        GoldLabel.objects.bulk_update(golds, ["label", "provenance"])
+    return {g.item_id for g in new if g.item_id in existing_ids} | set(replaced)
+
+
+def _add_annotations(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int],
+                     user_ids: Mapping[str, int], now: datetime) -> int:
+    if not any(r.annotations for r in rows):
+        return 0
+    # Keys with and without the time: a re-sent annotation that gives no submitted_at matches any time.
+    known: set[tuple] = set()
+    if existing_ids:
+        for item_id, user_id, label, submitted_at in Annotation.objects.filter(
+            item_id__in=[ids[r.external_id] for r in rows if r.annotations and ids[r.external_id] in existing_ids]
+        ).values_list("item_id", "annotator_id", "label", "submitted_at"):
+            known.add((item_id, user_id, label, submitted_at))
+            known.add((item_id, user_id, label, None))
+    annotations: list[Annotation] = []
+    for row in rows:
+        item_id = ids[row.external_id]
         for ann in row.annotations:
             user_id = user_ids[ann.annotator]
             key = (item_id, user_id, ann.label, ann.submitted_at)
-            if key in known_annotations:
+            if key in known:
                 continue
-            known_annotations.add(key)
-            known_annotations.add((item_id, user_id, ann.label, None))
+            known.add(key)
+            known.add((item_id, user_id, ann.label, None))
             annotations.append(Annotation(
                 item_id=item_id, annotator_id=user_id, label=ann.label, rationale=ann.rationale, factors=ann.factors,
                 role=ann.role, time_spent_ms=ann.time_spent_ms, submitted_at=ann.submitted_at or now,
                 confidence=ann.confidence,
             ))
-    if predictions:
-        insert_rows(Prediction, PREDICTION_INSERT_FIELDS, predictions, now=now)
-    if gold_new:
-        GoldLabel.objects.bulk_create(gold_new, batch_size=INGEST_CHUNK_SIZE)
-    if gold_changed:
-        existing_gold = {g.item_id: g for g in GoldLabel.objects.filter(item_id__in=[i for i, _ in gold_changed])}
-        for item_id, label in gold_changed:
-            existing_gold[item_id].label = label
-            existing_gold[item_id].provenance = GOLD_PROVENANCE_IMPORT
-        GoldLabel.objects.bulk_update(existing_gold.values(), ["label", "provenance"])
     if annotations:
         Annotation.objects.bulk_create(annotations, batch_size=INGEST_CHUNK_SIZE)
-
-    totals.created += len(new_items)
-    totals.updated += len(updated)
-    totals.predictions_added += len(predictions)
-    totals.annotations_added += len(annotations)
-    totals.item_ids.extend(ids[r.external_id] for r in rows)
+    return len(annotations)
 
 
 def _items_write(*, project: Project, rows: Sequence[ItemRow], actor: Any, source: str,
