@@ -10,6 +10,7 @@ routing, middleware, queries, template rendering; no network, no browser), times
 
 1. the labeling page (GET /work/<id>/, a whole page) of a crowd annotator and of an expert;
 2. the htmx partial of the same page (what a swap receives);
+   (the expert's item is a biopsy record escalated by a policy that flags referral-impression conflicts);
 3. a submit that answers with the next item's panel (POST, routing the item again, claiming the next).
 
 Prints the median, 90th percentile and queries per request for each.
@@ -17,6 +18,7 @@ Prints the median, 90th percentile and queries per request for each.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import pathlib
@@ -58,6 +60,7 @@ from django.urls import reverse  # noqa: E402
 
 from labeling.models import Project  # noqa: E402
 from routing import services  # noqa: E402
+from routing.engine.types import PolicyConfig  # noqa: E402
 from routing.models import Assignment, AssignmentKind  # noqa: E402
 
 
@@ -93,14 +96,19 @@ def main() -> None:
 
     crowd = User.objects.get(username="crowd1")
     crowd_assignment = services.assignment_claim_next(user=crowd)
-    # An expert page needs an expert assignment: escalate one biopsy record the way re-routing would.
+    # Expert work, as an admin would create it: escalate biopsy records whose referral impression
+    # contradicts the model (a policy change), then re-route them.
+    admin = User.objects.get(username="admin")
+    biopsy = Project.objects.get(slug="biopsy-records")
+    policy = services.policy_for_project(biopsy)
+    config = dataclasses.replace(
+        PolicyConfig.from_dict(policy.live_version.config), metadata_conflict_field="referral_impression"
+    )
+    services.policy_version_publish(policy=policy, config=config, author=admin, change_note="bench")
+    services.items_reroute(item_ids=list(biopsy.items.values_list("id", flat=True)), actor=admin, note="bench")
     expert = User.objects.get(username="dr.ada")
     expert_assignment = services.assignment_claim_next(user=expert)
-    if expert_assignment is None:
-        item = Project.objects.get(slug="biopsy-records").items.filter(language="en").first()
-        Assignment.objects.create(item=item, assignee=expert, kind=AssignmentKind.EXPERT, status="active")
-        expert_assignment = services.assignment_claim_next(user=expert) or Assignment.objects.get(
-            item=item, assignee=expert)
+    assert expert_assignment is not None and expert_assignment.kind == AssignmentKind.EXPERT
 
     n = args.requests
     for who, user, assignment in (("crowd", crowd, crowd_assignment), ("expert", expert, expert_assignment)):
