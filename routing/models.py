@@ -147,6 +147,8 @@ class AssignmentStatus(models.TextChoices):
 
 
 OPEN_ASSIGNMENT_STATUSES = (AssignmentStatus.OFFERED, AssignmentStatus.ACTIVE)
+# An unassigned offered slot waits in a queue for someone to claim it.
+QUEUED = models.Q(status="offered", assignee__isnull=True)
 
 
 class Assignment(models.Model):
@@ -158,6 +160,11 @@ class Assignment(models.Model):
 
     # No index of its own: the (item, status) index serves lookups by item.
     item = models.ForeignKey("labeling.Item", on_delete=models.CASCADE, related_name="assignments", db_index=False)
+    # The item's project, copied: a claim filters on it without joining items, so the claim index alone
+    # yields a project's queue in deadline order whatever the planner's statistics say.
+    project = models.ForeignKey(
+        "labeling.Project", on_delete=models.CASCADE, related_name="assignments", db_index=False
+    )
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assignments"
     )
@@ -192,8 +199,16 @@ class Assignment(models.Model):
             ),
         ]
         indexes = [
-            # The claim: open slots of some kinds, unassigned or offered to me, soonest deadline first.
-            models.Index(fields=("status", "kind", "assignee", "due_at", "id"), name="assignment_claim_idx"),
+            # The claim: a queue (unassigned offered slots of one kind, in a project or in all), soonest
+            # deadline first. Partial, so the queue condition is the index's and it returns rows in order.
+            models.Index(
+                fields=("project", "kind", "due_at", "id"), condition=QUEUED, name="assignment_queue_idx"
+            ),
+            models.Index(fields=("kind", "due_at", "id"), condition=QUEUED, name="assignment_queue_all_idx"),
+            # SLA checks: open slots of a kind by deadline.
+            models.Index(
+                fields=("kind", "due_at"), condition=models.Q(status__in=["offered", "active"]), name="assignment_open_due_idx"
+            ),
             models.Index(fields=("item", "status"), name="assignment_item_status_idx"),
             # Lease expiry scans active slots by lease end.
             models.Index(fields=("status", "lease_expires_at"), name="assignment_lease_idx"),

@@ -15,7 +15,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from experts.availability import ExpertSnapshot, primary_subtag
-from experts.models import Expert, Role
+from experts.models import Expert, Expertise, Role
 from experts.selectors import expert_snapshots
 from labeling.models import Annotation, AuditEvent, Item, Prediction, Project
 from labeling.presentation import without_hidden
@@ -413,16 +413,22 @@ class Worker:
 
 
 def worker_for(*, user: Any) -> Worker | None:
-    """The user as a worker, or None when they are not an active roster member (two queries)."""
-    expert = Expert.objects.filter(user_id=user.pk, active=True).prefetch_related("expertise__domain").first()
-    if expert is None:
+    """The user as a worker, or None when they are not an active roster member (one query, two for experts)."""
+    row = Expert.objects.filter(user_id=user.pk, active=True).values("id", "role", "capacity", "languages").first()
+    if row is None:
         return None
+    # Only experts' claims depend on their expertise, so nobody else pays the query.
+    paths = (
+        Expertise.objects.filter(expert_id=row["id"]).values_list("domain__path", flat=True)
+        if row["role"] == Role.EXPERT
+        else ()
+    )
     return Worker(
         user_id=user.pk,
-        role=expert.role,
-        capacity=expert.capacity,
-        expertise=tuple(sorted(e.domain.path for e in expert.expertise.all())),
-        languages=tuple(expert.languages or ()),
+        role=row["role"],
+        capacity=row["capacity"],
+        expertise=tuple(sorted(paths)),
+        languages=tuple(row["languages"] or ()),
     )
 
 
@@ -458,7 +464,7 @@ def claimable_slots(*, user: Any, worker: Worker | None, project: Project | None
         return Assignment.objects.none()
     qs = Assignment.objects.filter(status=AssignmentStatus.OFFERED, assignee__isnull=True, kind__in=kinds)
     if project is not None:
-        qs = qs.filter(item__project=project)
+        qs = qs.filter(project=project)
     if worker.role == Role.EXPERT:
         qs = qs.filter(_coverage(worker))
     held, annotated = items_held_or_done(user=user)
@@ -469,7 +475,7 @@ def offered_to(*, user: Any, project: Project | None = None) -> QuerySet[Assignm
     """Slots offered to the user by name and not started yet, soonest deadline first."""
     qs = Assignment.objects.filter(assignee_id=user.pk, status=AssignmentStatus.OFFERED)
     if project is not None:
-        qs = qs.filter(item__project=project)
+        qs = qs.filter(project=project)
     return qs.order_by("due_at", "id")
 
 
@@ -483,7 +489,7 @@ def queue_summary(*, user: Any, project: Project | None = None, now: dt.datetime
     now = now or timezone.now()
     mine = Assignment.objects.filter(assignee_id=user.pk, status__in=OPEN_ASSIGNMENT_STATUSES)
     if project is not None:
-        mine = mine.filter(item__project=project)
+        mine = mine.filter(project=project)
     counts = mine.aggregate(
         assigned=Count("id"),
         due_soon=Count("id", filter=Q(due_at__gt=now, due_at__lte=now + DUE_SOON)),

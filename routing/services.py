@@ -703,6 +703,7 @@ def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
     slots = Assignment.objects.bulk_create(
         Assignment(
             item_id=row.item_id,
+            project_id=row.item.project_id,
             decision=row,
             kind=kind,
             assignee_id=assignee_id,
@@ -753,6 +754,7 @@ def _replacements(
         fresh.append(
             Assignment(
                 item_id=old.item_id,
+                project_id=old.project_id,
                 kind=old.kind,
                 decision_id=old.decision_id,
                 assignee_id=assignee_id,
@@ -801,7 +803,7 @@ def _take(slot_id: int, *, user: Any, now: dt.datetime, lease_end: dt.datetime) 
 def _gold_check(*, user: Any, slot: Assignment, now: dt.datetime, lease_end: dt.datetime) -> Assignment | None:
     """With probability gold_check_rate (seeded per user and claim count), a gold check in the slot's
     project instead of the slot: an item with a gold label the user has not seen, handed out like any work."""
-    project = slot.item.project
+    project = slot.project
     config = _live_config(project)
     if config.gold_check_rate <= 0:
         return None
@@ -821,6 +823,7 @@ def _gold_check(*, user: Any, slot: Assignment, now: dt.datetime, lease_end: dt.
         return None
     return Assignment.objects.create(
         item_id=candidates[int(rng.integers(len(candidates)))],
+        project=project,
         assignee_id=user.pk,
         kind=AssignmentKind.GOLD_CHECK,
         status=AssignmentStatus.ACTIVE,
@@ -842,7 +845,7 @@ def _claim_once(*, user: Any, worker: selectors.Worker | None, project: Project 
         if worker is None or selectors.open_assignment_count(user=user) >= worker.capacity:
             return None
         slot = _first_free(
-            selectors.claimable_slots(user=user, worker=worker, project=project).select_related("item__project")
+            selectors.claimable_slots(user=user, worker=worker, project=project).select_related("project")
         )
         if slot is None:
             return None
@@ -1203,6 +1206,7 @@ def sla_breaches_handle(*, now: dt.datetime | None = None) -> int:
             excluded[slot.item_id].add(user_id)
             fresh = Assignment(
                 item_id=slot.item_id,
+                project_id=slot.project_id,
                 kind=AssignmentKind.EXPERT,
                 decision_id=slot.decision_id,
                 assignee_id=user_id,

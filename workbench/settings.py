@@ -4,6 +4,7 @@ Environment: DATABASE_URL, SECRET_KEY, DEBUG, ALLOWED_HOSTS, EMAIL_BACKEND, INGE
 INGEST_MAX_ROWS, Q_WORKERS, ASSIGNMENT_LEASE_MINUTES.
 """
 import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -93,6 +94,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Tests use a file too, one per test process, in RAM where there is /dev/shm: Django's default
+    # in-memory test database is shared between threads through SQLite's shared cache, which answers
+    # "database table is locked" at once (no timeout applies) when two threads write, so the
+    # concurrent-claim tests could not run on it. Django deletes the file when the tests end.
+    _test_dir = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(_test_dir, f"workbench-test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
