@@ -1,4 +1,8 @@
 """REST endpoints of dashboards, mounted under /api/."""
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from dashboards import api
+
+urlpatterns = [
+    path("metrics/<str:name>/", api.MetricView.as_view(), name="dashboard-metric"),
+]

@@ -1,5 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from dashboards import views
 
 app_name = "dashboards"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("<slug:slug>/", views.project_dashboard, name="project"),
+]

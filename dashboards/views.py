@@ -1,0 +1,77 @@
+"""The stakeholder dashboard pages: across projects (/dashboards/) and per project (/dashboards/<slug>/).
+
+Filters travel in the query string; the filter form re-requests the panels with htmx. `?format=csv&table=
+<name>` downloads the numbers of one table with the same filters.
+"""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from dashboards import reports, selectors
+from dashboards.forms import DashboardFilterForm
+from dashboards.permissions import can_view_dashboards
+from dashboards.presentation import reports_for
+from dashboards.tables import table_csv
+from labeling.http import content_security_policy
+from labeling.models import Project
+
+FILTER_FIELDS = ("since", "until", "domain", "route")
+
+
+@login_required
+@content_security_policy
+def index(request: HttpRequest) -> HttpResponse:
+    return _dashboard(request, project=None)
+
+
+@login_required
+@content_security_policy
+def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    return _dashboard(request, project=get_object_or_404(Project, slug=slug))
+
+
+def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse:
+    if not can_view_dashboards(request.user):
+        raise PermissionDenied("Dashboards are for stakeholders, staff and superusers.")
+    projects = [project] if project else list(selectors.projects_for_dashboard())
+    filters = {k: v for k, v in request.GET.items() if k in FILTER_FIELDS}
+    form = DashboardFilterForm(filters or None, domains=selectors.domain_choices(projects))
+    context = {
+        "project": project,
+        "projects": selectors.projects_for_dashboard(),
+        "form": form,
+        "state": selectors.snapshot_state(),
+        "nav": "dashboards",
+    }
+    if form.is_bound and not form.is_valid():
+        template = "dashboards/_panels.html" if request.htmx else "dashboards/dashboard.html"
+        return render(request, template, {**context, "reports": []}, status=400)
+    scope = form.scope(projects)
+    now = timezone.now()
+    query = urlencode(sorted((k, v) for k, v in filters.items() if v))
+
+    if request.GET.get("format") == "csv":
+        table_name = request.GET.get("table", "")
+        if table_name not in reports.TABLE_REPORT:
+            raise Http404(f"No table {table_name!r}.")
+        (report,) = reports_for(request.user, [reports.TABLE_REPORT[table_name]], scope, now=now)
+        response = HttpResponse(table_csv(report.table(table_name)), content_type="text/csv; charset=utf-8")
+        filename = f"{project.slug if project else 'all-projects'}-{table_name}.csv"
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+    built = reports_for(request.user, reports.METRIC_NAMES, scope, now=now, with_charts=True)
+    context.update({
+        "reports": built,
+        "alerts": [alert for report in built for alert in report.alerts],
+        "query": query,
+        "scope": scope,
+        "route_filter_note": bool(scope.route),
+    })
+    template = "dashboards/_panels.html" if request.htmx else "dashboards/dashboard.html"
+    return render(request, template, context)

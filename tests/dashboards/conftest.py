@@ -1,0 +1,27 @@
+import pytest
+from django.db import transaction
+
+from dashboards.services import snapshots_refresh
+from tests.dashboards.builders import LATER, ensure_plotly_js, scenario
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _plotly_js():
+    # The page loads plotly.js from static/vendor (copied there by `make setup`); tests must not depend on it.
+    ensure_plotly_js()
+
+
+@pytest.fixture(scope="module")
+def built(django_db_setup, django_db_blocker):
+    """builders.scenario() with fresh snapshots, built once per test module and rolled back after it.
+    Tests take it through `s` (which also opens the per-test transaction)."""
+    with django_db_blocker.unblock(), transaction.atomic():
+        built = scenario()
+        snapshots_refresh(now=LATER)
+        yield built
+        transaction.set_rollback(True)
+
+
+@pytest.fixture
+def s(built, db):
+    return built
