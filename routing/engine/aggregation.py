@@ -11,7 +11,8 @@ For one item with model probabilities `p` and labels g_1..g_n from annotators a_
 * `OnlineReliability`: Dirichlet-smoothed counts updated after every revealed label, O(k^2) per label,
   from gold (the truth is known) or from the leave-one-out posterior of the item (the annotator's own
   vote excluded, so it cannot learn to trust itself);
-* `dawid_skene`: batch EM over all judgments, for the "dawid_skene_all" baseline and the scheduled refresh.
+* `dawid_skene`: batch EM over all judgments, for the "dawid_skene_all" baseline and the scheduled refresh;
+* `RefitReliability`: MAP Dawid-Skene re-fitted over the labels seen so far (the pilot's learner).
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ DEFAULT_EXPERT_ACCURACY = 0.9
 # Pseudo-observations per row of the Dirichlet prior: after n labels of true class t, row t is
 # (n * observed + strength * prior) / (n + strength).
 DEFAULT_PRIOR_STRENGTH = 2.0
+# RefitReliability's defaults, chosen on the pilot's shuffled replays of snow-rte and barzan-mozafari
+# (docs/pilot.md): one pseudo-label per row towards the role's prior accuracy, four towards the average
+# confusion of the annotators of the same role.
+DEFAULT_REFIT_PRIOR_STRENGTH = 1.0
+DEFAULT_REFIT_POOLED_STRENGTH = 4.0
 EXPERT_ROLES = frozenset({"expert", "reviewer"})
 
 
@@ -341,6 +347,120 @@ class OnlineReliability:
         return {a: self.reliability(a) for a in ids}
 
 
+class RefitReliability:
+    """Per-annotator confusions re-estimated from every label seen so far by MAP Dawid-Skene.
+
+    Where `OnlineReliability` updates counts label by label, this re-fits everything at once when asked
+    (`refit`), warm-started from the previous fit, so early estimates are revised as evidence accumulates
+    (two spammers who agreed on the first items stop looking reliable once others disagree with them).
+    Each annotator's rows get `prior_strength` pseudo-labels towards the role's prior accuracy and
+    `pooled_strength` towards the average confusion of the annotators of its role (a hierarchical prior:
+    an annotator seen on few items reads like a typical colleague, not like the fixed prior; see
+    `dawid_skene`). Gold checks (`set_truth`) pin their items' truth. A refit over n labels costs
+    O(n k) per EM iteration.
+    """
+
+    def __init__(
+        self,
+        classes: int | Sequence[str],
+        *,
+        crowd_accuracy: float = DEFAULT_CROWD_ACCURACY,
+        expert_accuracy: float = DEFAULT_EXPERT_ACCURACY,
+        prior_strength: float = DEFAULT_REFIT_PRIOR_STRENGTH,
+        pooled_strength: float = DEFAULT_REFIT_POOLED_STRENGTH,
+        model_weight: float = 1.0,
+        iterations: int = 50,
+        tol: float = 1e-4,
+    ) -> None:
+        self.k = _k_of(classes)
+        if prior_strength <= 0:
+            raise ValueError("prior_strength must be positive (it keeps confusion entries away from 0)")
+        if pooled_strength < 0:
+            raise ValueError("pooled_strength must be zero or positive")
+        self._role_prior = {
+            role: default_confusion(
+                self.k, prior_accuracy(role, crowd_accuracy=crowd_accuracy, expert_accuracy=expert_accuracy)
+            )
+            * prior_strength
+            for role in ("crowd", "expert")
+        }
+        self.pooled_strength = pooled_strength
+        self.model_weight = model_weight
+        self.iterations = iterations
+        self.tol = tol
+        self._items: dict[Any, int] = {}
+        self._annotators: dict[int, int] = {}
+        self._roles: list[str] = []
+        self._rows = np.zeros((64, 3), dtype=np.int64)
+        self._n = 0
+        self._truth: dict[int, int] = {}
+        self._model: dict[int, np.ndarray] = {}
+        self._post: np.ndarray | None = None
+
+    @property
+    def n_labels(self) -> int:
+        return self._n
+
+    def _item(self, item_key: Any) -> int:
+        return self._items.setdefault(item_key, len(self._items))
+
+    def add_label(self, item_key: Any, annotator_id: int, given_index: int, *, role: str = "crowd") -> None:
+        if not 0 <= given_index < self.k:
+            raise ValueError(f"class index {given_index} is outside 0..{self.k - 1}")
+        annotator = self._annotators.get(annotator_id)
+        if annotator is None:
+            annotator = self._annotators[annotator_id] = len(self._roles)
+            self._roles.append("expert" if role in EXPERT_ROLES else "crowd")
+        if self._n == len(self._rows):
+            self._rows = np.concatenate([self._rows, np.zeros_like(self._rows)])
+        self._rows[self._n] = (self._item(item_key), annotator, given_index)
+        self._n += 1
+
+    def set_truth(self, item_key: Any, true_index: int) -> None:
+        """The item is a gold check: every label on it is judged against `true_index`."""
+        if not 0 <= true_index < self.k:
+            raise ValueError(f"class index {true_index} is outside 0..{self.k - 1}")
+        self._truth[self._item(item_key)] = true_index
+
+    def set_model_prior(self, item_key: Any, probabilities: Sequence[float]) -> None:
+        """The model's prediction for the item, used as its prior (to the power `model_weight`)."""
+        self._model[self._item(item_key)] = np.asarray(probabilities, dtype=float)
+
+    def refit(self) -> dict[int, AnnotatorReliability]:
+        """Re-estimate every annotator's confusion; returns those of annotators with at least one label."""
+        n_items, k = len(self._items), self.k
+        if not self._n:
+            return {}
+        rows = self._rows[: self._n]
+        initial = majority_posteriors(rows[:, 0], rows[:, 2], n_items, k)
+        if self._post is not None:
+            initial[: len(self._post)] = self._post
+        item_priors = None
+        if self._model and self.model_weight != 0:
+            item_priors = np.full((n_items, k), 1.0 / k)
+            for index, probs in self._model.items():
+                item_priors[index] = np.maximum(probs, MODEL_PROBABILITY_FLOOR) ** self.model_weight
+        self._post, confusions = dawid_skene(
+            k,
+            rows,
+            n_items,
+            len(self._roles),
+            gold=self._truth,
+            iterations=self.iterations,
+            tol=self.tol,
+            prior_counts=np.array([self._role_prior[role] for role in self._roles]),
+            item_priors=item_priors,
+            pooled_strength=self.pooled_strength,
+            groups=[role == "expert" for role in self._roles],
+            initial=initial,
+        )
+        observed = np.bincount(rows[:, 1], minlength=len(self._roles))
+        return {
+            annotator_id: as_reliability(annotator_id, confusions[index], float(observed[index]))
+            for annotator_id, index in self._annotators.items()
+        }
+
+
 def _target_weight(target: Sequence[float]) -> float:
     k = len(target)
     return 0.0 if k < 2 else max(0.0, (max(target) - 1.0 / k) / (1.0 - 1.0 / k))
@@ -374,6 +494,9 @@ def dawid_skene(
     *,
     prior_counts: np.ndarray | None = None,
     item_priors: np.ndarray | None = None,
+    pooled_strength: float = 0.0,
+    groups: Sequence[int] | np.ndarray | None = None,
+    initial: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Dawid-Skene EM. Returns (posteriors n_items x k, confusions n_annotators x k x k).
 
@@ -383,7 +506,12 @@ def dawid_skene(
     or (n_annotators, k, k); default 0.01 everywhere, only to keep the logs finite.
     item_priors: per-item prior over classes (e.g. model probabilities ** weight), replacing the
     learned class prevalence.
-    Starts from majority-vote posteriors; stops when no posterior moves more than `tol`.
+    pooled_strength: a hierarchical prior: that many more pseudo-labels per row, spread like the average
+    (over annotators, not labels, so a prolific spammer does not set it) confusion of the annotator's
+    group (`groups[a]`, e.g. crowd vs expert; default one group). An annotator seen on few items is
+    then read like a typical one of its group rather than like the fixed prior.
+    initial: posteriors to start from (a warm start after a few labels more); default majority vote.
+    Stops when no posterior moves more than `tol`.
     """
     k = _k_of(classes)
     rows = np.asarray(labels, dtype=np.int64).reshape(-1, 3)
@@ -402,6 +530,9 @@ def dawid_skene(
     if item_priors is not None:
         priors = np.maximum(np.asarray(item_priors, dtype=float), MODEL_PROBABILITY_FLOOR)
         log_item_priors = np.log(priors / priors.sum(axis=1, keepdims=True))
+    group_of = np.zeros(n_annotators, dtype=np.int64) if groups is None else np.asarray(groups, dtype=np.int64)
+    n_groups = int(group_of.max(initial=0)) + 1
+    group_size = np.bincount(group_of, minlength=n_groups).astype(float)
 
     def clamp(post: np.ndarray) -> np.ndarray:
         if gold_items.size:
@@ -409,7 +540,10 @@ def dawid_skene(
             post[gold_items, gold_classes] = 1.0
         return post
 
-    post = clamp(majority_posteriors(item_idx, cls_idx, n_items, k))
+    if initial is not None:
+        post = clamp(np.array(initial, dtype=float).reshape(n_items, k))
+    else:
+        post = clamp(majority_posteriors(item_idx, cls_idx, n_items, k))
     flat_given = ann_idx * k + cls_idx
     confusions = np.empty((n_annotators, k, k))
     for _ in range(iterations):
@@ -420,6 +554,12 @@ def dawid_skene(
                 n_annotators, k
             )
         counts += pseudo
+        if pooled_strength > 0 and n_annotators:
+            own = counts / counts.sum(axis=2, keepdims=True)
+            typical = np.zeros((n_groups, k, k))
+            np.add.at(typical, group_of, own)
+            typical /= np.maximum(group_size, 1.0)[:, None, None]
+            counts += pooled_strength * typical[group_of]
         confusions = counts / counts.sum(axis=2, keepdims=True)
         log_confusions = np.log(np.maximum(confusions, CONFUSION_FLOOR))
         if log_item_priors is None:
