@@ -1,0 +1,63 @@
+"""Replay speed of the pilot simulator on a synthetic history with known annotator accuracies.
+
+Usage: .venv/bin/python bench/simulate.py [--items 10000] [--judgments 10] [--seed 0] [--profile]
+Prints the replay time, the judgments in the history per second, and the adaptive run's figures.
+The aim (docs/pilot.md): a history of 100,000 judgments replays in under 10 seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pathlib
+import pstats
+import sys
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from routing.engine.types import PolicyConfig
+from routing.simulation import prepare, run_pilot, synthetic_data
+
+POLICY = PolicyConfig(crowd_overlap=2, max_crowd_labels=10, consensus_min_agreement=0.5, consensus_min_posterior=0.95)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--judgments", type=int, default=10, help="judgments per item")
+    parser.add_argument("--workers", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="print the 25 most expensive functions")
+    args = parser.parse_args()
+    rng = np.random.default_rng(args.seed)
+    # A realistic crowd: most annotators fair, some very good, a few spammers.
+    accuracies = np.clip(rng.normal(0.75, 0.12, size=args.workers), 0.5, 0.98).tolist()
+    data = synthetic_data(n_items=args.items, judgments_per_item=args.judgments, accuracies=accuracies, seed=args.seed)
+    setup = prepare(data, seed=args.seed, shuffle_judgments=True)
+    n = setup.history.n_judgments
+    profiler = cProfile.Profile() if args.profile else None
+    start = time.perf_counter()
+    if profiler:
+        profiler.enable()
+    report = run_pilot(setup, POLICY, with_baselines=False)
+    if profiler:
+        profiler.disable()
+    elapsed = time.perf_counter() - start
+    a = report.adaptive
+    revealed = a["labels_per_item"] * len(setup.scored_gold)
+    print(
+        f"replayed {n:,} judgments ({args.items:,} items x {args.judgments}, {args.workers} workers) in {elapsed:.2f} s: "
+        f"{n / elapsed:,.0f} judgments/s; revealed {revealed:,.0f} in {report.result.rounds} rounds "
+        f"({revealed / elapsed:,.0f} revealed/s)"
+    )
+    print(f"adaptive accuracy {a['accuracy']:.4f} at {a['labels_per_item']:.2f} labels/item")
+    if profiler:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+
+if __name__ == "__main__":
+    main()
