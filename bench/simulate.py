@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
 import pathlib
 import pstats
 import sys
@@ -31,6 +32,12 @@ def main() -> None:
     parser.add_argument("--judgments", type=int, default=10, help="judgments per item")
     parser.add_argument("--workers", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--posterior",
+        type=float,
+        default=POLICY.consensus_min_posterior,
+        help="consensus_min_posterior; 1.0 never accepts, so every judgment is revealed (the worst case)",
+    )
     parser.add_argument("--profile", action="store_true", help="print the 25 most expensive functions")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
@@ -43,7 +50,7 @@ def main() -> None:
     start = time.perf_counter()
     if profiler:
         profiler.enable()
-    report = run_pilot(setup, POLICY, with_baselines=False)
+    report = run_pilot(setup, dataclasses.replace(POLICY, consensus_min_posterior=args.posterior), with_baselines=False)
     if profiler:
         profiler.disable()
     elapsed = time.perf_counter() - start

@@ -414,7 +414,7 @@ def replay(
         for n in open_items:
             state = states[n]
             item_input = ItemInput(
-                item_id=n + 1, classes=classes, predictions=predictions[n], annotations=tuple(state.annotations)
+                item_id=n + 1, classes=classes, predictions=predictions[n], annotations=state.annotations
             )
             # What live routing passes too: the reliabilities of the item's annotators that have one.
             relevant = {
@@ -440,13 +440,13 @@ def replay(
                 outcomes[data.items[n]] = state.outcome(data.items[n], label, source, exhausted=True)
                 continue
             state.taken[role] = start + len(revealed)
+            added = []
             for w, c in revealed:
-                state.annotations.append(
-                    AnnotationInput(id=next_annotation_id, annotator_id=w + 1, label=classes[c], role=role)
-                )
+                added.append(AnnotationInput(id=next_annotation_id, annotator_id=w + 1, label=classes[c], role=role))
                 next_annotation_id += 1
                 state.cost += _label_cost(data.costs[w], role, policy)
                 learn.add_label(n, w + 1, c, role=role)
+            state.annotations += tuple(added)
             still_open.append(n)
             if learn.n_labels - revealed_at_refit >= max(
                 learner.refit_min_labels, learner.refit_growth * learn.n_labels
@@ -459,7 +459,7 @@ def replay(
 
 @dataclass
 class _ItemState:
-    annotations: list[AnnotationInput] = field(default_factory=list)
+    annotations: tuple[AnnotationInput, ...] = ()
     taken: dict[str, int] = field(default_factory=lambda: {CROWD: 0, EXPERT: 0})
     cost: float = 0.0
     evaluations: int = 0

@@ -18,6 +18,7 @@ For one item with model probabilities `p` and labels g_1..g_n from annotators a_
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,7 +139,8 @@ def reliability_column(
         off = (1.0 - accuracy) / (k - 1)
         return [accuracy if t == given else off for t in range(k)]
     matrix = known.confusion
-    if len(matrix) != k or any(len(row) != k for row in matrix):
+    # set(map(...)) rather than a generator: this runs for every annotation of every evaluated item.
+    if len(matrix) != k or set(map(len, matrix)) != {k}:
         raise ValueError(
             f"annotator {annotation.annotator_id}: confusion matrix is not {k}x{k} like the item's {k} classes"
         )
@@ -391,15 +393,15 @@ class RefitReliability:
         self._items: dict[Any, int] = {}
         self._annotators: dict[int, int] = {}
         self._roles: list[str] = []
-        self._rows = np.zeros((64, 3), dtype=np.int64)
-        self._n = 0
+        # Flat (item, annotator, class) triples; array.append is cheap enough to call for every label.
+        self._rows = array("q")
         self._truth: dict[int, int] = {}
         self._model: dict[int, np.ndarray] = {}
         self._post: np.ndarray | None = None
 
     @property
     def n_labels(self) -> int:
-        return self._n
+        return len(self._rows) // 3
 
     def _item(self, item_key: Any) -> int:
         return self._items.setdefault(item_key, len(self._items))
@@ -411,10 +413,7 @@ class RefitReliability:
         if annotator is None:
             annotator = self._annotators[annotator_id] = len(self._roles)
             self._roles.append("expert" if role in EXPERT_ROLES else "crowd")
-        if self._n == len(self._rows):
-            self._rows = np.concatenate([self._rows, np.zeros_like(self._rows)])
-        self._rows[self._n] = (self._item(item_key), annotator, given_index)
-        self._n += 1
+        self._rows.extend((self._item(item_key), annotator, given_index))
 
     def set_truth(self, item_key: Any, true_index: int) -> None:
         """The item is a gold check: every label on it is judged against `true_index`."""
@@ -429,9 +428,9 @@ class RefitReliability:
     def refit(self) -> dict[int, AnnotatorReliability]:
         """Re-estimate every annotator's confusion; returns those of annotators with at least one label."""
         n_items, k = len(self._items), self.k
-        if not self._n:
+        if not self._rows:
             return {}
-        rows = self._rows[: self._n]
+        rows = np.frombuffer(self._rows, dtype=np.int64).reshape(-1, 3).copy()
         initial = majority_posteriors(rows[:, 0], rows[:, 2], n_items, k)
         if self._post is not None:
             initial[: len(self._post)] = self._post
