@@ -199,10 +199,10 @@ class ClaimNextView(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         project = get_object_or_404(Project, slug=slug)
-        if selectors.worker_for(user=request.user) is None:
-            return Response({"detail": "Only active roster members (crowd, expert, reviewer) claim work."}, status=403)
         assignment = services.assignment_claim_next(user=request.user, project=project)
         if assignment is None:
+            if selectors.worker_for(user=request.user) is None:
+                return Response({"detail": "Only active roster members (crowd, expert, reviewer) claim work."}, status=403)
             return Response(status=204)
         return Response(selectors.assignment_payload(assignment))
 

@@ -10,12 +10,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from experts.availability import ExpertSnapshot, primary_subtag
-from experts.models import Expert, Expertise, Role
+from experts.models import Domain, Expert, Expertise, Role
 from experts.selectors import expert_snapshots
 from labeling.models import Annotation, AuditEvent, Item, Prediction, Project
 from labeling.presentation import without_hidden
@@ -60,12 +61,18 @@ def chunked(values: Sequence[Any], size: int = CHUNK_SIZE) -> Iterator[Sequence[
 
 
 def route_inputs(*, item_ids: Iterable[int], lock: bool = False) -> list[RouteInput]:
-    """Engine inputs for the given items in four queries whatever their number (call with <= CHUNK_SIZE ids).
+    """Engine inputs for the given items in four queries whatever their number (call with <= CHUNK_SIZE ids);
+    each item's project comes with its escalation policy and live version (`live_version_of`).
 
     With lock=True (inside a transaction) the item rows are locked, in id order, so two routings of the
     same item run one after the other and the second sees the annotations the first committed.
     """
-    items_qs = Item.objects.filter(id__in=list(item_ids)).select_related("project", "domain").order_by("id")
+    # The project's live policy version comes along (routing needs it), saving a query per chunk.
+    items_qs = (
+        Item.objects.filter(id__in=list(item_ids))
+        .select_related("project__escalation_policy__live_version", "domain")
+        .order_by("id")
+    )
     if lock:
         items_qs = items_qs.select_for_update(of=("self",))
     items = list(items_qs)
@@ -136,6 +143,15 @@ def reliabilities_for(
             n_observations=float(row.n_observations),
         )
     return result
+
+
+def live_version_of(project: Project) -> PolicyVersion | None:
+    """The project's live policy version as loaded with it (route_inputs joins it); None without a policy."""
+    try:
+        policy = project.escalation_policy
+    except EscalationPolicy.DoesNotExist:
+        return None
+    return policy.live_version
 
 
 def live_versions(*, project_ids: Iterable[int]) -> dict[int, PolicyVersion]:
@@ -471,6 +487,87 @@ def claimable_slots(*, user: Any, worker: Worker | None, project: Project | None
     return qs.exclude(item_id__in=held).exclude(item_id__in=annotated).order_by("due_at", "id")
 
 
+@dataclass(frozen=True)
+class QueuedSlot:
+    """The head of a queue as the claim needs it."""
+
+    id: int
+    kind: str
+    project_id: int
+    # The project's live policy version (JSON text), for the gold-check rate; None before it has one.
+    policy_config: str | None
+
+
+def _like_prefix(value: str) -> str:
+    """`value` as a LIKE pattern matching strings that start with it ("\\" escapes the wildcards)."""
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def next_queued_slot(
+    *, user: Any, worker: Worker | None, project: Project | None = None, lock: bool = False
+) -> QueuedSlot | None:
+    """The first row of `claimable_slots(...)`, by hand-written SQL; with lock=True (inside a transaction,
+    PostgreSQL only) the row is locked and rows other claimers hold are skipped.
+
+    Every claim runs this; compiling the ORM twin costs about 3 ms of CPU per call, this about 0.2 ms.
+    The conditions are the same as claimable_slots' (tests compare the two): the role's queue, the project,
+    nothing the user holds, declined or annotated, and for experts domain coverage (the path itself or
+    below it) and language (primary subtag, either way round; an item without one matches everyone).
+    """
+    kinds = POOL_KINDS.get(worker.role, ()) if worker is not None else ()
+    if not kinds:
+        return None
+    a, i, d = Assignment._meta.db_table, Item._meta.db_table, Domain._meta.db_table
+    ep, pv, an = EscalationPolicy._meta.db_table, PolicyVersion._meta.db_table, Annotation._meta.db_table
+    where = [
+        "q.status = %s",
+        "q.assignee_id IS NULL",
+        f"q.kind IN ({', '.join(['%s'] * len(kinds))})",
+        f"q.item_id NOT IN (SELECT h.item_id FROM {a} h WHERE h.assignee_id = %s AND h.status IN (%s, %s, %s))",
+        f"q.item_id NOT IN (SELECT n.item_id FROM {an} n WHERE n.annotator_id = %s)",
+    ]
+    params: list[Any] = [
+        AssignmentStatus.OFFERED.value,
+        *[str(k) for k in kinds],
+        user.pk,
+        AssignmentStatus.OFFERED.value,
+        AssignmentStatus.ACTIVE.value,
+        AssignmentStatus.DECLINED.value,
+        user.pk,
+    ]
+    if project is not None:
+        where.append("q.project_id = %s")
+        params.append(project.pk)
+    joins = ""
+    if worker.role == Role.EXPERT:
+        joins = f" JOIN {i} it ON it.id = q.item_id LEFT JOIN {d} dom ON dom.id = it.domain_id"
+        domain = ["it.domain_id IS NULL"]
+        for path in worker.expertise:
+            domain.append("dom.path = %s OR dom.path LIKE %s ESCAPE '\\'")
+            params += [path, _like_prefix(path + "/")]
+        language = ["it.language = ''"]
+        for subtag in sorted({primary_subtag(tag) for tag in worker.languages} - {""}):
+            language.append("LOWER(it.language) = %s OR LOWER(it.language) LIKE %s ESCAPE '\\'")
+            params += [subtag, _like_prefix(subtag + "-")]
+        where += [f"({' OR '.join(domain)})", f"({' OR '.join(language)})"]
+    sql = (
+        f"SELECT q.id, q.kind, q.project_id, v.config FROM {a} q{joins}"
+        f" LEFT JOIN {ep} pol ON pol.project_id = q.project_id LEFT JOIN {pv} v ON v.id = pol.live_version_id"
+        f" WHERE {' AND '.join(where)} ORDER BY q.due_at, q.id LIMIT 1"
+    )
+    if lock and connection.features.has_select_for_update_skip_locked:
+        sql += " FOR UPDATE OF q SKIP LOCKED"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    config = found[3]
+    if config is not None and not isinstance(config, str):
+        config = json.dumps(config)
+    return QueuedSlot(id=found[0], kind=found[1], project_id=found[2], policy_config=config)
+
+
 def offered_to(*, user: Any, project: Project | None = None) -> QuerySet[Assignment]:
     """Slots offered to the user by name and not started yet, soonest deadline first."""
     qs = Assignment.objects.filter(assignee_id=user.pk, status=AssignmentStatus.OFFERED)
@@ -479,8 +576,12 @@ def offered_to(*, user: Any, project: Project | None = None) -> QuerySet[Assignm
     return qs.order_by("due_at", "id")
 
 
-def open_assignment_count(*, user: Any) -> int:
-    return Assignment.objects.filter(assignee_id=user.pk, status__in=OPEN_ASSIGNMENT_STATUSES).count()
+def assignment_counts(*, user: Any) -> tuple[int, int]:
+    """(open, ever): the user's open assignments (offered or active) and all they ever held, in one query."""
+    counts = Assignment.objects.filter(assignee_id=user.pk).aggregate(
+        open=Count("id", filter=Q(status__in=OPEN_ASSIGNMENT_STATUSES)), ever=Count("id")
+    )
+    return counts["open"], counts["ever"]
 
 
 def queue_summary(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> dict[str, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Max, OuterRef, Q, Subquery
 from django.utils import timezone
 from django_q.models import Schedule
@@ -296,10 +297,10 @@ def items_route(
                 if foreign:
                     raise ValidationError("The policy version given belongs to another project than some items.")
                 versions.setdefault(policy_version.policy.project_id, policy_version)
-            versions.update(selectors.live_versions(project_ids=project_ids - versions.keys()))
             for r in loaded:
                 if r.item.project_id not in versions:
-                    versions[r.item.project_id] = policy_for_project(r.item.project).live_version
+                    live = selectors.live_version_of(r.item.project)
+                    versions[r.item.project_id] = live or policy_for_project(r.item.project).live_version
             decisions = []
             item_configs = []
             for r in loaded:
@@ -464,8 +465,8 @@ CLAIM_ATTEMPTS = 8
 # granularity, the network), not more.
 TIME_SPENT_SLACK = dt.timedelta(minutes=2)
 # Gold checks: the claimer's draw comes from numpy's generator seeded with (GOLD_SEED, user id, how many
-# assignments they claimed before), so who gets a gold check when is reproducible; the item is drawn
-# among the first GOLD_CANDIDATES gold items (by id) they have not seen.
+# assignments they held before), so who gets a gold check when is reproducible; the item is drawn among
+# the first GOLD_CANDIDATES gold items (by id) they have not seen.
 GOLD_SEED = 8_675_309
 GOLD_CANDIDATES = 50
 REVIEW_SAMPLE_SALT = "review-sample"
@@ -780,40 +781,48 @@ def _ranking_summary(ranking: Ranking | None) -> dict[str, Any]:
 # --- assignments: claim, submit, decline, review -----------------------------------------------------------
 
 
-def _first_free(qs) -> Assignment | None:
-    """The first row of `qs`, locked on PostgreSQL and skipping rows other claimers hold. SQLite drops the
-    clause silently; there, claims are exclusive because IMMEDIATE transactions serialise writers and the
-    compare-and-set in `_take` re-checks the row."""
-    return qs.select_for_update(skip_locked=True, of=("self",)).first()
-
-
 def _take(slot_id: int, *, user: Any, now: dt.datetime, lease_end: dt.datetime) -> bool:
     """Compare-and-set: the slot becomes the user's active assignment only if it is still offered, to
-    nobody or to them. False when someone else got there first (or the user holds another slot of the item)."""
-    try:
-        with transaction.atomic():
-            updated = Assignment.objects.filter(
-                Q(assignee__isnull=True) | Q(assignee_id=user.pk), pk=slot_id, status=AssignmentStatus.OFFERED
-            ).update(status=AssignmentStatus.ACTIVE, assignee_id=user.pk, claimed_at=now, lease_expires_at=lease_end)
-    except IntegrityError:
-        return False
-    return updated == 1
+    nobody or to them; False when someone else got there first. (If the user already holds another slot of
+    the item, the unique constraint aborts the transaction; the caller retries.) Hand-written like
+    selectors.next_queued_slot, because every claim runs it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Assignment._meta.db_table} SET status = %s, assignee_id = %s, claimed_at = %s,"
+            " lease_expires_at = %s WHERE id = %s AND status = %s AND (assignee_id IS NULL OR assignee_id = %s)",
+            [
+                AssignmentStatus.ACTIVE.value,
+                user.pk,
+                connection.ops.adapt_datetimefield_value(now),
+                connection.ops.adapt_datetimefield_value(lease_end),
+                slot_id,
+                AssignmentStatus.OFFERED.value,
+                user.pk,
+            ],
+        )
+        return cursor.rowcount == 1
 
 
-def _gold_check(*, user: Any, slot: Assignment, now: dt.datetime, lease_end: dt.datetime) -> Assignment | None:
-    """With probability gold_check_rate (seeded per user and claim count), a gold check in the slot's
-    project instead of the slot: an item with a gold label the user has not seen, handed out like any work."""
-    project = slot.project
-    config = _live_config(project)
-    if config.gold_check_rate <= 0:
+def gold_check_drawn(*, user_id: int, sequence: int, rate: float) -> bool:
+    """Whether a crowd claim hands `user_id` a gold check instead, `sequence` being how many assignments
+    they held before: numpy's generator seeded with (GOLD_SEED, user, sequence), so the draws are
+    reproducible and independent from one claim to the next."""
+    return rate > 0 and np.random.default_rng([GOLD_SEED, user_id, sequence]).random() < rate
+
+
+def _gold_check(
+    *, user: Any, slot: selectors.QueuedSlot, sequence: int, now: dt.datetime, lease_end: dt.datetime
+) -> Assignment | None:
+    """With probability gold_check_rate (gold_check_drawn), a gold check in the slot's project instead of
+    the slot: an item with a gold label the user has not seen, handed out like any crowd work."""
+    if slot.policy_config is None:
         return None
-    sequence = Assignment.objects.filter(assignee_id=user.pk, claimed_at__isnull=False).count()
-    rng = np.random.default_rng([GOLD_SEED, user.pk, sequence])
-    if rng.random() >= config.gold_check_rate:
+    config = PolicyConfig.from_dict(json.loads(slot.policy_config))
+    if not gold_check_drawn(user_id=user.pk, sequence=sequence, rate=config.gold_check_rate):
         return None
     held, annotated = selectors.items_held_or_done(user=user)
     candidates = list(
-        Item.objects.filter(project=project, gold__isnull=False)
+        Item.objects.filter(project_id=slot.project_id, gold__isnull=False)
         .exclude(id__in=held)
         .exclude(id__in=annotated)
         .order_by("id")
@@ -821,15 +830,17 @@ def _gold_check(*, user: Any, slot: Assignment, now: dt.datetime, lease_end: dt.
     )
     if not candidates:
         return None
+    pick = np.random.default_rng([GOLD_SEED, user.pk, sequence, 1]).integers(len(candidates))
+    due_at = Assignment.objects.filter(pk=slot.id).values_list("due_at", flat=True).first()
     return Assignment.objects.create(
-        item_id=candidates[int(rng.integers(len(candidates)))],
-        project=project,
+        item_id=candidates[int(pick)],
+        project_id=slot.project_id,
         assignee_id=user.pk,
         kind=AssignmentKind.GOLD_CHECK,
         status=AssignmentStatus.ACTIVE,
         claimed_at=now,
         lease_expires_at=lease_end,
-        due_at=slot.due_at or now + dt.timedelta(hours=config.sla_hours),
+        due_at=due_at or now + dt.timedelta(hours=config.sla_hours),
         created_at=now,
     )
 
@@ -839,23 +850,27 @@ _RETRY = object()
 
 def _claim_once(*, user: Any, worker: selectors.Worker | None, project: Project | None, now: dt.datetime) -> Any:
     lease_end = now + assignment_lease()
-    slot = _first_free(selectors.offered_to(user=user, project=project))
-    if slot is None:
+    slot_id = None
+    # Slots are offered by name only to experts (routing, declines, expiry, SLA breaches, the waiting queue).
+    if worker is None or worker.role != Role.CROWD:
+        own = selectors.offered_to(user=user, project=project).select_for_update(skip_locked=True, of=("self",))
+        slot_id = own.values_list("id", flat=True).first()
+    if slot_id is None:
         # The person's own offers come first and are never refused; the open queue respects capacity.
-        if worker is None or selectors.open_assignment_count(user=user) >= worker.capacity:
+        if worker is None:
             return None
-        slot = _first_free(
-            selectors.claimable_slots(user=user, worker=worker, project=project).select_related("project")
-        )
+        open_count, sequence = selectors.assignment_counts(user=user)
+        if open_count >= worker.capacity:
+            return None
+        slot = selectors.next_queued_slot(user=user, worker=worker, project=project, lock=True)
         if slot is None:
             return None
         if slot.kind == AssignmentKind.CROWD and worker.role == Role.CROWD:
-            gold = _gold_check(user=user, slot=slot, now=now, lease_end=lease_end)
+            gold = _gold_check(user=user, slot=slot, sequence=sequence, now=now, lease_end=lease_end)
             if gold is not None:
-                return gold
-    if not _take(slot.pk, user=user, now=now, lease_end=lease_end):
-        return _RETRY
-    return selectors.assignment_for_user(assignment_id=slot.pk, user=user)
+                return gold.pk
+        slot_id = slot.id
+    return slot_id if _take(slot_id, user=user, now=now, lease_end=lease_end) else _RETRY
 
 
 def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> Assignment | None:
@@ -866,14 +881,22 @@ def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.
     assignments than their capacity. A crowd claim is sometimes a hidden gold check instead (_gold_check).
     Exclusive under concurrency: PostgreSQL skips rows other claimers have locked, and on every database
     the final write is a compare-and-set that only succeeds on a still-free slot (else: try again).
+    A crowd claim costs five statements and the transaction: the worker, the counts, the queue's head (with
+    the project's live policy joined), the write, and the claimed row with its item for the caller.
     """
     now = now or timezone.now()
     worker = selectors.worker_for(user=user)
     for _ in range(CLAIM_ATTEMPTS):
-        with transaction.atomic():
-            claimed = _claim_once(user=user, worker=worker, project=project, now=now)
+        try:
+            with transaction.atomic():
+                claimed = _claim_once(user=user, worker=worker, project=project, now=now)
+        except IntegrityError:
+            # The user claimed another slot of the same item at the same moment (two tabs): try again.
+            continue
+        if claimed is None:
+            return None
         if claimed is not _RETRY:
-            return claimed
+            return Assignment.objects.select_related("item__project", "item__domain").get(pk=claimed)
     return None
 
 
@@ -883,12 +906,11 @@ def _lock_own(*, assignment_id: Any, user: Any) -> Assignment:
         assignment_id = int(assignment_id)
     except (TypeError, ValueError):
         raise AssignmentNotFound(f"No assignment {assignment_id!r} of yours.") from None
-    item_id = (
-        Assignment.objects.filter(pk=assignment_id, assignee_id=user.pk).values_list("item_id", flat=True).first()
+    locked = Item.objects.select_for_update(of=("self",)).filter(
+        assignments__pk=assignment_id, assignments__assignee_id=user.pk
     )
-    if item_id is None:
+    if not locked.values_list("id", flat=True):
         raise AssignmentNotFound(f"No assignment {assignment_id} of yours.")
-    list(Item.objects.select_for_update(of=("self",)).filter(pk=item_id).only("id"))
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("item__project", "item__domain")

@@ -414,14 +414,58 @@ class TestGoldChecks:
         ingest_at(proj, [row(f"g{i}", CONFIDENT, gold="cat") for i in range(12)])
         ingest_at(proj, [row(f"w{i}", MIDDLING) for i in range(12)])
         kinds = [services.assignment_claim_next(user=crowd, project=proj, now=LATER).kind for _ in range(12)]
-        expected = [
-            np.random.default_rng([services.GOLD_SEED, crowd.pk, n]).random() < 0.5 for n in range(12)
-        ]
+        expected = [services.gold_check_drawn(user_id=crowd.pk, sequence=n, rate=0.5) for n in range(12)]
         assert [k == AssignmentKind.GOLD_CHECK for k in kinds] == expected
         assert set(kinds) == {AssignmentKind.GOLD_CHECK, AssignmentKind.CROWD}
+        draws = [services.gold_check_drawn(user_id=crowd.pk, sequence=n, rate=0.5) for n in range(400)]
+        assert 0.4 < np.mean(draws) < 0.6
 
     def test_no_gold_checks_at_rate_zero(self):
         proj = project(policy=PolicyConfig(gold_check_rate=0.0))
         crowd = person(Role.CROWD)
         ingest_at(proj, [row("g", CONFIDENT, gold="cat"), row("w", MIDDLING)])
         assert services.assignment_claim_next(user=crowd, project=proj, now=LATER).kind == AssignmentKind.CROWD
+
+
+class TestQueueSql:
+    """The claim's hand-written queue query picks what the ORM's claimable_slots would."""
+
+    def test_head_of_every_queue_matches_the_orm(self):
+        crowd = person(Role.CROWD)
+        reviewer = person(Role.REVIEWER)
+        experts = [
+            person(Role.EXPERT, name="all", expertise={"pets": 3}, languages=["en", "pt-BR"], capacity=0),
+            person(Role.EXPERT, name="dogs", expertise={"pets/dogs": 3}, languages=["pt"], capacity=0),
+            person(Role.EXPERT, name="under", expertise={"pets/dog_s": 3}, languages=["en"], capacity=0),
+            person(Role.EXPERT, name="none", expertise={"vets": 3}, languages=["en"], capacity=0),
+        ]
+        proj = project(policy=ESCALATE_UNSURE, review_sample_rate=1.0)
+        other = project(slug="other", policy=ESCALATE_UNSURE)
+        rows = [
+            row("d-en", UNSURE, domain="pets/dogs", language="en"),
+            row("d-pt", UNSURE, domain="pets/dogs/puppies", language="pt-BR"),
+            row("x-pt", UNSURE, domain="pets/dogsx", language="pt"),
+            row("u-en", UNSURE, domain="pets/dogXs/a", language="EN"),
+            row("none", UNSURE, domain="", language=""),
+            row("m", MIDDLING),
+            row("c", CONFIDENT),
+        ]
+        for n, r in enumerate(rows):
+            ingest_at(proj if n % 2 else other, [r], now=NOW + dt.timedelta(minutes=n))
+        for user in [crowd, reviewer, *experts]:
+            worker = selectors.worker_for(user=user)
+            for scope in (None, proj, other):
+                queue = list(selectors.claimable_slots(user=user, worker=worker, project=scope))
+                head = selectors.next_queued_slot(user=user, worker=worker, project=scope)
+                assert (head.id if head else None) == (queue[0].id if queue else None), (user.username, scope)
+        dogs = selectors.worker_for(user=experts[1])
+        assert {a.item.external_id for a in selectors.claimable_slots(user=experts[1], worker=dogs)} == {
+            "d-pt",
+            "none",
+        }
+        # "_" in an expertise path is a character, not a LIKE wildcard.
+        under = selectors.worker_for(user=experts[2])
+        assert {a.item.external_id for a in selectors.claimable_slots(user=experts[2], worker=under)} == {"none"}
+        assert selectors.next_queued_slot(user=experts[2], worker=under).id == (
+            selectors.claimable_slots(user=experts[2], worker=under).get().id
+        )

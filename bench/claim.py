@@ -1,0 +1,321 @@
+"""Claim latency and the annotators' work loop over HTTP, on PostgreSQL.
+
+Usage:
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_claims .venv/bin/python bench/claim.py
+        [--slots 3000] [--seconds 15] [--http-items 6000] [--http-seconds 20] [--workers 4] [--keep]
+
+1. claims: for 1, 4 and 16 concurrent claimers (separate processes, as web workers would be), a fresh
+   project with --slots open crowd slots made by routing; every claimer claims (routing.services.
+   assignment_claim_next) until the queue is empty or --seconds pass. Prints median and p95 latency of one
+   claim, and claims/s. Aim: p95 < 20 ms with 16 claimers.
+2. http loop: gunicorn (--workers sync workers) on 127.0.0.1 against the same database; 8 client threads,
+   each a different crowd annotator with an API token, repeat POST /api/projects/<slug>/next and POST
+   /api/assignments/<id>/submit (the item is routed again on every submit) for --http-seconds. Prints
+   annotations/s and median/p95 of each call. Aim: > 200 annotations/s.
+
+Tables are ANALYZEd after set-up, as autovacuum would have done on a live database. The machine's load
+matters (the client, gunicorn and PostgreSQL share its cores): the script prints the load average.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import pathlib
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection, connections  # noqa: E402
+from rest_framework.authtoken.models import Token  # noqa: E402
+
+from experts.models import Expert, Role  # noqa: E402
+from experts.services import expert_create  # noqa: E402
+from labeling.models import Project  # noqa: E402
+from labeling.services import items_ingest, project_create  # noqa: E402
+from routing import services  # noqa: E402
+from routing.engine.types import PolicyConfig  # noqa: E402
+from routing.models import Assignment, AssignmentStatus  # noqa: E402
+
+CLASSES = ["cat", "dog", "bird"]
+LEVELS = (1, 4, 16)
+HTTP_CLIENTS = 8
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def crowd_users(n: int, prefix: str) -> list[Any]:
+    User = get_user_model()
+    users = []
+    for i in range(n):
+        user, created = User.objects.get_or_create(username=f"{prefix}-{i}")
+        if created:
+            expert_create(user=user, display_name=user.username, role=Role.CROWD, capacity=100_000, languages=["en"])
+        users.append(user)
+    return users
+
+
+def queue_project(slug: str, n: int, *, crowd_overlap: int) -> Project:
+    """A project whose `n` items all go to the crowd (routing creates the slots on ingest)."""
+    project = project_create(name=slug, slug=slug, classes=CLASSES)
+    services.policy_version_publish(
+        policy=services.policy_for_project(project),
+        config=PolicyConfig(crowd_overlap=crowd_overlap, max_crowd_labels=max(3, crowd_overlap)),
+        author=None,
+        change_note="benchmark",
+    )
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(n):
+        top = float(rng.uniform(0.45, 0.8))
+        rest = 1.0 - top
+        rows.append(
+            {
+                "external_id": f"item-{i}",
+                "data": {"text": f"benchmark item {i}"},
+                "language": "en",
+                "predictions": [
+                    {"model_version": "bench-1", "probabilities": {"cat": top, "dog": rest * 0.6, "bird": rest * 0.4}}
+                ],
+            }
+        )
+    for start in range(0, n, 2000):
+        items_ingest(project=project, rows=rows[start : start + 2000])
+    with connection.cursor() as cursor:
+        for table in ("routing_assignment", "labeling_item", "labeling_annotation", "routing_routingdecision"):
+            cursor.execute(f"ANALYZE {table}")
+    return project
+
+
+# --- 1. claims -------------------------------------------------------------------------------------------
+
+
+def _claimer(user_id: int, project_id: int, seconds: float, start_at: float, out: multiprocessing.Queue) -> None:
+    connections.close_all()
+    user = get_user_model().objects.get(pk=user_id)
+    project = Project.objects.get(pk=project_id)
+    latencies = []
+    cpu = time.process_time()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        claimed = services.assignment_claim_next(user=user, project=project)
+        elapsed = time.perf_counter() - t0
+        if claimed is None:
+            break
+        latencies.append(elapsed)
+    connections.close_all()
+    out.put((latencies, time.process_time() - cpu))
+
+
+def bench_claims(users: list[Any], slots: int, seconds: float) -> list[dict[str, float]]:
+    results = []
+    ctx = multiprocessing.get_context("fork")
+    for level in LEVELS:
+        project = queue_project(f"bench-claim-{level}-{time.time_ns()}", slots, crowd_overlap=1)
+        connections.close_all()
+        out = ctx.Queue()
+        start_at = time.time() + 0.5
+        procs = [
+            ctx.Process(target=_claimer, args=(users[i].pk, project.pk, seconds, start_at, out)) for i in range(level)
+        ]
+        for p in procs:
+            p.start()
+        gathered = [out.get() for _ in procs]
+        for p in procs:
+            p.join()
+        wall = time.time() - start_at
+        latencies = [x for lat, _ in gathered for x in lat]
+        cpu = sum(c for _, c in gathered)
+        claimed = Assignment.objects.filter(project=project, status=AssignmentStatus.ACTIVE)
+        taken = claimed.count()
+        twice = taken - claimed.values("item_id").distinct().count()
+        assert taken == len(latencies) and twice == 0, (taken, len(latencies), twice)
+        results.append(
+            {
+                "claimers": level,
+                "claims": len(latencies),
+                "median_ms": 1000 * statistics.median(latencies),
+                "p95_ms": 1000 * percentile(latencies, 95),
+                "per_s": len(latencies) / wall,
+                "client_cpu_ms": 1000 * cpu / max(1, len(latencies)),
+            }
+        )
+    return results
+
+
+# --- 2. the HTTP loop ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        "CONN_MAX_AGE": "600",
+    }
+    process = subprocess.Popen(
+        [
+            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            "workbench.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
+        start_new_session=True,
+    )
+    for _ in range(200):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/accounts/login/")
+            if conn.getresponse().status == 200:
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def _client(port: int, token: str, slug: str, seconds: float, seed: int, out: dict, lock: threading.Lock) -> None:
+    rng = np.random.default_rng(seed)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    next_ms, submit_ms, errors = [], [], 0
+    deadline = time.perf_counter() + seconds
+
+    def post(path: str, body: dict | None) -> tuple[int, Any]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        conn.close()
+        return response.status, (json.loads(data) if data else None)
+
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        status, claimed = post(f"/api/projects/{slug}/next", None)
+        next_ms.append(1000 * (time.perf_counter() - t0))
+        if status == 204:
+            break
+        if status != 200:
+            errors += 1
+            continue
+        label = "cat" if rng.random() < 0.85 else "dog"
+        t0 = time.perf_counter()
+        status, _ = post(f"/api/assignments/{claimed['assignment']}/submit", {"label": label, "time_spent_ms": 1})
+        submit_ms.append(1000 * (time.perf_counter() - t0))
+        if status != 200:
+            errors += 1
+    with lock:
+        out["next"] += next_ms
+        out["submit"] += submit_ms
+        out["errors"] += errors
+
+
+def bench_http(users: list[Any], items: int, seconds: float, workers: int) -> dict[str, float]:
+    project = queue_project(f"bench-http-{time.time_ns()}", items, crowd_overlap=2)
+    tokens = [Token.objects.get_or_create(user=u)[0].key for u in users[:HTTP_CLIENTS]]
+    connections.close_all()
+    port = free_port()
+    server = start_gunicorn(port, workers)
+    try:
+        out: dict[str, Any] = {"next": [], "submit": [], "errors": 0}
+        lock = threading.Lock()
+        threads = [
+            threading.Thread(target=_client, args=(port, tokens[i], project.slug, seconds, i, out, lock))
+            for i in range(HTTP_CLIENTS)
+        ]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - started
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    return {
+        "annotations": len(out["submit"]),
+        "per_s": len(out["submit"]) / wall,
+        "errors": out["errors"],
+        "next_median_ms": statistics.median(out["next"]),
+        "next_p95_ms": percentile(out["next"], 95),
+        "submit_median_ms": statistics.median(out["submit"]),
+        "submit_p95_ms": percentile(out["submit"], 95),
+        "labeled": project.items.filter(status="labeled").count(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--slots", type=int, default=3000, help="open crowd slots per claim level")
+    parser.add_argument("--seconds", type=float, default=15.0, help="most time per claim level")
+    parser.add_argument("--http-items", type=int, default=6000)
+    parser.add_argument("--http-seconds", type=float, default=20.0)
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--keep", action="store_true", help="keep the benchmark projects")
+    parser.add_argument("--skip-http", action="store_true")
+    args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        parser.error("run it on PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_claims")
+    call_command("migrate", interactive=False, verbosity=0)
+    print(f"database: {connection.settings_dict['NAME']}  cores: {os.cpu_count()}  load: {os.getloadavg()[0]:.1f}")
+    users = crowd_users(max(LEVELS), "bench-crowd")
+    try:
+        print(f"\n{'claimers':>8}{'claims':>8}{'median ms':>11}{'p95 ms':>9}{'claims/s':>10}{'client CPU ms/claim':>21}")
+        for r in bench_claims(users, args.slots, args.seconds):
+            print(
+                f"{r['claimers']:>8}{r['claims']:>8}{r['median_ms']:>11.2f}{r['p95_ms']:>9.2f}{r['per_s']:>10.0f}"
+                f"{r['client_cpu_ms']:>21.2f}"
+            )
+        if not args.skip_http:
+            h = bench_http(users, args.http_items, args.http_seconds, args.workers)
+            print(
+                f"\nHTTP loop, {HTTP_CLIENTS} annotators, gunicorn x{args.workers}: {h['annotations']} annotations, "
+                f"{h['per_s']:.0f}/s, {h['errors']} errors, {h['labeled']} items labeled\n"
+                f"  next:   median {h['next_median_ms']:.1f} ms, p95 {h['next_p95_ms']:.1f} ms\n"
+                f"  submit: median {h['submit_median_ms']:.1f} ms, p95 {h['submit_p95_ms']:.1f} ms"
+            )
+        print(f"load after: {os.getloadavg()[0]:.1f}")
+    finally:
+        if not args.keep:
+            Project.objects.filter(slug__startswith="bench-claim-").delete()
+            Project.objects.filter(slug__startswith="bench-http-").delete()
+
+
+if __name__ == "__main__":
+    main()
