@@ -8,7 +8,7 @@ import pathlib
 import pytest
 from django.core.management import CommandError, call_command
 
-from routing.calibration import Candidate, calibrate, candidate_policies, choose
+from routing.calibration import Candidate, calibrate, candidate_policies, choose, with_accuracy_trend
 from routing.engine.types import PolicyConfig
 from routing.simulation import synthetic_data
 
@@ -32,11 +32,11 @@ def crowd():
 def test_target_accuracy_is_met_on_held_out_items_for_fewer_labels(crowd):
     result = calibrate(crowd, BASE, target_accuracy=0.9, seed=3, shuffle_judgments=True, policies=GRID)
     assert result.met
-    assert result.calibration["accuracy"] >= 0.9
+    assert result.calibration["accuracy_trend"] >= 0.9
     assert result.held_out["accuracy"] >= 0.9 - 0.03
     assert result.held_out["labels_per_item"] < 0.75 * 8
     # It is the cheapest candidate that met the target on the calibration split.
-    meeting = [c for c in result.candidates if c.calibration["accuracy"] >= 0.9]
+    meeting = [c for c in result.candidates if c.calibration["accuracy_trend"] >= 0.9]
     assert result.calibration["cost_per_item"] == min(c.calibration["cost_per_item"] for c in meeting)
     assert result.calibration_items + result.held_out_items == 400
     # Fields other than the searched thresholds are the base policy's.
@@ -55,7 +55,7 @@ def test_budget_gives_the_most_accurate_policy_within_it(crowd):
     assert result.met
     assert result.calibration["labels_per_item"] <= 3.0
     within = [c for c in result.candidates if c.calibration["labels_per_item"] <= 3.0]
-    assert result.calibration["accuracy"] == max(c.calibration["accuracy"] for c in within)
+    assert result.calibration["accuracy_trend"] == max(c.calibration["accuracy_trend"] for c in within)
     assert result.held_out["labels_per_item"] <= 3.3
 
 
@@ -64,7 +64,7 @@ def test_unreachable_target_is_reported_not_met(crowd):
         crowd, BASE, target_accuracy=1.0, seed=3, policies=candidate_policies(BASE, with_predictions=False)[:4]
     )
     assert not result.met
-    assert result.calibration["accuracy"] == max(c.calibration["accuracy"] for c in result.candidates)
+    assert result.calibration["accuracy_trend"] == max(c.calibration["accuracy_trend"] for c in result.candidates)
 
 
 def _candidate(accuracy, labels, cost=None):
@@ -86,6 +86,15 @@ def test_choose(goal, figures, expected, met):
     candidates = [_candidate(*f) for f in figures]
     chosen, was_met = choose(candidates, target_accuracy=goal.get("target_accuracy"), budget=goal.get("budget"))
     assert chosen is candidates[expected] and was_met is met
+
+
+def test_accuracy_trend_pools_a_lucky_candidate():
+    lucky = [_candidate(0.80, 1.0), _candidate(0.92, 2.0), _candidate(0.88, 3.0), _candidate(0.95, 4.0)]
+    trended = with_accuracy_trend(lucky)
+    assert [c.calibration["accuracy_trend"] for c in trended] == pytest.approx([0.80, 0.90, 0.90, 0.95])
+    # Raw figures would take the 2-label candidate for a 0.91 target; the trend says 4 labels are needed.
+    assert choose(lucky, target_accuracy=0.91, budget=None)[0] is lucky[1]
+    assert choose(trended, target_accuracy=0.91, budget=None)[0] is trended[3]
 
 
 @pytest.mark.parametrize(
