@@ -9,11 +9,22 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from dashboards.reports import MIN_SHARED_ITEMS
 from dashboards.tables import Chart, Report, Table
 
 PALETTE = ("#2457c5", "#e07b00", "#1b7f3b", "#b3261e", "#6b4fbb", "#00838f", "#8d6e63", "#c2185b")
 ROUTE_COLOURS = {"auto": "#1b7f3b", "crowd": "#e07b00", "expert": "#b3261e", "pending": "#8a94a6", "All": "#2457c5"}
 MAX_BARS = 25
+# (upper bound, legend label, colour): Landis and Koch's reading of kappa, and plain shares for agreement.
+KAPPA_BANDS = (
+    (0.0, "kappa < 0 (poor)", "#b3261e"), (0.2, "0-0.2 (slight)", "#f4a582"), (0.4, "0.2-0.4 (fair)", "#d1e5f0"),
+    (0.6, "0.4-0.6 (moderate)", "#92c5de"), (0.8, "0.6-0.8 (substantial)", "#4393c3"),
+    (float("inf"), "0.8-1 (almost perfect)", "#2166ac"),
+)
+AGREEMENT_BANDS = (
+    (0.5, "agree < 50%", "#f4a582"), (0.7, "50-70%", "#d1e5f0"), (0.85, "70-85%", "#92c5de"),
+    (float("inf"), "85% or more", "#2166ac"),
+)
 
 
 AXIS = {"gridcolor": "#e9edf3", "zerolinecolor": "#cfd6e1", "linecolor": "#cfd6e1", "automargin": True}
@@ -78,8 +89,22 @@ def _interval_chart(table: Table, key: str, title: str, *, horizontal: bool = Tr
     return _figure([trace], title, not rows, yaxis={"range": [0, 1.02], "tickformat": ".0%"}, xaxis={"type": "category"})
 
 
-def _hours(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds / 3600
+def _weeks(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Week labels for a category axis (a date axis with one or two weeks shows sub-second ticks)."""
+    return [f"{r['week']:%d %b %Y}" for r in rows]
+
+
+DURATION_UNITS = ((120, 1, "seconds"), (2 * 3600, 60, "minutes"), (48 * 3600, 3600, "hours"), (float("inf"), 86400, "days"))
+
+
+def _duration_unit(seconds: Sequence[float | None]) -> tuple[float, str]:
+    """The unit that reads best for the largest of `seconds`: (seconds per unit, name)."""
+    largest = max((s for s in seconds if s is not None), default=0)
+    return next((size, name) for limit, size, name in DURATION_UNITS if largest < limit)
+
+
+def _in(seconds: Sequence[float | None], size: float) -> list[float | None]:
+    return [None if s is None else s / size for s in seconds]
 
 
 def agreement(report: Report) -> list[Chart]:
@@ -87,41 +112,68 @@ def agreement(report: Report) -> list[Chart]:
     measures = (("percent_agreement", "Pairwise agreement"), ("fleiss_kappa", "Fleiss' kappa"),
                 ("krippendorff_alpha", "Krippendorff's alpha"))
     over_time = [
-        go.Scatter(x=[str(r["week"]) for r in weeks], y=[r[k] for r in weeks], name=title, mode="lines+markers")
+        go.Scatter(x=_weeks(weeks), y=[r[k] for r in weeks], name=title, mode="lines+markers")
         for k, title in measures
     ]
     domains = _rows(report.table("agreement_by_domain"))
     by_domain = [go.Bar(x=_labels(domains, "domain"), y=[r[k] for r in domains], name=title) for k, title in measures]
-    pairs = _rows(report.table("agreement_pairs"), "cohen_kappa")
+    # Cohen's kappa where pairs share enough items; otherwise their raw agreement, so the chart still shows
+    # who agrees with whom (the table has both).
+    pairs = _rows(report.table("agreement_pairs"))
+    use_kappa = any(r["cohen_kappa"] is not None for r in pairs)
+    key, scale = ("cohen_kappa", "kappa") if use_kappa else ("percent_agreement", "agreement")
     people = sorted({r["annotator_a"] for r in pairs} | {r["annotator_b"] for r in pairs})
-    matrix = [[None] * len(people) for _ in people]
+    # Square markers in banded colours with a legend, not a go.Heatmap or a colour bar: plotly paints those
+    # with inline styles, which the page's Content-Security-Policy refuses.
+    bands = KAPPA_BANDS if use_kappa else AGREEMENT_BANDS
+    size = max(10, min(28, 300 // max(len(people), 1)))
+    cells: dict[int, tuple[list, list, list]] = {i: ([], [], []) for i in range(len(bands))}
     for r in pairs:
-        i, j = people.index(r["annotator_a"]), people.index(r["annotator_b"])
-        matrix[i][j] = matrix[j][i] = r["cohen_kappa"]
-    heatmap = go.Heatmap(z=matrix, x=people, y=people, zmin=-1, zmax=1, colorscale="RdBu", hoverongaps=False,
-                         colorbar={"title": {"text": "kappa"}})
+        if r[key] is None:
+            continue
+        band = next(i for i, (upper, _, _) in enumerate(bands) if r[key] < upper)
+        kappa = "n/a" if r["cohen_kappa"] is None else f"{r['cohen_kappa']:.2f}"
+        text = (f"{r['annotator_a']} & {r['annotator_b']}<br>{r['shared_items']} shared items"
+                f"<br>agreement {r['percent_agreement']:.0%}<br>Cohen's kappa {kappa}")
+        for a, b in ((r["annotator_a"], r["annotator_b"]), (r["annotator_b"], r["annotator_a"])):
+            cells[band][0].append(b), cells[band][1].append(a), cells[band][2].append(text)
+    heatmap = [
+        go.Scatter(x=xs, y=ys, mode="markers", hovertext=hover, hoverinfo="text", name=label,
+                   marker={"symbol": "square", "size": size, "color": colour, "line": {"width": 0}})
+        for (xs, ys, hover), (_, label, colour) in zip(cells.values(), bands)
+        if xs
+    ]
+    pair_title = ("Cohen's kappa, most active crowd annotators" if use_kappa
+                  else f"Agreement, most active crowd annotators (kappa needs {MIN_SHARED_ITEMS} shared items)")
     return [
         Chart("agreement_over_time", "Agreement by week", _figure(over_time, "Agreement by week of ingest", not weeks,
-              yaxis={"range": [-0.1, 1.05]}), "agreement_by_week"),
+              yaxis={"range": [-0.1, 1.05]}, xaxis={"type": "category"}), "agreement_by_week"),
         Chart("agreement_domains", "Agreement by domain", _figure(by_domain, "Agreement by domain", not domains,
               barmode="group", yaxis={"range": [-0.1, 1.05]}), "agreement_by_domain"),
-        Chart("agreement_pairs", "Cohen's kappa between annotators", _figure([heatmap], "Cohen's kappa, most active crowd annotators",
-              not pairs, height=360, margin={"l": 110, "r": 20, "t": 48, "b": 90}), "agreement_pairs"),
+        Chart("agreement_pairs", "Agreement between annotators", _figure(heatmap, pair_title, not heatmap,
+              xaxis={"type": "category", "categoryorder": "array", "categoryarray": people, "showgrid": False},
+              yaxis={"type": "category", "categoryorder": "array", "categoryarray": people[::-1], "showgrid": False},
+              height=max(280, 150 + (size + 6) * len(people)), margin={"l": 110, "r": 20, "t": 48, "b": 60}),
+              "agreement_pairs"),
     ]
 
 
 def time_to_label(report: Report) -> list[Chart]:
     routes = _rows(report.table("time_by_route"), "median")
-    colours = [ROUTE_COLOURS.get(r["route"], PALETTE[0]) for r in routes]
+    route_size, route_unit = _duration_unit([r["p90"] for r in routes])
     by_route = [
-        go.Bar(x=_labels(routes, "route"), y=[_hours(r["median"]) for r in routes], name="Median", marker={"color": colours}),
-        go.Bar(x=_labels(routes, "route"), y=[_hours(r["p90"]) for r in routes], name="90th percentile",
-               marker={"color": colours, "opacity": 0.45}),
+        go.Bar(x=_labels(routes, "route"), y=_in([r["median"] for r in routes], route_size), name="Median",
+               marker={"color": PALETTE[0]}),
+        go.Bar(x=_labels(routes, "route"), y=_in([r["p90"] for r in routes], route_size), name="90th percentile",
+               marker={"color": "#9fb3d9"}),
     ]
     roles = _rows(report.table("time_per_item_by_role"), "median")
+    role_size, role_unit = _duration_unit([r["p90"] for r in roles])
     by_role = [
-        go.Bar(x=_labels(roles, "role"), y=[r["median"] / 60 for r in roles], name="Median"),
-        go.Bar(x=_labels(roles, "role"), y=[r["p90"] / 60 for r in roles], name="90th percentile"),
+        go.Bar(x=_labels(roles, "role"), y=_in([r["median"] for r in roles], role_size), name="Median",
+               marker={"color": PALETTE[0]}),
+        go.Bar(x=_labels(roles, "role"), y=_in([r["p90"] for r in roles], role_size), name="90th percentile",
+               marker={"color": "#9fb3d9"}),
     ]
     sla = report.table("sla_compliance")
     sla_chart = _interval_chart(
@@ -129,10 +181,10 @@ def time_to_label(report: Report) -> list[Chart]:
         "domain", "Expert work within SLA", horizontal=True,
     )
     return [
-        Chart("time_by_route", "Ingest to final label", _figure(by_route, "Ingest to final label (hours)", not routes,
-              barmode="group", yaxis={"title": {"text": "hours"}}), "time_by_route"),
-        Chart("time_by_role", "Annotation time per item", _figure(by_role, "Annotation time per item (minutes)", not roles,
-              barmode="group", yaxis={"title": {"text": "minutes"}}), "time_per_item_by_role"),
+        Chart("time_by_route", "Ingest to final label", _figure(by_route, f"Ingest to final label ({route_unit})", not routes,
+              barmode="group", yaxis={"title": {"text": route_unit}}), "time_by_route"),
+        Chart("time_by_role", "Annotation time per item", _figure(by_role, f"Annotation time per item ({role_unit})", not roles,
+              barmode="group", yaxis={"title": {"text": role_unit}}), "time_per_item_by_role"),
         Chart("sla_compliance", "SLA compliance", sla_chart, "sla_compliance"),
     ]
 
@@ -153,9 +205,9 @@ def escalation_value(report: Report) -> list[Chart]:
     costs = _rows(report.table("cost_by_route"))
     bars = [
         go.Bar(x=_labels(costs, "route"), y=[r["cost_per_correct"] for r in costs], name="Per correct label (gold)",
-               marker={"color": [ROUTE_COLOURS.get(r["route"], PALETTE[0]) for r in costs]}),
+               marker={"color": PALETTE[0]}),
         go.Bar(x=_labels(costs, "route"), y=[r["cost_per_label"] for r in costs], name="Per labelled item",
-               marker={"color": [ROUTE_COLOURS.get(r["route"], PALETTE[0]) for r in costs], "opacity": 0.45}),
+               marker={"color": "#9fb3d9"}),
     ]
     return [
         Chart("escalation_accuracy", "Before and after escalation", accuracy, "escalation_accuracy"),
@@ -170,16 +222,16 @@ def flow(report: Report) -> list[Chart]:
     experts = _rows(report.table("expert_utilisation"), "utilisation")[:MAX_BARS]
     gaps = _rows(report.table("coverage_gaps"))
     escalation = [
-        go.Bar(x=[str(r["week"]) for r in weeks], y=[r["items"] for r in weeks], name="Items ingested",
+        go.Bar(x=_weeks(weeks), y=[r["items"] for r in weeks], name="Items ingested",
                marker={"color": "#c9d3e6"}),
-        go.Scatter(x=[str(r["week"]) for r in weeks], y=[r["rate"] for r in weeks], name="Escalation rate", yaxis="y2",
+        go.Scatter(x=_weeks(weeks), y=[r["rate"] for r in weeks], name="Escalation rate", yaxis="y2",
                    mode="lines+markers", line={"color": ROUTE_COLOURS["expert"]}),
     ]
     return [
         Chart("status_counts", "Items by status", _figure([go.Bar(x=_labels(statuses, "status"), y=[r["items"] for r in statuses])],
               "Items by status", not statuses), "status_counts"),
         Chart("escalation_by_week", "Escalation rate", _figure(escalation, "Escalation rate by week of ingest", not weeks,
-              yaxis={"title": {"text": "items"}},
+              yaxis={"title": {"text": "items"}}, xaxis={"type": "category"},
               yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}), "escalation_by_week"),
         Chart("expert_utilisation", "Expert utilisation", _figure(
             [go.Bar(x=[r["utilisation"] for r in experts], y=_labels(experts, "annotator"), orientation="h",

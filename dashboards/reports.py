@@ -615,7 +615,7 @@ def effort(ctx: ReportContext) -> Report:
         description="Work per annotator, weighted by difficulty: escalated and disagreement items count more.",
         headline=(
             Figure("people", "People who labelled", len({r["annotator"] for r in rows}), INT),
-            Figure("hours", "Hours logged", sum(r["hours"] for r in rows)),
+            Figure("time_logged", "Time logged", sum(r["hours"] for r in rows) * 3600, DURATION),
             Figure("work_units", "Work units", sum(r["work_units"] for r in rows)),
         ),
         tables=(

@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import datetime as dt
 import io
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,8 +77,8 @@ class Chart:
     table: str
 
     @property
-    def element_id(self) -> str:
-        return f"figure-{self.name}"
+    def figure_json(self) -> str:
+        return json.dumps(self.figure, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

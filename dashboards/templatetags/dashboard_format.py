@@ -34,7 +34,8 @@ def cell(value: Any, kind: str = tables.TEXT) -> str:
     if kind == tables.PERCENT:
         return f"{float(value):.1%}"
     if kind == tables.FLOAT:
-        return f"{float(value):,.3f}" if abs(float(value)) < 100 else f"{float(value):,.0f}"
+        number = float(value)
+        return f"{number:,.0f}" if abs(number) >= 100 or number.is_integer() else f"{number:,.3f}"
     if kind == tables.INT:
         return f"{int(value):,}"
     if kind == tables.DURATION:

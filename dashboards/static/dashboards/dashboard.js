@@ -1,6 +1,6 @@
-// Draws the dashboard's plotly figures. Each chart div names, in data-figure, the id of a JSON script
-// element holding a figure built on the server; the filter form swaps the panels in with htmx, so new
-// charts are drawn after every swap too. No inline scripts: the page may carry a strict CSP.
+// Draws the dashboard's plotly figures. Each chart div carries, in data-figure, a figure built on the
+// server as JSON; the filter form swaps the panels in with htmx, so new charts are drawn after every swap
+// too. No inline scripts: the page carries a strict CSP.
 (function () {
   "use strict";
 
@@ -11,11 +11,10 @@
       return;
     }
     root.querySelectorAll("[data-figure]").forEach(function (div) {
-      var source = document.getElementById(div.dataset.figure);
-      if (!source || div.dataset.drawn === "1") {
+      if (div.dataset.drawn === "1") {
         return;
       }
-      var figure = JSON.parse(source.textContent);
+      var figure = JSON.parse(div.dataset.figure);
       Plotly.newPlot(div, figure.data || [], figure.layout || {}, config).then(function () {
         div.dataset.drawn = "1";
       });
