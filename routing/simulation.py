@@ -830,6 +830,13 @@ def curve_table(
     return "\n".join(lines)
 
 
+BASELINE_NAMES = {
+    "dawid_skene_all": "Dawid-Skene, all judgments",
+    "majority_vote_all": "majority vote, all judgments",
+    "model_only": "model alone",
+}
+
+
 def curve_html(
     rows: Sequence[Mapping[str, float]],
     mv_rows: Sequence[Mapping[str, float]],
@@ -880,14 +887,14 @@ def curve_html(
         )
     )
     for name, values in report.baselines.items():
-        if name in ("dawid_skene_all", "model_only", "majority_vote_all"):
+        if name in BASELINE_NAMES:
             figure.add_trace(
                 go.Scatter(
                     x=[values["labels_per_item"]],
                     y=[values["accuracy"]],
                     mode="markers",
                     marker={"size": 12, "symbol": "diamond"},
-                    name=name.replace("_", " "),
+                    name=BASELINE_NAMES[name],
                 )
             )
     figure.update_layout(

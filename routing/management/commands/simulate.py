@@ -126,6 +126,11 @@ class Command(BaseCommand):
             with_predictions = bool(setup.history.predictions)
             self.stdout.write(simulation.curve_table(rows, mv_rows, with_predictions))
             if options["plot"] is not None:
-                html = simulation.curve_html(rows, mv_rows, report, title=f"Pilot: {options['judgments'].name}")
+                html = simulation.curve_html(
+                    rows,
+                    mv_rows,
+                    report,
+                    title=f"Pilot: {options['judgments'].parent.name}/{options['judgments'].name}",
+                )
                 options["plot"].write_text(html, encoding="utf-8")
                 self.stderr.write(f"wrote {options['plot']}")
