@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import base64
 import functools
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from routing.engine.types import Comparison, PolicyConfig, Trigger
 
 DEFAULT_SEED = 7
 GOLD_SHARE = 0.15
@@ -52,6 +54,8 @@ class DemoProject:
     decision_factors: tuple[str, ...]
     domains: tuple[DemoDomain, ...]  # parents before children
     rows: tuple[dict[str, Any], ...]  # wire-format item rows
+    # external_id -> the true label of every row (gold or not): the simulated history labels from it.
+    truth: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -243,6 +247,7 @@ def digits_project(*, seed: int = DEFAULT_SEED, max_items: int | None = None) ->
     gold = gold_rng.random(n) < GOLD_SHARE
 
     rows = []
+    truth: dict[str, str] = {}
     for i, index in enumerate(held_out):
         label = int(target[index])
         domain = str(domains[i])
@@ -276,6 +281,7 @@ def digits_project(*, seed: int = DEFAULT_SEED, max_items: int | None = None) ->
         if gold[i]:
             row["gold"] = str(label)
         rows.append(row)
+        truth[row["external_id"]] = str(label)
 
     return DemoProject(
         slug=DIGITS_SLUG,
@@ -296,6 +302,7 @@ def digits_project(*, seed: int = DEFAULT_SEED, max_items: int | None = None) ->
             DemoDomain("finance/cheques/amounts", "Cheque amounts"),
         ),
         rows=tuple(rows),
+        truth=truth,
     )
 
 
@@ -334,6 +341,7 @@ def biopsy_project(*, seed: int = DEFAULT_SEED, max_items: int | None = None) ->
     gold = gold_rng.random(n) < GOLD_SHARE
 
     rows = []
+    truth: dict[str, str] = {}
     for i, index in enumerate(held_out):
         label = class_of_target[int(target[index])]
         record = {}
@@ -356,6 +364,7 @@ def biopsy_project(*, seed: int = DEFAULT_SEED, max_items: int | None = None) ->
         if gold[i]:
             row["gold"] = label
         rows.append(row)
+        truth[row["external_id"]] = label
 
     return DemoProject(
         slug=BIOPSY_SLUG,
@@ -374,7 +383,98 @@ def biopsy_project(*, seed: int = DEFAULT_SEED, max_items: int | None = None) ->
             DemoDomain("medical/radiology", "Radiology"),
         ),
         rows=tuple(rows),
+        truth=truth,
     )
+
+
+# ------------------------------------------------------------------------------ policies and history
+
+# Each project's escalation policy, published before its items arrive so routing splits them three ways
+# with reasons that read well: confident items are accepted, uncertain ones go to the crowd, and the
+# ones a crowd cannot settle (or whose metadata contradicts the model) go straight to an expert.
+DEMO_POLICIES: Mapping[str, PolicyConfig] = {
+    DIGITS_SLUG: PolicyConfig(
+        metadata_conflict_field="scanner_tag",
+        triggers=(Trigger("entropy", Comparison.GT, 0.6, "high_entropy"),),
+        crowd_overlap=2,
+        max_crowd_labels=4,
+        gold_check_rate=0.08,
+        sla_hours=24.0,
+    ),
+    BIOPSY_SLUG: PolicyConfig(
+        triggers=(Trigger("margin", Comparison.LT, 0.3, "narrow_margin"),),
+        crowd_overlap=3,
+        max_crowd_labels=5,
+        gold_check_rate=0.08,
+        sla_hours=12.0,
+    ),
+}
+DEMO_POLICY_NOTES: Mapping[str, str] = {
+    DIGITS_SLUG: "Demo policy: a scanner tag contradicting the model, or a prediction spread over many digits "
+    "(normalised entropy > 0.6), goes straight to an expert.",
+    BIOPSY_SLUG: "Demo policy: a record the model barely separates (margin < 0.3) goes straight to an expert.",
+}
+# Share of labeled items a reviewer re-checks besides every expert label.
+DEMO_REVIEW_SAMPLE_RATE: Mapping[str, float] = {DIGITS_SLUG: 0.03, BIOPSY_SLUG: 0.08}
+
+
+@dataclass(frozen=True)
+class DemoWorker:
+    """How a demo person behaves in the simulated history: how often they give the true label."""
+
+    username: str
+    accuracy: float
+
+
+# Crowd annotators of mixed quality (crowd4 is noisy, which reliability estimation should find out), experts
+# who are right nearly always, and a careful reviewer.
+HISTORY_CROWD = (
+    DemoWorker("crowd1", 0.93),
+    DemoWorker("crowd2", 0.88),
+    DemoWorker("crowd3", 0.82),
+    DemoWorker("crowd4", 0.62),
+)
+HISTORY_EXPERTS = (
+    DemoWorker("dr.ada", 0.97),
+    DemoWorker("dr.grace", 0.96),
+    DemoWorker("dr.alan", 0.95),
+    DemoWorker("dr.maria", 0.94),
+)
+HISTORY_REVIEWER = DemoWorker("reviewer", 0.97)
+# How much work the seeding does: crowd labels as a share of the crowd slots open after ingest, expert
+# labels as a share of the escalated items, reviews as a share of the review slots. The rest stays open,
+# so every queue has work waiting when the demo starts.
+HISTORY_CROWD_SHARE = 0.7
+HISTORY_EXPERT_SHARE = 0.6
+HISTORY_REVIEW_SHARE = 0.7
+RATIONALES: Mapping[str, tuple[str, ...]] = {
+    DIGITS_SLUG: (
+        "The loop closes at the top; the stroke below it is the tail of a {label}.",
+        "Stroke count and the open bottom fit a {label}, not the model's guess.",
+        "Ignoring the smudge, the ink outline is a {label}.",
+        "The scanner tag disagrees, but the shape is clearly a {label}.",
+    ),
+    BIOPSY_SLUG: (
+        "Concave points and concavity are both high for this radius: {label}.",
+        "Smooth, compact nuclei of ordinary area read {label}.",
+        "Perimeter and area are borderline, but texture settles it: {label}.",
+        "Measurements are consistent with the referral impression: {label}.",
+    ),
+}
+DECLINE_REASONS = ("Outside my sub-speciality; someone closer to it should take this.", "Conflict of interest.")
+
+
+def simulated_label(*, truth: str, classes: Sequence[str], accuracy: float, rng: np.random.Generator) -> str:
+    """The label a worker of this accuracy gives: the truth, or else a uniformly drawn wrong class."""
+    if rng.random() < accuracy:
+        return truth
+    wrong = [c for c in classes if c != truth]
+    return str(wrong[int(rng.integers(len(wrong)))]) if wrong else truth
+
+
+def rationale(slug: str, label: str, rng: np.random.Generator) -> str:
+    templates = RATIONALES[slug]
+    return templates[int(rng.integers(len(templates)))].format(label=label)
 
 
 # ------------------------------------------------------------------------------------------- helpers

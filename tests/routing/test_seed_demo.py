@@ -3,12 +3,14 @@ import io
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db.models import Count
 from django.core.management import CommandError, call_command
 from rest_framework.authtoken.models import Token
 
 from experts.models import Domain, Expert, Role
-from labeling.models import GoldLabel, Item, Prediction, Project
-from routing import demo
+from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction, Project, Review
+from routing import demo, selectors
+from routing.models import Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 
 ITEMS = 60
 
@@ -32,6 +34,9 @@ def counts() -> dict[str, int]:
         "gold": GoldLabel.objects.count(),
         "domains": Domain.objects.count(),
         "tokens": Token.objects.count(),
+        "annotations": Annotation.objects.count(),
+        "assignments": Assignment.objects.count(),
+        "decisions": RoutingDecision.objects.count(),
     }
 
 
@@ -120,3 +125,48 @@ def test_cap_below_one_is_refused():
     with pytest.raises(CommandError, match="--items"):
         call_command("seed_demo", "--items", "0", stdout=io.StringIO())
     assert Project.objects.count() == 0
+
+
+def test_demo_policy_splits_items_three_ways_with_readable_reasons():
+    output = seed()
+    for slug in demo.DEMO_PROJECT_SLUGS:
+        project = Project.objects.get(slug=slug)
+        live = project.escalation_policy.live_version
+        assert live.config == demo.DEMO_POLICIES[slug].to_dict()
+        first = RoutingDecision.objects.filter(item__project=project, stage="ingest")
+        assert {d.policy_version_id for d in first} == {live.pk}, "items arrived before the demo policy"
+        assert set(first.values_list("outcome", flat=True)) == {"accept", "crowd", "expert"}, slug
+        assert "routed on arrival: accept" in output
+    digits = RoutingDecision.objects.filter(item__project__slug=demo.DIGITS_SLUG, outcome="expert", stage="ingest")
+    codes = {r["code"] for d in digits for r in d.reasons}
+    assert codes & {"high_entropy", "metadata_conflict"}
+    conflict = next(r for d in digits for r in d.reasons if r["code"] == "metadata_conflict")
+    assert "scanner_tag" in conflict["evidence"] and "contradicts predicted" in conflict["evidence"]
+
+
+def test_history_leaves_labels_reviews_gold_checks_and_open_work_behind():
+    seed()
+    by_kind = dict(
+        Assignment.objects.filter(status=AssignmentStatus.COMPLETED).values_list("kind").annotate(n=Count("id"))
+    )
+    assert by_kind.get(AssignmentKind.CROWD, 0) > 0 and by_kind.get(AssignmentKind.EXPERT, 0) > 0
+    assert by_kind.get(AssignmentKind.REVIEW, 0) > 0
+    crowd = Annotation.objects.filter(role="crowd", annotator__username__startswith="crowd")
+    expert = Annotation.objects.filter(role="expert")
+    assert crowd.exists() and expert.exists()
+    assert all(a.rationale for a in expert)
+    assert Review.objects.exists()
+    assert AuditEvent.objects.filter(action="assignment.decline").exists()
+    # Experts' offers carry the ranking and its explanation.
+    ranked = RoutingDecision.objects.exclude(expert_ranking={})
+    assert ranked.exists() and all(d.expert_ranking["explanation"] for d in ranked)
+    # Work is still waiting for the people who log in to the demo.
+    assert Assignment.objects.filter(status=AssignmentStatus.OFFERED).exists()
+    # The simulated history went through routing like real work: every decision replays.
+    assert selectors.decisions_verify().mismatches == ()
+
+
+def test_no_history_flag_only_ingests():
+    seed("--no-history")
+    assert not Annotation.objects.exists()
+    assert Assignment.objects.exists()

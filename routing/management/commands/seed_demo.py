@@ -1,7 +1,8 @@
 """`manage.py seed_demo`: the demo project, people and roster (see docs/demo.md). Idempotent.
 
 The content comes from the pure `routing.demo`; this command only writes it through the services the API
-uses, so ingested items are routed by exactly the path real items take.
+uses, so ingested items are routed by exactly the path real items take: each project's demo policy is
+published before its items arrive, and a short history of work (routing.demo_history) follows.
 """
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from rest_framework.authtoken.models import Token
 
 from experts.models import Expert
 from experts.services import domain_ensure, expert_create
-from labeling.models import Project
+from labeling.models import Annotation, Project
 from labeling.selectors import item_list
 from labeling.services import IngestValidationError, items_ingest, project_create
 from routing import demo
+from routing.demo_history import demo_history_simulate
+from routing.models import RoutingDecision
+from routing.services import accuracy_refresh, policy_for_project, policy_version_publish
 
 STAKEHOLDER_GROUP = "stakeholders"
 # Stakeholders read everything (dashboards, decisions, the roster) and change nothing.
@@ -41,8 +45,11 @@ class Command(BaseCommand):
             "--seed", type=int, default=demo.DEFAULT_SEED, help="Seed of the data split and metadata draws."
         )
         parser.add_argument("--reset", action="store_true", help="Delete the demo projects (and their items) first.")
+        parser.add_argument(
+            "--no-history", action="store_true", help="Skip the simulated history of labels, reviews and declines."
+        )
 
-    def handle(self, *args, items: int | None, seed: int, reset: bool, **options):
+    def handle(self, *args, items: int | None, seed: int, reset: bool, no_history: bool = False, **options):
         if items is not None and items < 1:
             raise CommandError(f"--items must be at least 1, got {items}")
         projects = demo.build_demo(seed=seed, max_items=items)
@@ -59,10 +66,17 @@ class Command(BaseCommand):
                 if person.on_roster:
                     self._roster_entry(person, users[person.username])
             admin = users["admin"]
-            for project in projects:
-                self._project(project, admin)
+            histories = {}
+            for spec in projects:
+                project = self._project(spec, admin)
+                # History once per project: a rerun (or a larger --items later) adds no labels twice.
+                if not no_history and not Annotation.objects.filter(item__project=project).exists():
+                    histories[spec.slug] = demo_history_simulate(project=project, spec=spec, users=users, seed=seed)
+            if histories:
+                # Measure everyone on the history just made, as the hourly job would.
+                accuracy_refresh()
             token, _ = Token.objects.get_or_create(user=admin)
-        self._report(projects, token.key)
+        self._report(projects, token.key, histories)
 
     def _user(self, person: demo.DemoPerson):
         User = get_user_model()
@@ -107,7 +121,7 @@ class Command(BaseCommand):
             ],
         )
 
-    def _project(self, spec: demo.DemoProject, admin) -> None:
+    def _project(self, spec: demo.DemoProject, admin) -> Project:
         project = Project.objects.filter(slug=spec.slug).first()
         if project is None:
             project = project_create(
@@ -117,19 +131,27 @@ class Command(BaseCommand):
                 instructions=spec.instructions,
                 data_type=spec.data_type,
                 decision_factors=list(spec.decision_factors),
+                review_sample_rate=demo.DEMO_REVIEW_SAMPLE_RATE[spec.slug],
                 actor=admin,
+            )
+            # Before any item arrives, so the demo policy routes them all.
+            policy_version_publish(
+                policy=policy_for_project(project),
+                config=demo.DEMO_POLICIES[spec.slug],
+                author=admin,
+                change_note=demo.DEMO_POLICY_NOTES[spec.slug],
             )
         # Only rows not yet stored: re-sending stored ones would write nothing but would route them again.
         stored = set(item_list(project=project).values_list("external_id", flat=True))
         rows = [row for row in spec.rows if row["external_id"] not in stored]
-        if not rows:
-            return
-        try:
-            items_ingest(project=project, rows=rows, actor=admin, source="seed_demo")
-        except IngestValidationError as exc:
-            raise CommandError(f"demo rows of {spec.slug} were rejected: {exc}") from exc
+        if rows:
+            try:
+                items_ingest(project=project, rows=rows, actor=admin, source="seed_demo")
+            except IngestValidationError as exc:
+                raise CommandError(f"demo rows of {spec.slug} were rejected: {exc}") from exc
+        return project
 
-    def _report(self, projects: tuple[demo.DemoProject, ...], admin_token: str) -> None:
+    def _report(self, projects: tuple[demo.DemoProject, ...], admin_token: str, histories: dict) -> None:
         out = self.stdout
         out.write(self.style.SUCCESS("Demo ready."))
         for spec in projects:
@@ -141,6 +163,21 @@ class Command(BaseCommand):
                 f"\n{spec.name} ({spec.slug}): {stored.count()} items, {gold} with gold labels; status "
                 + ", ".join(f"{status} {n}" for status, n in sorted(statuses.items()))
             )
+            routed = dict(
+                RoutingDecision.objects.filter(item__project=project, stage="ingest")
+                .values_list("outcome")
+                .annotate(n=Count("id"))
+                .order_by()
+            )
+            out.write(
+                "  routed on arrival: "
+                + ", ".join(f"{outcome} {routed.get(outcome, 0)}" for outcome in ("accept", "crowd", "expert"))
+            )
+            history = histories.get(spec.slug)
+            if history is not None:
+                labels = ", ".join(f"{kind} {n}" for kind, n in sorted(history.annotations.items()))
+                verdicts = ", ".join(f"{verdict} {n}" for verdict, n in sorted(history.reviews.items())) or "none"
+                out.write(f"  history: labels {labels}; declines {history.declines}; reviews {verdicts}")
             for version, figures in demo.confidence_summary(spec).items():
                 out.write(
                     f"  model {version}: top probability > 0.95 on {figures['confident_share']:.0%}, "
