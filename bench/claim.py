@@ -39,22 +39,22 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
-from django.db import connection, connections  # noqa: E402
-from rest_framework.authtoken.models import Token  # noqa: E402
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import connection, connections
+from rest_framework.authtoken.models import Token
 
-from experts.models import Expert, Role  # noqa: E402
-from experts.services import expert_create  # noqa: E402
-from labeling.models import Project  # noqa: E402
-from labeling.services import items_ingest, project_create  # noqa: E402
-from routing import services  # noqa: E402
-from routing.engine.types import PolicyConfig  # noqa: E402
-from routing.models import Assignment, AssignmentStatus  # noqa: E402
+from experts.models import Role
+from experts.services import expert_create
+from labeling.models import Project
+from labeling.services import items_ingest, project_create
+from routing import services
+from routing.engine.types import PolicyConfig
+from routing.models import Assignment, AssignmentStatus
 
 CLASSES = ["cat", "dog", "bird"]
 LEVELS = (1, 4, 16)

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import base64
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.datasets import load_breast_cancer, load_digits

@@ -9,8 +9,9 @@ exactly as they would for people. Actions happen at the real clock, one after th
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -7,8 +7,9 @@ import datetime as dt
 import json
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
@@ -30,7 +31,6 @@ from routing.engine.types import (
     PolicyConfig,
     PredictionInput,
 )
-from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
 from routing.exceptions import AssignmentNotFound
 from routing.models import (
     OPEN_ASSIGNMENT_STATUSES,
@@ -41,6 +41,7 @@ from routing.models import (
     PolicyVersion,
     RoutingDecision,
 )
+from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
 
 # Items per batch when loading engine inputs: bounded memory, a fixed number of queries per batch.
 CHUNK_SIZE = 2000
@@ -340,7 +341,7 @@ def parse_bound(value: str, *, end: bool) -> dt.datetime:
     elif moment is None:
         raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime")
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, dt.timezone.utc)
+        moment = timezone.make_aware(moment, dt.UTC)
     return moment
 
 

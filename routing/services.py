@@ -10,13 +10,12 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
-
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
@@ -30,18 +29,36 @@ from experts.models import Domain, Expert, Role
 from experts.ranking import Ranking, rank_experts
 from experts.selectors import on_call_rotations
 from experts.services import expert_accuracy_record
-from labeling.models import Annotation, AuditEvent, FinalSource, GoldLabel, Item, ItemStatus, Project, Review, ReviewVerdict
+from labeling.models import (
+    Annotation,
+    AuditEvent,
+    FinalSource,
+    GoldLabel,
+    Item,
+    ItemStatus,
+    Project,
+    Review,
+    ReviewVerdict,
+)
 from labeling.services import audit_record
 from routing import selectors
 from routing.decision_inputs import inputs_to_dict
 from routing.engine import aggregation
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest, policy_errors
 from routing.engine.types import AnnotatorReliability, Decision, Outcome, PolicyConfig, Stage
+
 # The assignment errors are part of this module's interface: callers catch services.AssignmentNotFound etc.
 from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
-from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, AssignmentStatus, EscalationPolicy
+from routing.models import (
+    OPEN_ASSIGNMENT_STATUSES,
+    Assignment,
+    AssignmentKind,
+    AssignmentStatus,
+    EscalationPolicy,
+    PolicyVersion,
+    RoutingDecision,
+)
 from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
-from routing.models import PolicyVersion, RoutingDecision
 
 logger = logging.getLogger(__name__)
 
@@ -600,8 +617,10 @@ def _offer_emails(slots: Iterable[Assignment]) -> dict[int, tuple[str, str]]:
         n = len(offered)
         messages[user_id] = (
             f"{n} new expert assignment{'s' if n != 1 else ''} for you",
-            f"You have been offered {n} item{'s' if n != 1 else ''} to label; the first is due by "
-            f"{due:%Y-%m-%d %H:%M} UTC. Open your queue in the labeling workbench to start.",
+            (
+                f"You have been offered {n} item{'s' if n != 1 else ''} to label; the first is due by "
+                f"{due:%Y-%m-%d %H:%M} UTC. Open your queue in the labeling workbench to start."
+            ),
         )
     return messages
 
@@ -1265,8 +1284,11 @@ def sla_breaches_handle(*, now: dt.datetime | None = None) -> int:
             {
                 user_id: (
                     f"On call: {n} overdue expert assignment{'s' if n != 1 else ''}",
-                    f"{n} escalated item{'s' if n != 1 else ''} passed {'their' if n != 1 else 'its'} SLA deadline "
-                    "and were reassigned to you as the on-call expert. Open your queue in the labeling workbench.",
+                    (
+                        f"{n} escalated item{'s' if n != 1 else ''} passed {'their' if n != 1 else 'its'} SLA "
+                        "deadline and were reassigned to you as the on-call expert. Open your queue in the "
+                        "labeling workbench."
+                    ),
                 )
                 for user_id, n in by_user.items()
             },

@@ -360,7 +360,7 @@ class TestReview:
         assert Assignment.objects.filter(kind=AssignmentKind.REVIEW).count() == len(sampled)
 
     def test_agree_keeps_the_label(self):
-        proj, reviewer, claimed = self._reviewed_item()
+        _, reviewer, claimed = self._reviewed_item()
         review = services.review_submit(assignment_id=claimed.pk, user=reviewer, verdict="agree", now=LATER)
         item = Item.objects.get(pk=claimed.item_id)
         assert (review.verdict, review.previous_label, review.label) == ("agree", "cat", "cat")
@@ -369,7 +369,7 @@ class TestReview:
         assert claimed.status == AssignmentStatus.COMPLETED
 
     def test_override_needs_a_label_and_a_reason_and_replaces_the_final_label(self):
-        proj, reviewer, claimed = self._reviewed_item()
+        _, reviewer, claimed = self._reviewed_item()
         with pytest.raises(services.AssignmentInvalid) as caught:
             services.review_submit(assignment_id=claimed.pk, user=reviewer, verdict="override", label="cat", now=LATER)
         assert set(caught.value.errors) == {"label", "reason"}

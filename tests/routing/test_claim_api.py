@@ -9,10 +9,19 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from experts.models import Role
-from labeling.models import Annotation, Item, ItemStatus
+from labeling.models import Annotation, Item
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentStatus
-from tests.routing.assignment_helpers import CONFIDENT, ESCALATE_UNSURE, MIDDLING, UNSURE, ingest_at, person, project, row
+from tests.routing.assignment_helpers import (
+    CONFIDENT,
+    ESCALATE_UNSURE,
+    MIDDLING,
+    UNSURE,
+    ingest_at,
+    person,
+    project,
+    row,
+)
 
 pytestmark = pytest.mark.django_db
 

@@ -19,7 +19,17 @@ from labeling.models import AuditEvent
 from routing import selectors, services
 from routing.engine.types import PolicyConfig
 from routing.models import AnnotatorReliability, Assignment, AssignmentKind, AssignmentStatus
-from tests.routing.assignment_helpers import CONFIDENT, ESCALATE_UNSURE, MIDDLING, NOW, UNSURE, ingest_at, person, project, row
+from tests.routing.assignment_helpers import (
+    CONFIDENT,
+    ESCALATE_UNSURE,
+    MIDDLING,
+    NOW,
+    UNSURE,
+    ingest_at,
+    person,
+    project,
+    row,
+)
 
 pytestmark = pytest.mark.django_db
 ROUTING = Q(func__startswith="routing.tasks.")
@@ -167,8 +177,8 @@ class TestAccuracyRefresh:
         ada = person(Role.EXPERT, name="ada")
         crowd = person(Role.CROWD)
         proj = project(policy=PolicyConfig(triggers=ESCALATE_UNSURE.triggers, crowd_overlap=1, gold_check_rate=0))
-        [escalated] = ingest_at(proj, [row("a", UNSURE)])
-        [crowd_item] = ingest_at(proj, [row("b", MIDDLING)])
+        ingest_at(proj, [row("a", UNSURE)])
+        ingest_at(proj, [row("b", MIDDLING)])
         for user, label in ((ada, "dog"), (crowd, "cat")):
             claimed = services.assignment_claim_next(user=user, project=proj, now=LATER)
             services.assignment_submit(assignment_id=claimed.pk, user=user, label=label, rationale="because", now=LATER)

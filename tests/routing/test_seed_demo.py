@@ -3,8 +3,8 @@ import io
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db.models import Count
 from django.core.management import CommandError, call_command
+from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
 from experts.models import Domain, Expert, Role
