@@ -121,7 +121,7 @@ def agreement(report: Report) -> list[Chart]:
     # who agrees with whom (the table has both).
     pairs = _rows(report.table("agreement_pairs"))
     use_kappa = any(r["cohen_kappa"] is not None for r in pairs)
-    key, scale = ("cohen_kappa", "kappa") if use_kappa else ("percent_agreement", "agreement")
+    key = "cohen_kappa" if use_kappa else "percent_agreement"
     people = sorted({r["annotator_a"] for r in pairs} | {r["annotator_b"] for r in pairs})
     # Square markers in banded colours with a legend, not a go.Heatmap or a colour bar: plotly paints those
     # with inline styles, which the page's Content-Security-Policy refuses.

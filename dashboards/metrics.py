@@ -669,7 +669,7 @@ def agreement_stats(counts: npt.ArrayLike, classes: Sequence[str]) -> AgreementS
     squares = (c * c).sum(axis=1)
     totals = c.sum(axis=0)
     return AgreementStats(
-        items=int(len(n)),
+        items=len(n),
         labels=int(n.sum()),
         pairs=int((n * (n - 1)).sum()),
         agreeing=int(agreeing_per_item.sum()),

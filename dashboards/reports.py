@@ -2,8 +2,8 @@
 dashboards.selectors, sums them, and computes its statistics with the pure dashboards.metrics.
 
 Every report is a function `(ReportContext) -> tables.Report`; REPORTS names them for the page, the CSV
-download and the JSON API, and `build` runs several over one scope. What "route", "escalated" and "disagreement item" mean is defined in
-dashboards.rollup.
+download and the JSON API, and `build` runs several over one scope. What "route", "escalated" and
+"disagreement item" mean is defined in dashboards.rollup.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 from django.conf import settings
 
 from dashboards import metrics, selectors
-from dashboards.rollup import ALL_ROUTES, CONFIDENCE_BINS, ROLE_CROWD
+from dashboards.rollup import ALL_ROUTES, CONFIDENCE_BINS, ROLE_CROWD, week_of
 from dashboards.selectors import Scope
 from dashboards.tables import (
     ANNOTATOR,
@@ -25,13 +25,13 @@ from dashboards.tables import (
     FLOAT,
     INT,
     PERCENT,
-    TEXT,
     Column,
     Figure,
     Report,
     Table,
 )
 from experts.availability import coverage_gaps
+from labeling.models import ItemStatus
 
 ALL = "All"
 NO_DOMAIN = "(no domain)"
@@ -42,7 +42,7 @@ DRIFT_RECENT_DAYS = 7
 DRIFT_REFERENCE_DAYS = 28
 DRIFT_PSI_ALERT_DEFAULT = 0.2
 COVERAGE_HOURS = 7 * 24
-OPEN_STATUSES = ("new", "routed", "in_crowd_review", "escalated")
+OPEN_STATUSES = (ItemStatus.NEW, ItemStatus.ROUTED, ItemStatus.IN_CROWD_REVIEW, ItemStatus.ESCALATED)
 
 
 class ReportContext:
@@ -74,10 +74,6 @@ def drift_alert_level() -> float:
     return float(getattr(settings, "DRIFT_PSI_ALERT", DRIFT_PSI_ALERT_DEFAULT))
 
 
-def _week(day: dt.date) -> dt.date:
-    return day - dt.timedelta(days=day.weekday())
-
-
 def _domain_key(row: Mapping[str, Any]) -> str:
     return row["domain"] or NO_DOMAIN
 
@@ -100,7 +96,7 @@ def _sum(rows: Iterable[Mapping[str, Any]], name: str) -> int | float:
 def _counter(rows: Iterable[Mapping[str, Any]], name: str) -> Counter:
     total: Counter = Counter()
     for row in rows:
-        total.update({k: v for k, v in row[name].items()})
+        total.update(row[name])
     return total
 
 
@@ -182,7 +178,7 @@ def agreement(ctx: ReportContext) -> Report:
     by_domain = [_agreement_row("domain", k, _agreement(g)) for k, g in _group(rows, _domain_key).items()]
     routes = _group(rows, lambda r: r["route"])
     by_route = [_agreement_row("route", r, _agreement(routes[r])) for r in _route_order(routes)]
-    by_week = [_agreement_row("week", k, _agreement(g)) for k, g in _group(rows, lambda r: _week(r["day"])).items()]
+    by_week = [_agreement_row("week", k, _agreement(g)) for k, g in _group(rows, lambda r: week_of(r["day"])).items()]
     # Groups without an item labelled twice by the crowd (the auto route, say) have no agreement to show.
     by_domain, by_route, by_week = ([r for r in table if r["items"]] for table in (by_domain, by_route, by_week))
 
@@ -273,7 +269,6 @@ def _sla_row(key: str, value: Any, rows: Sequence[Mapping[str, Any]]) -> dict[st
 
 
 def time_to_label(ctx: ReportContext) -> Report:
-    scope = ctx.scope
     rows = ctx.item_stats(("seconds_to_label", "time_per_item", "sla_completed", "sla_met"))
     routes = _group(rows, lambda r: r["route"])
     by_route = [_quantile_row("route", ALL, _counter(rows, "seconds_to_label"))]
@@ -365,8 +360,8 @@ def gold_accuracy(ctx: ReportContext) -> Report:
             Table(
                 "gold_by_annotator",
                 "By annotator",
-                (Column("annotator", "Annotator", ANNOTATOR), Column("role", "Role"), *ACCURACY_COLUMNS[:1],
-                 Column("correct", "Correct", INT), *ACCURACY_COLUMNS[2:]),
+                (Column("annotator", "Annotator", ANNOTATOR), Column("role", "Role"),
+                 Column("n", "Labels on gold items", INT), *ACCURACY_COLUMNS[1:]),
                 tuple(by_annotator),
                 note="Each label an annotator gave on a gold item counts once (the route filter does not apply).",
             ),
@@ -384,7 +379,6 @@ ESCALATION_FIELDS = (
 
 
 def escalation_value(ctx: ReportContext) -> Report:
-    scope = ctx.scope
     rows = ctx.item_stats(ESCALATION_FIELDS)
     s = {name: _sum(rows, name) for name in ESCALATION_FIELDS}
     accuracy = (
@@ -470,7 +464,7 @@ def flow(ctx: ReportContext) -> Report:
     statuses = _counter(rows, "statuses")
     status_rows = tuple({"status": status, "items": statuses[status]} for status in sorted(statuses, key=lambda s: -statuses[s]))
     by_week = []
-    for week, group in _group(rows, lambda r: _week(r["day"])).items():
+    for week, group in _group(rows, lambda r: week_of(r["day"])).items():
         items, escalated = _sum(group, "items"), _sum(group, "escalated")
         by_week.append({"week": week, "items": items, "escalated": escalated, "rate": escalated / items if items else None})
     total_items, total_escalated = _sum(rows, "items"), _sum(rows, "escalated")
@@ -593,7 +587,6 @@ def model_quality(ctx: ReportContext) -> Report:
 
 
 def effort(ctx: ReportContext) -> Report:
-    scope = ctx.scope
     rows = []
     for r in ctx.annotator_stats():
         rows.append({
@@ -634,10 +627,10 @@ def effort(ctx: ReportContext) -> Report:
 # ------------------------------------------------------------------------------------------ drift
 
 
-def drift_windows(scope: Scope) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]]:
+def drift_windows(scope: Scope, *, today: dt.date) -> tuple[tuple[dt.date, dt.date], tuple[dt.date, dt.date]]:
     """(reference, recent) day ranges, both ends included: the last DRIFT_RECENT_DAYS days up to the
-    scope's end (today when open), and the DRIFT_REFERENCE_DAYS days before them."""
-    end = scope.until or selectors.today()
+    scope's end (`today` when open), and the DRIFT_REFERENCE_DAYS days before them."""
+    end = scope.until or today
     recent = (end - dt.timedelta(days=DRIFT_RECENT_DAYS - 1), end)
     reference_end = recent[0] - dt.timedelta(days=1)
     return (reference_end - dt.timedelta(days=DRIFT_REFERENCE_DAYS - 1), reference_end), recent
@@ -654,7 +647,7 @@ def _model_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]
 
 def drift(ctx: ReportContext) -> Report:
     scope = ctx.scope
-    reference_days, recent_days = drift_windows(scope)
+    reference_days, recent_days = drift_windows(scope, today=ctx.now.astimezone(dt.UTC).date())
     reference = _model_totals(ctx.item_stats(("model_versions",), days=reference_days))
     recent = _model_totals(ctx.item_stats(("model_versions",), days=recent_days))
     threshold = drift_alert_level()

@@ -16,7 +16,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, QuerySet, Sum
-from django.utils import timezone
 
 from dashboards.models import AnnotatorDayStats, AnnotatorWeekStats, ItemDayStats, ItemWeekStats, SnapshotState
 from dashboards.rollup import ALL_ROUTES, ROLE_CROWD
@@ -294,7 +293,3 @@ def snapshot_state() -> SnapshotState | None:
 
 def projects_for_dashboard() -> QuerySet[Project]:
     return Project.objects.order_by("name", "pk")
-
-
-def today() -> dt.date:
-    return timezone.now().astimezone(dt.UTC).date()

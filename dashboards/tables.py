@@ -11,6 +11,7 @@ import dataclasses
 import datetime as dt
 import io
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +116,7 @@ def json_value(value: Any) -> Any:
         value = value.item()
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat()
-    if isinstance(value, float) and value != value:  # NaN never reaches JSON
+    if isinstance(value, float) and math.isnan(value):  # NaN never reaches JSON
         return None
     return value
 

@@ -9,9 +9,10 @@ import datetime as dt
 import itertools
 import pathlib
 import shutil
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 from unittest import mock
 
 import plotly

@@ -6,7 +6,6 @@ numpy's quantiles on the raw durations.
 """
 from __future__ import annotations
 
-
 import krippendorff
 import numpy as np
 import pytest

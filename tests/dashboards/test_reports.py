@@ -16,6 +16,7 @@ from dashboards.services import snapshots_refresh
 from labeling.services import audit_record
 from tests.dashboards.builders import CONFIDENT, LATER, NOW, UNSURE, ingest_at, project
 
+
 def build(s, name: str, **filters):
     (report,) = reports.build([name], Scope(projects=(s.project,), **filters), now=LATER)
     return report
@@ -184,6 +185,12 @@ class TestFilters:
         assert list(rows(report, "gold_by_route", "route")) == ["expert"]
         # Per-annotator tables ignore the route: everyone's gold labels still count.
         assert len(report.table("gold_by_annotator").rows) == 4
+
+    def test_route_filter_reaches_the_live_pair_query(self, s):
+        # Crowd labels sit on crowd-route items only, so no pair shares an expert-route item.
+        assert len(build(s, "agreement", route="crowd").table("agreement_pairs").rows) == 3
+        assert build(s, "agreement", route="expert").table("agreement_pairs").rows == ()
+        assert len(build(s, "agreement", domain="pets/cats").table("agreement_pairs").rows) == 1  # m1: c1, c2
 
     def test_date_range_outside_the_ingest_day_is_empty(self, s):
         before = build(s, "flow", until=dt.date(2026, 3, 1))
