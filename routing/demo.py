@@ -403,20 +403,20 @@ DEMO_POLICIES: Mapping[str, PolicyConfig] = {
         sla_hours=24.0,
     ),
     BIOPSY_SLUG: PolicyConfig(
-        triggers=(Trigger("margin", Comparison.LT, 0.3, "narrow_margin"),),
-        crowd_overlap=3,
+        triggers=(Trigger("margin", Comparison.LT, 0.15, "narrow_margin"),),
+        crowd_overlap=2,
         max_crowd_labels=5,
         gold_check_rate=0.08,
-        sla_hours=12.0,
+        sla_hours=24.0,
     ),
 }
 DEMO_POLICY_NOTES: Mapping[str, str] = {
     DIGITS_SLUG: "Demo policy: a scanner tag contradicting the model, or a prediction spread over many digits "
     "(normalised entropy > 0.6), goes straight to an expert.",
-    BIOPSY_SLUG: "Demo policy: a record the model barely separates (margin < 0.3) goes straight to an expert.",
+    BIOPSY_SLUG: "Demo policy: a record the model barely separates (margin < 0.15) goes straight to an expert.",
 }
 # Share of labeled items a reviewer re-checks besides every expert label.
-DEMO_REVIEW_SAMPLE_RATE: Mapping[str, float] = {DIGITS_SLUG: 0.03, BIOPSY_SLUG: 0.08}
+DEMO_REVIEW_SAMPLE_RATE: Mapping[str, float] = {DIGITS_SLUG: 0.0, BIOPSY_SLUG: 0.0}
 
 
 @dataclass(frozen=True)
