@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,11 @@ from routing.simulation import (
 
 # Overlaps tried (those above the policy's max_crowd_labels are skipped).
 OVERLAPS = (1, 2, 3)
+# The thresholds the search varies, and how far a recommended one must move from the live value before
+# the scheduled recommendation calls the difference material (docs/pilot.md). crowd_overlap is a whole
+# number: any change is material.
+THRESHOLDS = ("consensus_min_posterior", "crowd_overlap", "auto_accept_min_top_probability")
+MATERIAL_CHANGE = 0.05
 REPORTED = (
     "accuracy",
     "labels_per_item",
@@ -165,6 +170,72 @@ def choose(
     return min(candidates, key=lambda c: (c.calibration["labels_per_item"], -accuracy(c))), False
 
 
+def thresholds(policy: PolicyConfig) -> dict[str, float | int]:
+    """The searched thresholds of a policy, by name."""
+    return {name: getattr(policy, name) for name in THRESHOLDS}
+
+
+def material_changes(
+    recommended: PolicyConfig, live: PolicyConfig, *, tolerance: float = MATERIAL_CHANGE
+) -> list[dict[str, Any]]:
+    """The searched thresholds on which `recommended` differs materially from `live`: a probability by
+    more than `tolerance`, crowd_overlap by any amount. Each as {"field", "live", "recommended"}."""
+    changes = []
+    for name in THRESHOLDS:
+        before, after = getattr(live, name), getattr(recommended, name)
+        moved = before != after if isinstance(before, int) else abs(after - before) > tolerance + 1e-12
+        if moved:
+            changes.append({"field": name, "live": before, "recommended": after})
+    return changes
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every candidate replayed once, with its calibration figures (and accuracy trend) and held-out ones."""
+
+    setup: PilotSetup
+    calibration_gold: Mapping[str, str]
+    held_out_gold: Mapping[str, str]
+    candidates: tuple[Candidate, ...]
+
+
+def evaluate_candidates(
+    data: PilotData,
+    policies: Sequence[PolicyConfig],
+    *,
+    seed: int,
+    gold_checks: float = 0.0,
+    shuffle_judgments: bool = False,
+    held_out_share: float = 0.5,
+    learner: LearnerOptions = DEFAULT_LEARNER,
+    progress: Callable[[float], None] | None = None,
+) -> Evaluation:
+    """Replay each policy on the same seeded split and order; `progress(share done)` after each replay."""
+    if not 0.0 < held_out_share < 1.0:
+        raise ValueError(f"held-out share must be in (0, 1), got {held_out_share}")
+    if not policies:
+        raise ValueError("no candidate policies to evaluate")
+    setup = prepare(data, seed=seed, gold_checks=gold_checks, shuffle_judgments=shuffle_judgments)
+    calibration_gold, held_out_gold = split_scored(setup, held_out_share, seed)
+    if not calibration_gold or not held_out_gold:
+        raise ValueError("too few gold items to split into calibration and held-out halves")
+    k = len(setup.history.classes)
+    candidates = []
+    for done, policy in enumerate(policies, start=1):
+        result = replay(setup.history, policy, seed=setup.order_seed, checks=setup.checks, learner=learner)
+        candidates.append(
+            Candidate(
+                policy=policy,
+                calibration=adaptive_metrics(result, calibration_gold, k),
+                # Computed now, read only for the chosen candidate after the choice.
+                held_out=adaptive_metrics(result, held_out_gold, k),
+            )
+        )
+        if progress is not None:
+            progress(done / len(policies))
+    return Evaluation(setup, calibration_gold, held_out_gold, tuple(with_accuracy_trend(candidates)))
+
+
 def calibrate(
     data: PilotData,
     base_policy: PolicyConfig,
@@ -177,11 +248,13 @@ def calibrate(
     held_out_share: float = 0.5,
     learner: LearnerOptions = DEFAULT_LEARNER,
     policies: Sequence[PolicyConfig] | None = None,
+    progress: Callable[[float], None] | None = None,
 ) -> CalibrationResult:
     """Search the thresholds of `base_policy` on the calibration split; report the choice on the held-out one.
 
     Exactly one of `target_accuracy` (reach it as cheaply as possible) or `budget` (labels per item,
-    as accurately as possible) is required.
+    as accurately as possible) is required. `progress`, when given, is called with the share of
+    candidates replayed so far (0 to 1) after each one, for a progress bar.
     """
     if (target_accuracy is None) == (budget is None):
         raise ValueError("give exactly one of target_accuracy or budget")
@@ -189,31 +262,30 @@ def calibrate(
         raise ValueError(f"target accuracy must be in (0, 1], got {target_accuracy}")
     if budget is not None and (not math.isfinite(budget) or budget < 0):
         raise ValueError(f"budget must be a number of labels per item ≥ 0, got {budget}")
-    if not 0.0 < held_out_share < 1.0:
-        raise ValueError(f"held-out share must be in (0, 1), got {held_out_share}")
-    setup = prepare(data, seed=seed, gold_checks=gold_checks, shuffle_judgments=shuffle_judgments)
-    calibration_gold, held_out_gold = split_scored(setup, held_out_share, seed)
-    if not calibration_gold or not held_out_gold:
-        raise ValueError("too few gold items to split into calibration and held-out halves")
-    k = len(setup.history.classes)
     chosen_policies = (
         policies
         if policies is not None
-        else candidate_policies(base_policy, with_predictions=bool(setup.history.predictions))
+        else candidate_policies(base_policy, with_predictions=bool(data.history.predictions))
     )
-    candidates = []
-    for policy in chosen_policies:
-        result = replay(setup.history, policy, seed=setup.order_seed, checks=setup.checks, learner=learner)
-        candidates.append(
-            Candidate(
-                policy=policy,
-                calibration=adaptive_metrics(result, calibration_gold, k),
-                # Computed now, read only for the chosen candidate after the choice.
-                held_out=adaptive_metrics(result, held_out_gold, k),
-            )
-        )
-    candidates = with_accuracy_trend(candidates)
-    best, met = choose(candidates, target_accuracy=target_accuracy, budget=budget)
+    evaluation = evaluate_candidates(
+        data,
+        chosen_policies,
+        seed=seed,
+        gold_checks=gold_checks,
+        shuffle_judgments=shuffle_judgments,
+        held_out_share=held_out_share,
+        learner=learner,
+        progress=progress,
+    )
+    best, met = choose(evaluation.candidates, target_accuracy=target_accuracy, budget=budget)
+    return result_of(evaluation, best, met=met, target_accuracy=target_accuracy, budget=budget)
+
+
+def result_of(
+    evaluation: Evaluation, best: Candidate, *, met: bool, target_accuracy: float | None, budget: float | None
+) -> CalibrationResult:
+    """The CalibrationResult of choosing `best` among the evaluated candidates."""
+    setup = evaluation.setup
     return CalibrationResult(
         policy=best.policy,
         met=met,
@@ -222,9 +294,9 @@ def calibrate(
         calibration={key: best.calibration[key] for key in (*REPORTED, "accuracy_trend")},
         held_out={key: best.held_out[key] for key in REPORTED},
         held_out_baselines=baselines(
-            setup.history, setup.checks, held_out_gold, matched_labels=best.held_out["labels_per_item"]
+            setup.history, setup.checks, evaluation.held_out_gold, matched_labels=best.held_out["labels_per_item"]
         ),
-        calibration_items=len(calibration_gold),
-        held_out_items=len(held_out_gold),
-        candidates=tuple(candidates),
+        calibration_items=len(evaluation.calibration_gold),
+        held_out_items=len(evaluation.held_out_gold),
+        candidates=evaluation.candidates,
     )
