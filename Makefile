@@ -32,6 +32,7 @@ seed: migrate
 # Web server plus one background worker; Ctrl-C stops both.
 run: seed
 	$(PY) manage.py ensure_schedules
+	$(PY) manage.py refresh_dashboards --full
 	@echo "Serving http://$(HOST):$(PORT)/  (demo logins in README.md)"
 	@trap 'kill 0' INT TERM EXIT; \
 	  $(PY) manage.py qcluster & \

@@ -181,3 +181,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
 WHITENOISE_USE_FINDERS = True
+
+# The dashboard flags drift when the population stability index of model confidence or predicted
+# classes (last 7 days against the 28 before) exceeds this.
+DRIFT_PSI_ALERT = float(os.environ.get("DRIFT_PSI_ALERT", "0.2"))
