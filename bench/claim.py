@@ -8,7 +8,7 @@ Usage:
    project with --slots open crowd slots made by routing; every claimer claims (routing.services.
    assignment_claim_next) until the queue is empty or --seconds pass. Prints median and p95 latency of one
    claim, and claims/s. Aim: p95 < 20 ms with 16 claimers.
-2. http loop: gunicorn (--workers sync workers) on 127.0.0.1 against the same database; 8 client threads,
+2. http loop: gunicorn (--workers sync workers) on 127.0.0.1 against the same database; --clients threads,
    each a different crowd annotator with an API token, repeat POST /api/projects/<slug>/next and POST
    /api/assignments/<id>/submit (the item is routed again on every submit) for --http-seconds. Prints
    annotations/s and median/p95 of each call. Aim: > 200 annotations/s.
@@ -58,7 +58,7 @@ from routing.models import Assignment, AssignmentStatus
 
 CLASSES = ["cat", "dog", "bird"]
 LEVELS = (1, 4, 16)
-HTTP_CLIENTS = 8
+DEFAULT_HTTP_CLIENTS = 8
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -246,9 +246,9 @@ def _client(port: int, token: str, slug: str, seconds: float, seed: int, out: di
         out["errors"] += errors
 
 
-def bench_http(users: list[Any], items: int, seconds: float, workers: int) -> dict[str, float]:
+def bench_http(users: list[Any], items: int, seconds: float, workers: int, clients: int) -> dict[str, float]:
     project = queue_project(f"bench-http-{time.time_ns()}", items, crowd_overlap=2)
-    tokens = [Token.objects.get_or_create(user=u)[0].key for u in users[:HTTP_CLIENTS]]
+    tokens = [Token.objects.get_or_create(user=u)[0].key for u in users[:clients]]
     connections.close_all()
     port = free_port()
     server = start_gunicorn(port, workers)
@@ -257,7 +257,7 @@ def bench_http(users: list[Any], items: int, seconds: float, workers: int) -> di
         lock = threading.Lock()
         threads = [
             threading.Thread(target=_client, args=(port, tokens[i], project.slug, seconds, i, out, lock))
-            for i in range(HTTP_CLIENTS)
+            for i in range(clients)
         ]
         started = time.perf_counter()
         for t in threads:
@@ -287,6 +287,7 @@ def main() -> None:
     parser.add_argument("--http-items", type=int, default=6000)
     parser.add_argument("--http-seconds", type=float, default=20.0)
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers")
+    parser.add_argument("--clients", type=int, default=DEFAULT_HTTP_CLIENTS, help="annotators in the HTTP loop")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark projects")
     parser.add_argument("--skip-http", action="store_true")
     args = parser.parse_args()
@@ -294,7 +295,7 @@ def main() -> None:
         parser.error("run it on PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_claims")
     call_command("migrate", interactive=False, verbosity=0)
     print(f"database: {connection.settings_dict['NAME']}  cores: {os.cpu_count()}  load: {os.getloadavg()[0]:.1f}")
-    users = crowd_users(max(LEVELS), "bench-crowd")
+    users = crowd_users(max(*LEVELS, args.clients), "bench-crowd")
     try:
         print(f"\n{'claimers':>8}{'claims':>8}{'median ms':>11}{'p95 ms':>9}{'claims/s':>10}{'client CPU ms/claim':>21}")
         for r in bench_claims(users, args.slots, args.seconds):
@@ -303,9 +304,9 @@ def main() -> None:
                 f"{r['client_cpu_ms']:>21.2f}"
             )
         if not args.skip_http:
-            h = bench_http(users, args.http_items, args.http_seconds, args.workers)
+            h = bench_http(users, args.http_items, args.http_seconds, args.workers, args.clients)
             print(
-                f"\nHTTP loop, {HTTP_CLIENTS} annotators, gunicorn x{args.workers}: {h['annotations']} annotations, "
+                f"\nHTTP loop, {args.clients} annotators, gunicorn x{args.workers}: {h['annotations']} annotations, "
                 f"{h['per_s']:.0f}/s, {h['errors']} errors, {h['labeled']} items labeled\n"
                 f"  next:   median {h['next_median_ms']:.1f} ms, p95 {h['next_p95_ms']:.1f} ms\n"
                 f"  submit: median {h['submit_median_ms']:.1f} ms, p95 {h['submit_p95_ms']:.1f} ms"
