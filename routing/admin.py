@@ -16,10 +16,10 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from routing import selectors, services
+from routing import feedback, feedback_selectors, selectors, services
 from routing.engine.policy import policy_errors
 from routing.engine.rules import OPERATORS, validate_rule
 from routing.engine.types import FeatureRule, PolicyConfig
@@ -177,6 +177,32 @@ def _field_named_in(error: str) -> str | None:
     return None
 
 
+class CalibrationRunForm(forms.Form):
+    """The goal of a calibration on the project's own history: a target accuracy or a budget, not both."""
+
+    target_accuracy = forms.FloatField(
+        required=False,
+        min_value=0.0,
+        max_value=1.0,
+        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 0.95"}),
+        help_text="The cheapest thresholds reaching this accuracy on held-out items…",
+    )
+    budget = forms.FloatField(
+        required=False,
+        min_value=0.0,
+        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 2.5"}),
+        help_text="… or the most accurate within this many labels per item. Fill in exactly one.",
+    )
+    last_n = forms.IntegerField(
+        min_value=1,
+        max_value=feedback.RUN_MAX_LAST_N,
+        initial=feedback.RUN_DEFAULT_LAST_N,
+        label="Last N labeled items",
+        help_text="Calibrate on the project's most recently labeled items (those with a gold label or an "
+        "expert's final label are scored).",
+    )
+
+
 @admin.register(EscalationPolicy)
 class EscalationPolicyAdmin(admin.ModelAdmin):
     list_display = ("project", "live_version_number", "created_at")
@@ -186,6 +212,32 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
     fields = ("project",)
     # The change page is our own (edit = publish a version); the add page stays Django's.
     policy_template = "admin/routing/escalationpolicy/policy_change.html"
+    calibration_progress_template = "admin/routing/escalationpolicy/_calibration_runs.html"
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<path:object_id>/calibration-runs/",
+                self.admin_site.admin_view(self.calibration_runs_view),
+                name="routing_escalationpolicy_calibration_runs",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _calibration_context(self, policy: EscalationPolicy) -> dict[str, Any]:
+        runs = feedback_selectors.calibration_runs_recent(project=policy.project)
+        return {
+            "policy": policy,
+            "calibration_runs": runs,
+            "calibration_polling": any(not run.finished for run in runs),
+        }
+
+    def calibration_runs_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The calibration runs block alone; the policy page polls it (htmx) while a run is unfinished."""
+        policy = self.get_object(request, unquote(object_id))
+        if policy is None or not self.has_view_or_change_permission(request, policy):
+            raise PermissionDenied
+        return TemplateResponse(request, self.calibration_progress_template, self._calibration_context(policy))
 
     @admin.display(description="live version")
     def live_version_number(self, obj: EscalationPolicy) -> str:
@@ -220,7 +272,29 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
         form = PolicyConfigForm(initial=PolicyConfigForm.initial_for(live))
         if request.method == "POST" and ("_rollback" in request.POST or "_publish_draft" in request.POST):
             return self._rollback(request, policy)
-        if request.method == "POST":
+        calibration_form = CalibrationRunForm()
+        if request.method == "POST" and "_calibrate" in request.POST:
+            calibration_form = CalibrationRunForm(request.POST)
+            if calibration_form.is_valid():
+                try:
+                    run = feedback.calibration_run_start(
+                        project=policy.project,
+                        actor=request.user,
+                        target_accuracy=calibration_form.cleaned_data["target_accuracy"],
+                        budget=calibration_form.cleaned_data["budget"],
+                        last_n=calibration_form.cleaned_data["last_n"],
+                    )
+                except ValidationError as exc:
+                    for field, errors in _validation_errors(exc):
+                        calibration_form.add_error(field if field in calibration_form.fields else None, errors)
+                else:
+                    self.message_user(
+                        request,
+                        f"Calibration run {run.pk} started; its draft will appear in the version history.",
+                        messages.SUCCESS,
+                    )
+                    return HttpResponseRedirect(request.path + "#calibration")
+        if request.method == "POST" and "_calibrate" not in request.POST:
             form = PolicyConfigForm(request.POST)
             if form.is_valid():
                 note = form.cleaned_data["change_note"]
@@ -258,6 +332,8 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
             "can_change": can_change,
             "preview": preview,
             "preview_last_n": PREVIEW_LAST_N,
+            "calibration_form": calibration_form,
+            **self._calibration_context(policy),
             "history": [
                 {
                     "version": row.version,

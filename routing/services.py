@@ -36,6 +36,7 @@ from labeling.models import (
     GoldLabel,
     Item,
     ItemStatus,
+    Prediction,
     Project,
     Review,
     ReviewVerdict,
@@ -59,6 +60,7 @@ from routing.models import (
     RoutingDecision,
 )
 from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
+from routing.simulation import DEFAULT_LEARNER
 
 logger = logging.getLogger(__name__)
 
@@ -1393,61 +1395,65 @@ def _accuracy_counts(*, now: dt.datetime) -> dict[tuple[int, int | None], dict[s
 
 
 def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> list[AnnotatorReliability]:
-    """Dawid-Skene over the project's annotations submitted up to `now`, with its gold labels clamped and each annotator's
-    confusion shrunk towards the policy's prior for their role (crowd or expert), as compact int arrays."""
+    """The annotators' confusion matrices from the project's annotations submitted up to `now`, by the
+    pilot's learner (aggregation.RefitReliability with the simulator's defaults, simulation.LearnerOptions):
+    MAP Dawid-Skene with the gold labels pinned, each item's latest prediction as its prior (to the live
+    policy's model_prior_weight), and each annotator's rows drawn towards the live policy's prior accuracy
+    for their role and towards the average of their role's annotators. So live routing reads reliabilities
+    estimated exactly as the replay that calibrated its thresholds estimated them."""
     classes = project.class_names
     k = len(classes)
     if k < 2:
         return []
     class_index = {name: i for i, name in enumerate(classes)}
     config = _live_config(project)
-    rows = [
-        (item_id, annotator_id, class_index[label], role)
-        for item_id, annotator_id, label, role in Annotation.objects.filter(item__project=project, submitted_at__lte=now)
+    learner = DEFAULT_LEARNER
+    learn = aggregation.RefitReliability(
+        k,
+        crowd_accuracy=config.crowd_prior_accuracy,
+        expert_accuracy=config.expert_prior_accuracy,
+        prior_strength=learner.prior_strength,
+        pooled_strength=learner.pooled_strength,
+        model_weight=config.model_prior_weight,
+    )
+    item_ids: set[int] = set()
+    expert_tier: set[int] = set()
+    rows = []
+    for item_id, annotator_id, label, role in (
+        Annotation.objects.filter(item__project=project, submitted_at__lte=now)
         .order_by()
         .values_list("item_id", "annotator_id", "label", "role")
         .iterator(chunk_size=10_000)
-        if label in class_index
-    ]
+    ):
+        if label in class_index:
+            rows.append((item_id, annotator_id, class_index[label]))
+            item_ids.add(item_id)
+            # An annotator who ever labeled as an expert or reviewer is judged against the expert prior.
+            if role in aggregation.EXPERT_ROLES:
+                expert_tier.add(annotator_id)
     if not rows:
         return []
-    item_ids = np.array(sorted({r[0] for r in rows}), dtype=np.int64)
-    annotator_ids = np.array(sorted({r[1] for r in rows}), dtype=np.int64)
-    table = np.array([r[:3] for r in rows], dtype=np.int64)
-    labels = np.column_stack(
-        [np.searchsorted(item_ids, table[:, 0]), np.searchsorted(annotator_ids, table[:, 1]), table[:, 2]]
-    )
-    gold = {
-        int(np.searchsorted(item_ids, item_id)): class_index[label]
-        for item_id, label in GoldLabel.objects.filter(item_id__in=item_ids.tolist()).values_list("item_id", "label")
-        if label in class_index
-    }
-    roles: dict[int, str] = {}
-    for _, annotator_id, _, role in rows:
-        # An annotator who ever labeled as an expert or reviewer is judged against the expert prior.
-        if roles.get(annotator_id) not in aggregation.EXPERT_ROLES:
-            roles[annotator_id] = role
-    prior_counts = np.stack(
-        [
-            aggregation.DEFAULT_PRIOR_STRENGTH
-            * aggregation.default_confusion(
-                k,
-                aggregation.prior_accuracy(
-                    roles[int(a)],
-                    crowd_accuracy=config.crowd_prior_accuracy,
-                    expert_accuracy=config.expert_prior_accuracy,
-                ),
-            )
-            for a in annotator_ids
-        ]
-    )
-    _, confusions = aggregation.dawid_skene(
-        k, labels, len(item_ids), len(annotator_ids), gold=gold, prior_counts=prior_counts
-    )
-    n_labels = np.bincount(labels[:, 1], minlength=len(annotator_ids))
-    return [
-        aggregation.as_reliability(int(a), confusions[i], float(n_labels[i])) for i, a in enumerate(annotator_ids)
-    ]
+    for item_id, annotator_id, given in rows:
+        learn.add_label(item_id, annotator_id, given, role="expert" if annotator_id in expert_tier else "crowd")
+    ids = sorted(item_ids)
+    for chunk in selectors.chunked(ids):
+        for item_id, label in GoldLabel.objects.filter(item_id__in=chunk).values_list("item_id", "label"):
+            if label in class_index:
+                learn.set_truth(item_id, class_index[label])
+        if config.model_prior_weight:
+            latest: dict[int, Mapping[str, float]] = {}
+            # Oldest first, so the last one kept per item is its latest prediction.
+            for item_id, probabilities in (
+                Prediction.objects.filter(item_id__in=chunk)
+                .order_by("item_id", "created_at", "id")
+                .values_list("item_id", "probabilities")
+            ):
+                latest[item_id] = probabilities
+            for item_id, probabilities in latest.items():
+                vector = [max(float(probabilities.get(c, 0.0)), 0.0) for c in classes]
+                if sum(vector) > 0:
+                    learn.set_model_prior(item_id, vector)
+    return sorted(learn.refit().values(), key=lambda r: r.annotator_id)
 
 
 def accuracy_refresh(*, now: dt.datetime | None = None) -> AccuracyRefreshResult:
@@ -1483,6 +1489,8 @@ SCHEDULES: Mapping[str, tuple[str, int | None]] = {
     "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5),
     "routing.tasks.waiting_assign": (Schedule.MINUTES, 5),
     "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None),
+    # Queues one calibration per project (routing.feedback.calibration_recommend).
+    "routing.tasks.calibration_recommendations_enqueue": (Schedule.DAILY, None),
 }
 
 

@@ -207,6 +207,7 @@ class TestSchedules:
             "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5, -1),
             "routing.tasks.waiting_assign": (Schedule.MINUTES, 5, -1),
             "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None, -1),
+            "routing.tasks.calibration_recommendations_enqueue": (Schedule.DAILY, None, -1),
         }
 
     def test_the_scheduler_runs_the_expiry_job(self, monkeypatch, settings):
@@ -228,6 +229,9 @@ class TestSchedules:
             "routing.tasks.sla_breaches_handle",
             "routing.tasks.waiting_assign",
             "routing.tasks.accuracy_refresh",
+            "routing.tasks.calibration_recommendations_enqueue",
+            # Queued by the one above, one per project (run at once here: the queue is synchronous).
+            "routing.tasks.calibration_recommend",
         }
         assert not Schedule.objects.filter(ROUTING, next_run__lte=timezone.now()).exists()
 
@@ -235,4 +239,4 @@ class TestSchedules:
         out = io.StringIO()
         call_command("ensure_schedules", stdout=out)
         assert "assignments_expire: routing.tasks.assignments_expire (every 1 min)" in out.getvalue()
-        assert Schedule.objects.filter(ROUTING).count() == 4
+        assert Schedule.objects.filter(ROUTING).count() == 5

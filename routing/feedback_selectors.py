@@ -1,0 +1,152 @@
+"""Reads for the feedback loop: a project's labeled history as pilot data, its calibration runs, and the
+unlabeled items whose prediction is least certain (active learning). See docs/pilot.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
+
+from experts.models import Expert
+from labeling.models import Annotation, FinalSource, GoldLabel, Item, ItemStatus, Prediction, Project
+from routing.history import HistoryItem, pilot_data, worker_role
+from routing.models import CalibrationRun, CalibrationRunStatus, RoutingDecision
+from routing.selectors import chunked
+from routing.simulation import EXPERT, PilotData
+
+LABELED = (ItemStatus.LABELED, ItemStatus.AUDITED)
+NEXT_TO_LABEL_MAX = 1000
+
+
+@dataclass(frozen=True)
+class ProjectHistory:
+    data: PilotData
+    counts: Mapping[str, int]  # items, truth_items, gold_items, judgments, dropped_labels, last_n
+
+
+def project_history(*, project: Project, last_n: int, now: dt.datetime) -> ProjectHistory:
+    """The project's last `last_n` labeled items (by when they were labeled, up to `now`) as pilot data,
+    oldest first (routing.history.pilot_data). Only annotations submitted up to `now` count.
+    A fixed number of queries per chunk of items."""
+    rows = list(
+        Item.objects.filter(project=project, status__in=LABELED, labeled_at__lte=now)
+        .order_by("-labeled_at", "-id")
+        .values_list("id", "final_label", "final_source")[:last_n]
+    )[::-1]
+    ids = [item_id for item_id, _, _ in rows]
+    gold: dict[int, str] = {}
+    judgments: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    annotation_roles: dict[str, str] = {}
+    predictions: dict[int, dict[str, float]] = {}
+    for chunk in chunked(ids):
+        gold.update(GoldLabel.objects.filter(item_id__in=chunk).values_list("item_id", "label"))
+        for item_id, annotator_id, label, role in (
+            Annotation.objects.filter(item_id__in=chunk, submitted_at__lte=now)
+            .order_by("item_id", "submitted_at", "id")
+            .values_list("item_id", "annotator_id", "label", "role")
+        ):
+            worker = str(annotator_id)
+            judgments[item_id].append((worker, label))
+            # Off the roster: an annotator who ever labeled as an expert or reviewer counts as one.
+            if annotation_roles.get(worker) != EXPERT:
+                annotation_roles[worker] = worker_role(role)
+        # Oldest first, so the last one seen per item is its latest prediction.
+        for item_id, probabilities in (
+            Prediction.objects.filter(item_id__in=chunk).order_by("item_id", "created_at", "id").values_list(
+                "item_id", "probabilities"
+            )
+        ):
+            predictions[item_id] = probabilities
+    roster = {
+        str(user_id): worker_role(role)
+        for user_id, role in Expert.objects.filter(user_id__in=[int(w) for w in annotation_roles]).values_list(
+            "user_id", "role"
+        )
+    }
+    items = [
+        HistoryItem(
+            key=str(item_id),
+            judgments=tuple(judgments.get(item_id, ())),
+            prediction=predictions.get(item_id),
+            gold=gold.get(item_id, ""),
+            expert_final=final_label if final_source == FinalSource.EXPERT else "",
+        )
+        for item_id, final_label, final_source in rows
+    ]
+    data, counts = pilot_data(
+        classes=project.class_names, items=items, roles={**annotation_roles, **roster}
+    )
+    return ProjectHistory(data=data, counts={**counts, "last_n": last_n})
+
+
+def calibration_runs_recent(*, project: Project, limit: int = 10) -> list[CalibrationRun]:
+    return list(
+        CalibrationRun.objects.filter(project=project).select_related("draft", "created_by").order_by("-created_at", "-id")[
+            :limit
+        ]
+    )
+
+
+def calibration_run_get(*, project: Project, run_id: int) -> CalibrationRun:
+    """The run, if it belongs to the project (raises CalibrationRun.DoesNotExist otherwise)."""
+    return CalibrationRun.objects.select_related("draft", "created_by").get(project=project, pk=run_id)
+
+
+def latest_calibration_goal(*, project: Project) -> CalibrationRun | None:
+    """The project's latest successful calibration run: the scheduled recommendation re-uses its goal."""
+    return (
+        CalibrationRun.objects.filter(project=project, status=CalibrationRunStatus.SUCCEEDED)
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+
+
+def _latest_signal(name: str) -> Subquery:
+    latest = RoutingDecision.objects.filter(item=OuterRef("pk")).order_by("-created_at", "-id")
+    return Subquery(latest.annotate(value=Cast(KeyTextTransform(name, "signals"), FloatField())).values("value")[:1])
+
+
+def items_next_to_label(*, project: Project) -> QuerySet[Item]:
+    """The project's items not yet labeled (status other than labeled and audited), most uncertain first:
+    by the normalised entropy of the latest prediction (highest first), then its margin between the top two
+    classes (smallest first), then id. Both come from the item's latest routing decision's signals, which
+    routing computed from the latest prediction. Items without a prediction come last.
+
+    A correlated subquery per unlabeled item over the (item, created_at) index of decisions: cost grows
+    with the project's unlabeled items; slice the result (next_to_label_rows bounds it).
+    """
+    return (
+        Item.objects.filter(project=project)
+        .exclude(status__in=LABELED)
+        .annotate(uncertainty=_latest_signal("entropy"), margin=_latest_signal("margin"))
+        .order_by(F("uncertainty").desc(nulls_last=True), F("margin").asc(nulls_last=True), "id")
+    )
+
+
+def next_to_label_rows(*, project: Project, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    """One page of `items_next_to_label` with each item's latest decision's signals (two queries)."""
+    if not 1 <= limit <= NEXT_TO_LABEL_MAX:
+        raise ValueError(f"limit must be between 1 and {NEXT_TO_LABEL_MAX}")
+    if offset < 0:
+        raise ValueError("offset must be 0 or more")
+    items = list(
+        items_next_to_label(project=project).only("id", "external_id", "data", "status")[offset : offset + limit]
+    )
+    signals: dict[int, dict[str, Any]] = {}
+    # Newest first per item: the first row seen of each item is its latest decision.
+    for item_id, values in (
+        RoutingDecision.objects.filter(item_id__in=[i.id for i in items])
+        .order_by("item_id", "-created_at", "-id")
+        .values_list("item_id", "signals")
+    ):
+        signals.setdefault(item_id, values)
+    return [
+        {"external_id": i.external_id, "data": i.data, "status": i.status, "signals": signals.get(i.id, {})}
+        for i in items
+    ]
