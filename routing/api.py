@@ -11,13 +11,14 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.models import Annotation, Item, Project, Review
-from routing import selectors, services
+from routing import feedback_selectors, selectors, services
 from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
 
 EXPORT_KINDS = ("events", "decisions")
@@ -313,3 +314,84 @@ class AssignmentReviewView(APIView):
             return Response({"review": review_payload(result), "item": item_state_payload(item)})
 
         return _assignment_errors(review)
+
+
+# --- active learning ----------------------------------------------------------------------------------------
+
+
+class IsStaffOrTokenUser(BasePermission):
+    """Staff, or any client authenticated by an API token (a training pipeline), may read."""
+
+    message = "Staff or API token users only."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and (user.is_staff or isinstance(request.auth, Token)))
+
+
+NEXT_TO_LABEL_DEFAULT = 100
+
+
+def _whole_param(request: Request, name: str, default: int) -> int | str:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        return f"must be a whole number, not {raw!r}"
+
+
+class NextToLabelView(APIView):
+    """Unlabeled items, most uncertain prediction first, for active learning (docs/pilot.md)."""
+
+    permission_classes = [IsStaffOrTokenUser]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "limit", int, description=f"items to return, 1 to {feedback_selectors.NEXT_TO_LABEL_MAX} (default "
+                f"{NEXT_TO_LABEL_DEFAULT})"
+            ),
+            OpenApiParameter("offset", int, description="items to skip (default 0)"),
+        ],
+        responses={
+            200: inline_serializer(
+                "NextToLabel",
+                {
+                    "project": serializers.CharField(),
+                    "limit": serializers.IntegerField(),
+                    "offset": serializers.IntegerField(),
+                    "results": serializers.ListField(
+                        child=inline_serializer(
+                            "NextToLabelItem",
+                            {
+                                "external_id": serializers.CharField(),
+                                "data": serializers.DictField(),
+                                "status": serializers.CharField(),
+                                "signals": serializers.DictField(
+                                    help_text="The latest routing decision's signals (entropy, margin, ...)."
+                                ),
+                            },
+                        )
+                    ),
+                },
+            ),
+            400: ERRORS,
+            404: OpenApiResponse(DETAIL, description="No such project."),
+        },
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = get_object_or_404(Project, slug=slug)
+        limit = _whole_param(request, "limit", NEXT_TO_LABEL_DEFAULT)
+        offset = _whole_param(request, "offset", 0)
+        errors = []
+        if isinstance(limit, str) or not 1 <= limit <= feedback_selectors.NEXT_TO_LABEL_MAX:
+            reason = limit if isinstance(limit, str) else f"must be 1 to {feedback_selectors.NEXT_TO_LABEL_MAX}"
+            errors.append({"field": "limit", "message": reason})
+        if isinstance(offset, str) or offset < 0:
+            errors.append({"field": "offset", "message": offset if isinstance(offset, str) else "must be 0 or more"})
+        if errors:
+            return Response({"errors": errors}, status=400)
+        rows = feedback_selectors.next_to_label_rows(project=project, limit=limit, offset=offset)
+        return Response({"project": project.slug, "limit": limit, "offset": offset, "results": rows})
