@@ -1155,6 +1155,8 @@ def review_submit(
         Assignment.objects.filter(pk=assignment.pk).update(
             status=AssignmentStatus.COMPLETED, claimed_at=assignment.claimed_at or now, completed_at=now
         )
+        # A reviewed label has been checked by a second person: the last step of the item lifecycle.
+        Item.objects.filter(pk=item.pk).update(status=ItemStatus.AUDITED, updated_at=now)
     return review
 
 

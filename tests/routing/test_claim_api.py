@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from experts.models import Role
-from labeling.models import Annotation, Item
+from labeling.models import Annotation, Item, ItemStatus
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentStatus
 from tests.routing.assignment_helpers import (
@@ -192,7 +192,8 @@ class TestDeclineAndReview:
         assert response.status_code == 200
         assert response.json()["review"]["previous_label"] == "cat"
         assert response.json()["item"]["final_label"] == "bird"
-        assert Item.objects.get(pk=item_id).final_label == "bird"
+        item = Item.objects.get(pk=item_id)
+        assert (item.final_label, item.status) == ("bird", ItemStatus.AUDITED)
 
     def test_schema_documents_the_endpoints(self):
         admin = get_user_model().objects.create_superuser(username="root", password="x")
