@@ -32,11 +32,11 @@ CALIBRATION_RUN_TASK = "routing.tasks.calibration_run"
 RECOMMEND_TASK = "routing.tasks.calibration_recommend"
 # Items calibrated on: the scheduled recommendation reads the last RECOMMEND_LAST_N labeled items, a run
 # what the admin asks for, up to RUN_MAX_LAST_N. A replay of 1,000 items takes about half a second and a
-# search replays about 200 candidates with predictions (40 without), so both stay well inside the
-# background worker's 10-minute timeout.
+# search replays 196 candidates with predictions (40 without): about 100 s for 1,000 items and 300 s for
+# 3,000 (measured, docs/pilot.md), inside the background worker's 10-minute timeout.
 RECOMMEND_LAST_N = 1000
 RUN_DEFAULT_LAST_N = 1000
-RUN_MAX_LAST_N = 5000
+RUN_MAX_LAST_N = 3000
 # Below this many items with a truth (gold, or an expert's final label) the split into calibration and
 # held-out halves says nothing worth acting on.
 MIN_TRUTH_ITEMS = 20
