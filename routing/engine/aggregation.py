@@ -11,8 +11,9 @@ For one item with model probabilities `p` and labels g_1..g_n from annotators a_
 * `OnlineReliability`: Dirichlet-smoothed counts updated after every revealed label, O(k^2) per label,
   from gold (the truth is known) or from the leave-one-out posterior of the item (the annotator's own
   vote excluded, so it cannot learn to trust itself);
-* `dawid_skene`: batch EM over all judgments, for the "dawid_skene_all" baseline and the scheduled refresh;
-* `RefitReliability`: MAP Dawid-Skene re-fitted over the labels seen so far (the pilot's learner).
+* `dawid_skene`: batch EM over all judgments, for the "dawid_skene_all" baseline;
+* `RefitReliability`: MAP Dawid-Skene re-fitted over the labels seen so far (the pilot's learner, and the
+  scheduled reliability refresh, so live routing reads what the replay learned the same way).
 """
 
 from __future__ import annotations
