@@ -3,6 +3,7 @@ work loop: claim the next assignment, submit it, decline it, review (docs/assign
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -149,10 +150,18 @@ def _body(request: Request) -> dict[str, Any] | Response:
     return request.data
 
 
-def _assignment_errors(call: Any) -> Any:
-    """Run a service call, answering its assignment errors as 404 / 409 / 400."""
+# The answers every action on one assignment may give besides its 200.
+ASSIGNMENT_ERRORS = {400: INVALID, 404: NOT_YOURS, 409: CONFLICT}
+
+
+def _assignment_action(request: Request, act: Callable[[dict[str, Any]], Response]) -> Response:
+    """Run an action on one assignment with the request's JSON object, answering its assignment errors as
+    404 / 409 / 400."""
+    body = _body(request)
+    if isinstance(body, Response):
+        return body
     try:
-        return call()
+        return act(body)
     except AssignmentNotFound as exc:
         return Response({"detail": str(exc)}, status=404)
     except AssignmentConflict as exc:
@@ -215,7 +224,7 @@ class AssignmentSubmitView(APIView):
 
     @extend_schema(
         request=SUBMISSION,
-        responses={200: SUBMITTED, 400: INVALID, 404: NOT_YOURS, 409: CONFLICT},
+        responses={200: SUBMITTED, **ASSIGNMENT_ERRORS},
         examples=[
             OpenApiExample(
                 "Crowd label",
@@ -225,11 +234,7 @@ class AssignmentSubmitView(APIView):
         ],
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        body = _body(request)
-        if isinstance(body, Response):
-            return body
-
-        def submit() -> Response:
+        def submit(body: dict[str, Any]) -> Response:
             annotation = services.assignment_submit(
                 assignment_id=assignment_id,
                 user=request.user,
@@ -242,7 +247,7 @@ class AssignmentSubmitView(APIView):
             )
             return Response({"annotation": annotation_payload(annotation), "item": item_state_payload(annotation.item)})
 
-        return _assignment_errors(submit)
+        return _assignment_action(request, submit)
 
 
 class AssignmentDeclineView(APIView):
@@ -254,23 +259,17 @@ class AssignmentDeclineView(APIView):
         request=DECLINE,
         responses={
             200: inline_serializer("Declined", {"assignment": serializers.IntegerField(), "status": serializers.CharField()}),
-            400: INVALID,
-            404: NOT_YOURS,
-            409: CONFLICT,
+            **ASSIGNMENT_ERRORS,
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        body = _body(request)
-        if isinstance(body, Response):
-            return body
-
-        def decline() -> Response:
+        def decline(body: dict[str, Any]) -> Response:
             assignment = services.assignment_decline(
                 assignment_id=assignment_id, user=request.user, reason=body.get("reason", "")
             )
             return Response({"assignment": assignment.pk, "status": assignment.status})
 
-        return _assignment_errors(decline)
+        return _assignment_action(request, decline)
 
 
 def review_payload(review: Review) -> dict[str, Any]:
@@ -292,17 +291,11 @@ class AssignmentReviewView(APIView):
         request=REVIEW,
         responses={
             200: inline_serializer("Reviewed", {"review": serializers.DictField(), "item": serializers.DictField()}),
-            400: INVALID,
-            404: NOT_YOURS,
-            409: CONFLICT,
+            **ASSIGNMENT_ERRORS,
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        body = _body(request)
-        if isinstance(body, Response):
-            return body
-
-        def review() -> Response:
+        def review(body: dict[str, Any]) -> Response:
             result = services.review_submit(
                 assignment_id=assignment_id,
                 user=request.user,
@@ -313,7 +306,7 @@ class AssignmentReviewView(APIView):
             item = Item.objects.get(pk=result.item_id)
             return Response({"review": review_payload(result), "item": item_state_payload(item)})
 
-        return _assignment_errors(review)
+        return _assignment_action(request, review)
 
 
 # --- active learning ----------------------------------------------------------------------------------------
