@@ -7,6 +7,7 @@ form post with a redirect to it, so the queue also works without JavaScript.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 from django.contrib import messages
@@ -140,6 +141,20 @@ def _errors_by_field(exc: AssignmentInvalid) -> dict[str, list[str]]:
     return errors
 
 
+def _failed(request: HttpRequest, assignment: Assignment,
+            exc: AssignmentNotFound | AssignmentConflict | AssignmentInvalid, *, scope: str,
+            posted: dict[str, Any], renamed: Mapping[str, str] | None = None) -> HttpResponse:
+    """The answer to a failed action on an assignment: 404 when it is gone (or someone else's), else the
+    same panel again with what was posted: 409 when no longer open, 400 with errors by field (`renamed`
+    names a form's fields apart from the service's)."""
+    if isinstance(exc, AssignmentNotFound):
+        raise Http404(NOT_FOUND) from exc
+    if isinstance(exc, AssignmentConflict):
+        return _error_response(request, assignment, scope=scope, status=409, posted=posted, conflict=str(exc))
+    errors = {(renamed or {}).get(k, k): v for k, v in _errors_by_field(exc).items()}
+    return _error_response(request, assignment, scope=scope, status=400, posted=posted, errors=errors)
+
+
 def _time_spent_ms(reported: str | None, started_at: dt.datetime | None, now: dt.datetime) -> int | None:
     """The browser's timer, never more than the server's own clock measured since it rendered the panel
     (the service bounds it again by the claim). Without a timer (no JavaScript) the server's measure."""
@@ -234,12 +249,8 @@ def submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
             started_at=started_at,
             now=now,
         )
-    except AssignmentNotFound as exc:
-        raise Http404(NOT_FOUND) from exc
-    except AssignmentConflict as exc:
-        return _error_response(request, assignment, scope=scope, status=409, posted=posted, conflict=str(exc))
-    except AssignmentInvalid as exc:
-        return _error_response(request, assignment, scope=scope, status=400, posted=posted, errors=_errors_by_field(exc))
+    except (AssignmentNotFound, AssignmentConflict, AssignmentInvalid) as exc:
+        return _failed(request, assignment, exc, scope=scope, posted=posted)
     return _next_response(
         request, scope=scope, status_message=f"Saved “{annotation.label}” for {assignment.item.external_id}."
     )
@@ -255,14 +266,9 @@ def decline(request: HttpRequest, assignment_id: int) -> HttpResponse:
     posted = {"reason_decline": reason}
     try:
         services.assignment_decline(assignment_id=assignment.pk, user=request.user, reason=reason)
-    except AssignmentNotFound as exc:
-        raise Http404(NOT_FOUND) from exc
-    except AssignmentConflict as exc:
-        return _error_response(request, assignment, scope=scope, status=409, posted=posted, conflict=str(exc))
-    except AssignmentInvalid as exc:
+    except (AssignmentNotFound, AssignmentConflict, AssignmentInvalid) as exc:
         # The decline form's reason box is not the review form's: name its errors apart.
-        errors = {("reason_decline" if k == "reason" else k): v for k, v in _errors_by_field(exc).items()}
-        return _error_response(request, assignment, scope=scope, status=400, posted=posted, errors=errors)
+        return _failed(request, assignment, exc, scope=scope, posted=posted, renamed={"reason": "reason_decline"})
     return _next_response(request, scope=scope, status_message=f"Declined {assignment.item.external_id}.")
 
 
@@ -282,12 +288,8 @@ def review(request: HttpRequest, assignment_id: int) -> HttpResponse:
             label=posted["label"] if verdict == "override" else "",
             reason=posted["reason"],
         )
-    except AssignmentNotFound as exc:
-        raise Http404(NOT_FOUND) from exc
-    except AssignmentConflict as exc:
-        return _error_response(request, assignment, scope=scope, status=409, posted=posted, conflict=str(exc))
-    except AssignmentInvalid as exc:
-        return _error_response(request, assignment, scope=scope, status=400, posted=posted, errors=_errors_by_field(exc))
+    except (AssignmentNotFound, AssignmentConflict, AssignmentInvalid) as exc:
+        return _failed(request, assignment, exc, scope=scope, posted=posted)
     said = "Agreed with" if result.verdict == "agree" else "Overrode with"
     return _next_response(
         request, scope=scope, status_message=f"{said} “{result.label}” on {assignment.item.external_id}."
