@@ -773,19 +773,22 @@ def _replacements(
                 roster.took(ranking.best.expert_id)
                 # The same person is not offered two slots of one item in this batch.
                 excluded[old.item_id].add(assignee_id)
-        fresh.append(
-            Assignment(
-                item_id=old.item_id,
-                project_id=old.project_id,
-                kind=old.kind,
-                decision_id=old.decision_id,
-                assignee_id=assignee_id,
-                status=AssignmentStatus.OFFERED,
-                due_at=old.due_at,
-                created_at=now,
-            )
-        )
+        fresh.append(_successor(old, assignee_id=assignee_id, now=now))
     return fresh, rankings
+
+
+def _successor(old: Assignment, *, assignee_id: int | None, now: dt.datetime) -> Assignment:
+    """An unsaved slot taking over from `old`: the same item, kind, decision and SLA deadline, offered anew."""
+    return Assignment(
+        item_id=old.item_id,
+        project_id=old.project_id,
+        kind=old.kind,
+        decision_id=old.decision_id,
+        assignee_id=assignee_id,
+        status=AssignmentStatus.OFFERED,
+        due_at=old.due_at,
+        created_at=now,
+    )
 
 
 def _ranking_summary(ranking: Ranking | None) -> dict[str, Any]:
@@ -1249,17 +1252,8 @@ def sla_breaches_handle(*, now: dt.datetime | None = None) -> int:
             if user_id == slot.assignee_id or user_id in excluded[slot.item_id] | labeled[slot.item_id]:
                 continue
             excluded[slot.item_id].add(user_id)
-            fresh = Assignment(
-                item_id=slot.item_id,
-                project_id=slot.project_id,
-                kind=AssignmentKind.EXPERT,
-                decision_id=slot.decision_id,
-                assignee_id=user_id,
-                status=AssignmentStatus.OFFERED,
-                due_at=slot.due_at,
-                created_at=now,
-            )
-            moved.append((slot, fresh, rotation))
+            # An expert slot (the query above), so its successor is one too.
+            moved.append((slot, _successor(slot, assignee_id=user_id, now=now), rotation))
         if not moved:
             return 0
         Assignment.objects.filter(id__in=[old.pk for old, _, _ in moved]).update(
