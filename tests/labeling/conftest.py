@@ -3,7 +3,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling import services
+from labeling import import_jobs, services
 from labeling.signals import items_ingested
 
 
@@ -20,6 +20,20 @@ def annotator_user(db):
 @pytest.fixture
 def project(staff):
     return services.project_create(name="Pets", slug="pets", classes=["cat", "dog", "bird"], actor=staff)
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """Uploaded files go to the test's own folder."""
+    settings.MEDIA_ROOT = tmp_path
+
+
+@pytest.fixture
+def queued(monkeypatch):
+    """Record enqueued tasks instead of sending them to a worker."""
+    calls = []
+    monkeypatch.setattr(import_jobs, "async_task", lambda *args, **kwargs: calls.append(args))
+    return calls
 
 
 def token_client(user) -> APIClient:

@@ -8,17 +8,7 @@ from labeling import import_jobs
 from labeling.models import ImportJob, ImportJobStatus
 from tests.labeling.conftest import row
 
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-
-
-@pytest.fixture
-def queued(monkeypatch):
-    calls = []
-    monkeypatch.setattr(import_jobs, "async_task", lambda *args, **kwargs: calls.append(args))
-    return calls
+pytestmark = pytest.mark.usefixtures("media")
 
 
 @pytest.fixture
