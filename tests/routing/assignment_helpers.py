@@ -19,6 +19,7 @@ from labeling.services import items_ingest, project_create
 from labeling.signals import items_ingested
 from routing import services
 from routing.engine.types import Comparison, PolicyConfig, Stage, Trigger
+from routing.models import Assignment, AssignmentStatus
 from routing.receivers import route_ingested_items
 
 # Monday 2 March 2026, 12:00 UTC.
@@ -87,3 +88,13 @@ def ingest_at(proj, rows: Iterable[dict[str, Any]], *, now: dt.datetime = NOW) -
         ids = items_ingest(project=proj, rows=list(rows)).item_ids
     services.items_route(item_ids=ids, stage=Stage.INGEST, now=now)
     return list(ids)
+
+
+def slots(item_id, **filters):
+    """The item's assignments, oldest first."""
+    return list(Assignment.objects.filter(item_id=item_id, **filters).order_by("id"))
+
+
+def open_slots(item_id, **filters):
+    """The item's offered or active assignments, oldest first."""
+    return slots(item_id, status__in=[AssignmentStatus.OFFERED, AssignmentStatus.ACTIVE], **filters)

@@ -19,21 +19,15 @@ from tests.routing.assignment_helpers import (
     NOW,
     UNSURE,
     ingest_at,
+    open_slots,
     person,
     project,
     row,
+    slots,
 )
 
 pytestmark = pytest.mark.django_db
 LATER = NOW + dt.timedelta(minutes=5)
-
-
-def slots(item_id, **filters):
-    return list(Assignment.objects.filter(item_id=item_id, **filters).order_by("id"))
-
-
-def open_slots(item_id, **filters):
-    return slots(item_id, status__in=[AssignmentStatus.OFFERED, AssignmentStatus.ACTIVE], **filters)
 
 
 def claim_and_submit(user, proj, label, *, now=LATER, **kw):

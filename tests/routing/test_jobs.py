@@ -26,6 +26,7 @@ from tests.routing.assignment_helpers import (
     NOW,
     UNSURE,
     ingest_at,
+    open_slots,
     person,
     project,
     row,
@@ -34,11 +35,6 @@ from tests.routing.assignment_helpers import (
 pytestmark = pytest.mark.django_db
 ROUTING = Q(func__startswith="routing.tasks.")
 LATER = NOW + dt.timedelta(minutes=5)
-OPEN = [AssignmentStatus.OFFERED, AssignmentStatus.ACTIVE]
-
-
-def open_slots(item_id):
-    return list(Assignment.objects.filter(item_id=item_id, status__in=OPEN).order_by("id"))
 
 
 class TestLeaseExpiry:
