@@ -158,33 +158,30 @@ def agreement(report: Report) -> list[Chart]:
     ]
 
 
+def _quantile_chart(report: Report, table: str, key: str, name: str, title: str) -> Chart:
+    """Median and 90th-percentile bars of a quantile table, one pair per `key`, in the unit that reads best
+    for the largest 90th percentile."""
+    rows = _rows(report.table(table), "median")
+    size, unit = _duration_unit([r["p90"] for r in rows])
+    bars = [
+        go.Bar(x=_labels(rows, key), y=_in([r["median"] for r in rows], size), name="Median",
+               marker={"color": PALETTE[0]}),
+        go.Bar(x=_labels(rows, key), y=_in([r["p90"] for r in rows], size), name="90th percentile",
+               marker={"color": "#9fb3d9"}),
+    ]
+    return Chart(name, title, _figure(bars, f"{title} ({unit})", not rows, barmode="group",
+                 yaxis={"title": {"text": unit}}), table)
+
+
 def time_to_label(report: Report) -> list[Chart]:
-    routes = _rows(report.table("time_by_route"), "median")
-    route_size, route_unit = _duration_unit([r["p90"] for r in routes])
-    by_route = [
-        go.Bar(x=_labels(routes, "route"), y=_in([r["median"] for r in routes], route_size), name="Median",
-               marker={"color": PALETTE[0]}),
-        go.Bar(x=_labels(routes, "route"), y=_in([r["p90"] for r in routes], route_size), name="90th percentile",
-               marker={"color": "#9fb3d9"}),
-    ]
-    roles = _rows(report.table("time_per_item_by_role"), "median")
-    role_size, role_unit = _duration_unit([r["p90"] for r in roles])
-    by_role = [
-        go.Bar(x=_labels(roles, "role"), y=_in([r["median"] for r in roles], role_size), name="Median",
-               marker={"color": PALETTE[0]}),
-        go.Bar(x=_labels(roles, "role"), y=_in([r["p90"] for r in roles], role_size), name="90th percentile",
-               marker={"color": "#9fb3d9"}),
-    ]
     sla = report.table("sla_compliance")
     sla_chart = _interval_chart(
         dataclasses.replace(sla, rows=tuple({**r, "accuracy": r["share"], "n": r["completed"]} for r in sla.rows)),
         "domain", "Expert work within SLA", horizontal=True,
     )
     return [
-        Chart("time_by_route", "Ingest to final label", _figure(by_route, f"Ingest to final label ({route_unit})", not routes,
-              barmode="group", yaxis={"title": {"text": route_unit}}), "time_by_route"),
-        Chart("time_by_role", "Annotation time per item", _figure(by_role, f"Annotation time per item ({role_unit})", not roles,
-              barmode="group", yaxis={"title": {"text": role_unit}}), "time_per_item_by_role"),
+        _quantile_chart(report, "time_by_route", "route", "time_by_route", "Ingest to final label"),
+        _quantile_chart(report, "time_per_item_by_role", "role", "time_by_role", "Annotation time per item"),
         Chart("sla_compliance", "SLA compliance", sla_chart, "sla_compliance"),
     ]
 
