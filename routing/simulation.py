@@ -546,6 +546,35 @@ class _Encoding:
         return self.rows[self.position < k]
 
 
+@dataclass(frozen=True)
+class _GoldScoring:
+    """A history encoded for scoring against gold: class and item indices, the judgments, each item's
+    number of judgments, and the scored items with their true classes."""
+
+    k: int
+    class_index: Mapping[str, int]
+    item_index: Mapping[str, int]
+    enc: _Encoding
+    counts: np.ndarray  # (n_items,) judgments per item
+    scored: np.ndarray  # item indices of the gold items scored
+    truth: np.ndarray  # their true class indices
+
+    @classmethod
+    def of(cls, history: History, scored_gold: Mapping[str, str]) -> _GoldScoring:
+        class_index = {c: i for i, c in enumerate(history.classes)}
+        item_index = {item: n for n, item in enumerate(history.items)}
+        enc = _Encoding.of(history)
+        return cls(
+            k=len(history.classes),
+            class_index=class_index,
+            item_index=item_index,
+            enc=enc,
+            counts=np.bincount(enc.rows[:, 0], minlength=enc.n_items),
+            scored=np.array([item_index[i] for i in scored_gold], dtype=np.int64),
+            truth=np.array([class_index[label] for label in scored_gold.values()], dtype=np.int64),
+        )
+
+
 def baselines(
     history: History,
     checks: Mapping[str, str],
@@ -559,13 +588,10 @@ def baselines(
     them). `matched_labels` (the adaptive run's labels per item) sets k = round(matched_labels) for
     "majority_vote_matched".
     """
-    k = len(history.classes)
-    class_index = {c: i for i, c in enumerate(history.classes)}
-    item_index = {item: n for n, item in enumerate(history.items)}
-    scored = np.array([item_index[i] for i in scored_gold], dtype=np.int64)
-    truth = np.array([class_index[label] for label in scored_gold.values()], dtype=np.int64)
-    enc = _Encoding.of(history)
-    counts = np.bincount(enc.rows[:, 0], minlength=enc.n_items)
+    gs = _GoldScoring.of(history, scored_gold)
+    k, class_index, item_index, enc, counts, scored, truth = (
+        gs.k, gs.class_index, gs.item_index, gs.enc, gs.counts, gs.scored, gs.truth
+    )
     available = float(counts[scored].mean()) if len(scored) else 0.0
 
     def mv(rows: np.ndarray) -> float:
@@ -594,13 +620,8 @@ def baselines(
 
 def majority_vote_curve(history: History, scored_gold: Mapping[str, str]) -> list[dict[str, float]]:
     """Majority vote on each item's first k judgments, for k = 1 .. the most any item has."""
-    k = len(history.classes)
-    class_index = {c: i for i, c in enumerate(history.classes)}
-    item_index = {item: n for n, item in enumerate(history.items)}
-    scored = np.array([item_index[i] for i in scored_gold], dtype=np.int64)
-    truth = np.array([class_index[label] for label in scored_gold.values()], dtype=np.int64)
-    enc = _Encoding.of(history)
-    counts = np.bincount(enc.rows[:, 0], minlength=enc.n_items)
+    gs = _GoldScoring.of(history, scored_gold)
+    k, enc, counts, scored, truth = gs.k, gs.enc, gs.counts, gs.scored, gs.truth
     rows = []
     for first in range(1, int(counts.max(initial=0)) + 1):
         sub = enc.first(first)
