@@ -185,7 +185,7 @@ class CalibrationRunForm(forms.Form):
         min_value=0.0,
         max_value=1.0,
         widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 0.95"}),
-        help_text="The cheapest thresholds reaching this accuracy on held-out items…",
+        help_text="The cheapest thresholds reaching this accuracy…",
     )
     budget = forms.FloatField(
         required=False,
@@ -226,18 +226,27 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 
     def _calibration_context(self, policy: EscalationPolicy) -> dict[str, Any]:
         runs = feedback_selectors.calibration_runs_recent(project=policy.project)
+        unfinished = [run.pk for run in runs if not run.finished]
         return {
             "policy": policy,
             "calibration_runs": runs,
-            "calibration_polling": any(not run.finished for run in runs),
+            "calibration_polling": bool(unfinished),
+            "calibration_watching": ",".join(map(str, unfinished)),
         }
 
     def calibration_runs_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """The calibration runs block alone; the policy page polls it (htmx) while a run is unfinished."""
+        """The calibration runs block alone; the policy page polls it (htmx) while a run is unfinished.
+        When a run it was watching has finished, the whole page reloads, so its draft shows in the history."""
         policy = self.get_object(request, unquote(object_id))
         if policy is None or not self.has_view_or_change_permission(request, policy):
             raise PermissionDenied
-        return TemplateResponse(request, self.calibration_progress_template, self._calibration_context(policy))
+        context = self._calibration_context(policy)
+        response = TemplateResponse(request, self.calibration_progress_template, context)
+        watched = {part for part in request.GET.get("watching", "").split(",") if part.isdigit()}
+        still_running = set(context["calibration_watching"].split(","))
+        if getattr(request, "htmx", False) and watched - still_running:
+            response["HX-Refresh"] = "true"
+        return response
 
     @admin.display(description="live version")
     def live_version_number(self, obj: EscalationPolicy) -> str:

@@ -345,12 +345,16 @@ class TestPolicyPage:
 
         CalibrationRun.objects.filter(pk=run.pk).update(status=CalibrationRunStatus.RUNNING, progress=42)
         partial_url = reverse("admin:routing_escalationpolicy_calibration_runs", args=[policy.pk])
-        partial = admin_client.get(partial_url).content.decode()
-        assert 'value="42"' in partial and "hx-get" in partial and "Running" in partial
+        polled = admin_client.get(partial_url, {"watching": run.pk}, headers={"HX-Request": "true"})
+        partial = polled.content.decode()
+        assert 'value="42"' in partial and f"watching={run.pk}" in partial and "Running" in partial
+        assert "HX-Refresh" not in polled
 
         CalibrationRun.objects.filter(pk=run.pk).update(status=CalibrationRunStatus.FAILED, error="too few items")
-        partial = admin_client.get(partial_url).content.decode()
-        assert "too few items" in partial and "hx-get" not in partial
+        polled = admin_client.get(partial_url, {"watching": run.pk}, headers={"HX-Request": "true"})
+        assert "too few items" in polled.content.decode() and "hx-get" not in polled.content.decode()
+        # The run it watched has finished: the page reloads to show the outcome in the version history.
+        assert polled["HX-Refresh"] == "true"
 
     def test_a_goal_must_be_one_of_the_two(self, admin_client, no_queue):
         proj = history_project(n=3)
