@@ -726,16 +726,20 @@ def calibration(ctx: ReportContext) -> Report:
             "summary": str(data.get("summary") or data.get("message") or "Recommended thresholds differ from the live policy."),
             "recommended": ", ".join(f"{k}={v}" for k, v in sorted((data.get("recommended") or {}).items())),
             "live": ", ".join(f"{k}={v}" for k, v in sorted((data.get("live") or {}).items())),
+            # The daily job records every run, "no material change" included, so the latest event is the
+            # current state; only a recommendation that differs from the live policy is an alert.
+            "differs": bool(data.get("differs", True)),
         })
     return Report(
         name="calibration",
         title="Threshold calibration",
         description="The latest recommendation of the scheduled calibration, where it differs from the live policy.",
-        alerts=tuple(f"{r['project']}: {r['summary']}" for r in rows),
+        alerts=tuple(f"{r['project']}: {r['summary']}" for r in rows if r["differs"]),
         tables=(
             Table("calibration", "Calibration recommendations",
                   (Column("project", "Project"), Column("at", "Recorded"), Column("summary", "Recommendation"),
-                   Column("recommended", "Recommended"), Column("live", "Live")), tuple(rows),
+                   Column("recommended", "Recommended"), Column("live", "Live"), Column("differs", "Differs")),
+                  tuple(rows),
                   note='From the latest audit event "calibration.recommendation" of each project.'),
         ),
     )

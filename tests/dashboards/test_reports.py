@@ -256,3 +256,16 @@ def test_calibration_flag_shows_the_latest_recommendation():
     assert report.alerts == ("Calibrated: Lower the auto-accept threshold to 0.85",)
     (other,) = reports.build(["calibration"], Scope(projects=(project("other"),)), now=NOW)
     assert other.table("calibration").rows == () and other.alerts == ()
+
+
+@pytest.mark.django_db
+def test_a_recommendation_that_matches_the_live_policy_is_shown_but_raises_no_alert():
+    proj = project("steady")
+    audit_record(actor=None, action="calibration.recommendation", obj_type="project", obj_id=proj.pk,
+                 data={"summary": "Lower the threshold", "differs": True})
+    audit_record(actor=None, action="calibration.recommendation", obj_type="project", obj_id=proj.pk,
+                 data={"summary": "Live thresholds are still the best found", "differs": False})
+    (report,) = reports.build(["calibration"], Scope(projects=(proj,)), now=NOW)
+    [row] = report.table("calibration").rows
+    assert row["summary"] == "Live thresholds are still the best found" and row["differs"] is False
+    assert report.alerts == ()
