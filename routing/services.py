@@ -60,7 +60,7 @@ from routing.models import (
     RoutingDecision,
 )
 from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
-from routing.simulation import DEFAULT_LEARNER
+from routing.simulation import reliability_learner
 
 logger = logging.getLogger(__name__)
 
@@ -1392,7 +1392,7 @@ def _accuracy_counts(*, now: dt.datetime) -> dict[tuple[int, int | None], dict[s
 
 def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> list[AnnotatorReliability]:
     """The annotators' confusion matrices from the project's annotations submitted up to `now`, by the
-    pilot's learner (aggregation.RefitReliability with the simulator's defaults, simulation.LearnerOptions):
+    pilot's learner (simulation.reliability_learner, the same settings the replay uses):
     MAP Dawid-Skene with the gold labels pinned, each item's latest prediction as its prior (to the live
     policy's model_prior_weight), and each annotator's rows drawn towards the live policy's prior accuracy
     for their role and towards the average of their role's annotators. So live routing reads reliabilities
@@ -1403,15 +1403,7 @@ def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> lis
         return []
     class_index = {name: i for i, name in enumerate(classes)}
     config = _live_config(project)
-    learner = DEFAULT_LEARNER
-    learn = aggregation.RefitReliability(
-        k,
-        crowd_accuracy=config.crowd_prior_accuracy,
-        expert_accuracy=config.expert_prior_accuracy,
-        prior_strength=learner.prior_strength,
-        pooled_strength=learner.pooled_strength,
-        model_weight=config.model_prior_weight,
-    )
+    learn = reliability_learner(k, config)
     item_ids: set[int] = set()
     expert_tier: set[int] = set()
     rows = []

@@ -283,6 +283,21 @@ class LearnerOptions:
 DEFAULT_LEARNER = LearnerOptions()
 
 
+def reliability_learner(k: int, policy: PolicyConfig, learner: LearnerOptions = DEFAULT_LEARNER) -> RefitReliability:
+    """The reliability learner for `k` classes under `policy`: the replay and the live refresh
+    (routing.services.project_reliabilities_estimate) both build it here, so they estimate alike."""
+    return RefitReliability(
+        k,
+        crowd_accuracy=policy.crowd_prior_accuracy,
+        expert_accuracy=policy.expert_prior_accuracy,
+        prior_strength=learner.prior_strength,
+        pooled_strength=learner.pooled_strength,
+        model_weight=policy.model_prior_weight,
+        iterations=learner.iterations,
+        tol=learner.tol,
+    )
+
+
 @dataclass(frozen=True)
 class Step:
     """One evaluation during the replay: exactly what was passed to `evaluate` and what it returned."""
@@ -370,16 +385,7 @@ def replay(
     n_items = len(data.items)
     rng = np.random.default_rng(seed)
     order = [int(i) for i in rng.permutation(n_items) if int(i) not in data.checks]
-    learn = RefitReliability(
-        k,
-        crowd_accuracy=policy.crowd_prior_accuracy,
-        expert_accuracy=policy.expert_prior_accuracy,
-        prior_strength=learner.prior_strength,
-        pooled_strength=learner.pooled_strength,
-        model_weight=policy.model_prior_weight,
-        iterations=learner.iterations,
-        tol=learner.tol,
-    )
+    learn = reliability_learner(k, policy, learner)
     for n, probs in enumerate(data.probs):
         if probs is not None:
             learn.set_model_prior(n, probs)
