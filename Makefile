@@ -48,7 +48,7 @@ test-fast: setup
 	$(VENV)/bin/pytest -m "not browser" $(PYTEST_ARGS)
 
 screenshots: setup
-	SCREENSHOTS=1 $(VENV)/bin/pytest tests/browser -k screenshots $(PYTEST_ARGS)
+	SCREENSHOTS=1 $(VENV)/bin/pytest tests/browser $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/ingest.py
