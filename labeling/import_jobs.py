@@ -24,7 +24,7 @@ from django.utils import timezone
 from django_q.tasks import async_task
 
 from labeling.formats import FormatError, detect_format, read_rows
-from labeling.models import ImportJob, ImportJobStatus, Project
+from labeling.models import ImportJob, JobStatus, Project
 from labeling.services import IngestValidationError, audit_record, items_ingest, items_validate_stream
 
 logger = logging.getLogger(__name__)
@@ -115,9 +115,9 @@ def import_job_run(*, job_id: int, batch_size: int = IMPORT_BATCH_SIZE) -> Impor
 
     A finished job is left as it is (a retried task does nothing twice)."""
     job = ImportJob.objects.select_related("project", "created_by").get(pk=job_id)
-    if job.status in (ImportJobStatus.SUCCEEDED, ImportJobStatus.FAILED):
+    if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
         return job
-    job.status = ImportJobStatus.RUNNING
+    job.status = JobStatus.RUNNING
     job.processed_rows = job.created_items = job.updated_items = 0
     job.errors = []
     job.save(update_fields=["status", "processed_rows", "created_items", "updated_items", "errors"])
@@ -125,16 +125,16 @@ def import_job_run(*, job_id: int, batch_size: int = IMPORT_BATCH_SIZE) -> Impor
     try:
         stream, fmt = _open_text(job)
     except (OSError, UnicodeDecodeError) as exc:
-        return _finish(job, status=ImportJobStatus.FAILED, errors=_file_error(f"cannot read the file: {exc}"))
+        return _finish(job, status=JobStatus.FAILED, errors=_file_error(f"cannot read the file: {exc}"))
     with stream:
         try:
             job.total_rows = items_validate_stream(project=project, stream=stream, fmt=fmt)
         except IngestValidationError as exc:
-            return _finish(job, status=ImportJobStatus.FAILED, errors=_validation_errors(exc))
+            return _finish(job, status=JobStatus.FAILED, errors=_validation_errors(exc))
         except (FormatError, UnicodeDecodeError, csv.Error) as exc:
-            return _finish(job, status=ImportJobStatus.FAILED, errors=_file_error(f"not a valid {fmt} file: {exc}"))
+            return _finish(job, status=JobStatus.FAILED, errors=_file_error(f"not a valid {fmt} file: {exc}"))
         if job.total_rows == 0:
-            return _finish(job, status=ImportJobStatus.FAILED, errors=_file_error("the file holds no rows"))
+            return _finish(job, status=JobStatus.FAILED, errors=_file_error("the file holds no rows"))
         ImportJob.objects.filter(pk=job.pk).update(total_rows=job.total_rows)
         stream.seek(0)
         try:
@@ -149,12 +149,12 @@ def import_job_run(*, job_id: int, batch_size: int = IMPORT_BATCH_SIZE) -> Impor
                 )
         except IngestValidationError as exc:
             # Only when the file changed between the two passes; the batches before stay imported.
-            return _finish(job, status=ImportJobStatus.FAILED, errors=_validation_errors(exc, job.processed_rows))
+            return _finish(job, status=JobStatus.FAILED, errors=_validation_errors(exc, job.processed_rows))
         except Exception as exc:
             logger.exception("import job %s failed", job.pk)
-            _finish(job, status=ImportJobStatus.FAILED, errors=_file_error(f"the import stopped: {exc}"))
+            _finish(job, status=JobStatus.FAILED, errors=_file_error(f"the import stopped: {exc}"))
             raise
-    return _finish(job, status=ImportJobStatus.SUCCEEDED)
+    return _finish(job, status=JobStatus.SUCCEEDED)
 
 
 def import_jobs_recent(*, project: Project | None = None, limit: int = 10) -> QuerySet[ImportJob]:

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling import import_jobs
 from labeling.http import content_security_policy
-from labeling.models import ImportJob, ImportJobStatus
+from labeling.models import ImportJob, JobStatus
 from labeling.selectors import project_list
 
 
@@ -51,7 +51,7 @@ def import_start(request: HttpRequest, slug: str | None = None) -> HttpResponse:
 
 
 def _job_context(job: ImportJob) -> dict:
-    finished = job.status in (ImportJobStatus.SUCCEEDED, ImportJobStatus.FAILED)
+    finished = job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
     percent = None
     if job.total_rows:
         percent = round(100 * job.processed_rows / job.total_rows)

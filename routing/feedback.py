@@ -17,12 +17,12 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from labeling.models import AuditEvent, Project
+from labeling.models import AuditEvent, JobStatus, Project
 from labeling.services import audit_record
 from routing import calibration
 from routing.engine.types import PolicyConfig
 from routing.feedback_selectors import ProjectHistory, latest_calibration_goal, project_history
-from routing.models import CalibrationRun, CalibrationRunStatus, EscalationPolicy, PolicyVersion
+from routing.models import CalibrationRun, EscalationPolicy, PolicyVersion
 from routing.services import policy_draft_save, policy_for_project
 
 logger = logging.getLogger(__name__)
@@ -199,10 +199,10 @@ def calibration_run_start(
         # Locking the policy row serialises starts per project.
         EscalationPolicy.objects.select_for_update().get(pk=policy_for_project(project).pk)
         unfinished = CalibrationRun.objects.filter(
-            project=project, status__in=[CalibrationRunStatus.QUEUED, CalibrationRunStatus.RUNNING]
+            project=project, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]
         )
         unfinished.filter(created_at__lt=now - RUN_STALE_AFTER).update(
-            status=CalibrationRunStatus.FAILED,
+            status=JobStatus.FAILED,
             error="The background worker stopped before the run finished.",
             finished_at=now,
         )
@@ -247,7 +247,7 @@ def _progress_reporter(run_id: int) -> Callable[[int], None]:
 def _fail(run: CalibrationRun, message: str) -> CalibrationRun:
     with transaction.atomic():
         CalibrationRun.objects.filter(pk=run.pk).update(
-            status=CalibrationRunStatus.FAILED, error=message, finished_at=timezone.now()
+            status=JobStatus.FAILED, error=message, finished_at=timezone.now()
         )
         audit_record(
             actor=run.created_by,
@@ -267,8 +267,8 @@ def calibration_run_execute(*, run_id: int, now: dt.datetime | None = None) -> C
     Too little history, or invalid input, fails the run with the reason; any other error fails it too and
     is raised for the task log."""
     now = now or timezone.now()
-    taken = CalibrationRun.objects.filter(pk=run_id, status=CalibrationRunStatus.QUEUED).update(
-        status=CalibrationRunStatus.RUNNING, started_at=timezone.now(), progress=0
+    taken = CalibrationRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
+        status=JobStatus.RUNNING, started_at=timezone.now(), progress=0
     )
     run = CalibrationRun.objects.select_related("project", "created_by").get(pk=run_id)
     if not taken:
@@ -317,7 +317,7 @@ def calibration_run_execute(*, run_id: int, now: dt.datetime | None = None) -> C
     with transaction.atomic():
         draft = policy_draft_save(policy=policy, config=result.policy, author=run.created_by, change_note=note)
         CalibrationRun.objects.filter(pk=run.pk).update(
-            status=CalibrationRunStatus.SUCCEEDED,
+            status=JobStatus.SUCCEEDED,
             progress=100,
             result=document,
             draft=draft,

@@ -14,9 +14,9 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 
 from experts.models import Expert
-from labeling.models import Annotation, FinalSource, GoldLabel, Item, ItemStatus, Prediction, Project
+from labeling.models import Annotation, FinalSource, GoldLabel, Item, ItemStatus, JobStatus, Prediction, Project
 from routing.history import HistoryItem, pilot_data, worker_role
-from routing.models import CalibrationRun, CalibrationRunStatus, RoutingDecision
+from routing.models import CalibrationRun, RoutingDecision
 from routing.selectors import chunked
 from routing.simulation import EXPERT, PilotData
 
@@ -101,7 +101,7 @@ def calibration_run_get(*, project: Project, run_id: int) -> CalibrationRun:
 def latest_calibration_goal(*, project: Project) -> CalibrationRun | None:
     """The project's latest successful calibration run: the scheduled recommendation re-uses its goal."""
     return (
-        CalibrationRun.objects.filter(project=project, status=CalibrationRunStatus.SUCCEEDED)
+        CalibrationRun.objects.filter(project=project, status=JobStatus.SUCCEEDED)
         .order_by("-finished_at", "-id")
         .first()
     )

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from labeling.models import Item
+from labeling.models import Item, JobStatus
 from routing.engine.types import Outcome, Stage
 
 
@@ -219,20 +219,13 @@ class Assignment(models.Model):
         return f"{self.get_kind_display()} of item {self.item_id} for {who} ({self.status})"
 
 
-class CalibrationRunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-
-
 class CalibrationRun(models.Model):
     """A calibration of a project's live policy on its own labeled history, run in the background (the
     policy page starts it and polls `progress`). Success stores the chosen thresholds as a draft version,
     never a live one; the scheduled recommendation re-uses the goal of the latest successful run."""
 
     project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="calibration_runs")
-    status = models.CharField(max_length=16, choices=CalibrationRunStatus.choices, default=CalibrationRunStatus.QUEUED)
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done, 0 to 100.")
     # The goal: exactly one of the two.
     target_accuracy = models.FloatField(null=True, blank=True)
@@ -267,7 +260,7 @@ class CalibrationRun(models.Model):
 
     @property
     def finished(self) -> bool:
-        return self.status in (CalibrationRunStatus.SUCCEEDED, CalibrationRunStatus.FAILED)
+        return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
     @property
     def goal(self) -> str:

@@ -12,7 +12,7 @@ from django.db.models import Count, Q
 from playwright.sync_api import expect
 
 from labeling import import_jobs, tasks
-from labeling.models import Annotation, ImportJob, ImportJobStatus, Item
+from labeling.models import Annotation, ImportJob, JobStatus, Item
 from routing import services
 from tests.browser.conftest import login_with_form
 from tests.browser.state import ESCALATION_REASON, FACTORS, build_workbench, demo_activity
@@ -160,7 +160,7 @@ def test_an_import_shows_progress_and_ends_with_the_imported_count(page, live_se
     expect(page.locator("#import-result")).to_have_text("Imported 25 items: 25 new, 0 updated.")
     expect(page.locator("#import-bar")).to_have_attribute("value", "25")
     assert page.evaluate("window.__stayed") is True  # updated in place by polling, not by a reload
-    assert ImportJob.objects.get(pk=job_id).status == ImportJobStatus.SUCCEEDED
+    assert ImportJob.objects.get(pk=job_id).status == JobStatus.SUCCEEDED
     assert Item.objects.filter(external_id__startswith="imp-").count() == 25
 
 

@@ -5,7 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from labeling import import_jobs
-from labeling.models import AuditEvent, ImportJob, ImportJobStatus, Item
+from labeling.models import AuditEvent, ImportJob, JobStatus, Item
 from tests.labeling.conftest import row
 
 pytestmark = pytest.mark.usefixtures("media")
@@ -25,7 +25,7 @@ def test_create_enqueues_the_job_only_after_commit(project, staff, queued, djang
         assert queued == []
     assert len(callbacks) == 1
     assert queued == [(import_jobs.IMPORT_TASK, job.pk)]
-    assert job.status == ImportJobStatus.QUEUED and job.original_name == "a.jsonl"
+    assert job.status == JobStatus.QUEUED and job.original_name == "a.jsonl"
     assert AuditEvent.objects.filter(action="import_job.create", object_id=str(job.pk)).exists()
 
 
@@ -44,7 +44,7 @@ def test_run_imports_in_batches_and_records_progress(project, staff, queued):
     job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl(rows)), actor=staff)
     import_jobs.import_job_run(job_id=job.pk, batch_size=3)
     job.refresh_from_db()
-    assert job.status == ImportJobStatus.SUCCEEDED
+    assert job.status == JobStatus.SUCCEEDED
     assert (job.total_rows, job.processed_rows, job.created_items, job.updated_items) == (7, 7, 7, 0)
     assert job.finished_at is not None and job.errors == []
     assert Item.objects.filter(project=project).count() == 7
@@ -58,7 +58,7 @@ def test_run_of_a_csv_file_updates_known_items(project, staff, queued):
     csv_text = 'external_id,data\na-1,"{""text"": ""changed""}"\na-2,"{""text"": ""new""}"\n'
     job = import_jobs.import_job_create(project=project, uploaded_file=upload("b.csv", csv_text.encode()), actor=staff)
     job = import_jobs.import_job_run(job_id=job.pk)
-    assert job.status == ImportJobStatus.SUCCEEDED, job.errors
+    assert job.status == JobStatus.SUCCEEDED, job.errors
     assert (job.created_items, job.updated_items) == (1, 1)
     assert Item.objects.get(project=project, external_id="a-1").data == {"text": "changed"}
 
@@ -67,7 +67,7 @@ def test_a_bad_row_fails_the_job_and_writes_nothing(project, staff, queued):
     rows = [row("ok-1"), row("bad", predictions=[{"model_version": "v", "probabilities": {"cat": 2}}]), {"data": {}}]
     job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl(rows)), actor=staff)
     job = import_jobs.import_job_run(job_id=job.pk)
-    assert job.status == ImportJobStatus.FAILED
+    assert job.status == JobStatus.FAILED
     assert {e["row"] for e in job.errors} == {1, 2}
     assert all(e["field"] and e["message"] for e in job.errors)
     assert not Item.objects.filter(project=project).exists()
@@ -76,7 +76,7 @@ def test_a_bad_row_fails_the_job_and_writes_nothing(project, staff, queued):
 def test_a_file_that_is_not_json_fails_with_a_file_error(project, staff, queued):
     job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.json", b"[{\"external_id\": "), actor=staff)
     job = import_jobs.import_job_run(job_id=job.pk)
-    assert job.status == ImportJobStatus.FAILED and job.errors
+    assert job.status == JobStatus.FAILED and job.errors
 
 
 def test_a_finished_job_is_not_run_twice(project, staff, queued):

@@ -5,7 +5,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from labeling import import_jobs
-from labeling.models import ImportJob, ImportJobStatus
+from labeling.models import ImportJob, JobStatus
 from tests.labeling.conftest import row
 
 pytestmark = pytest.mark.usefixtures("media")
@@ -63,7 +63,7 @@ def test_progress_lists_errors_by_row_counted_from_one(staff_client, project, st
     rows = [row("a"), row("b", predictions=[{"model_version": "v", "probabilities": {"wolf": 1.0}}])]
     job = import_jobs.import_job_create(project=project, uploaded_file=jsonl_file(rows), actor=staff)
     job = import_jobs.import_job_run(job_id=job.pk)
-    assert job.status == ImportJobStatus.FAILED
+    assert job.status == JobStatus.FAILED
     body = staff_client.get(reverse("labeling:import_job_progress", args=[job.pk])).content.decode()
     assert "Import failed" in body
     assert "<tr><td>2</td>" in body  # the second row of the file (row index 1)

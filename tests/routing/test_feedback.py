@@ -15,12 +15,12 @@ from django_q.conf import Conf
 from django_q.models import Schedule
 
 from experts.models import Role
-from labeling.models import AuditEvent
+from labeling.models import AuditEvent, JobStatus
 from routing import calibration, feedback, services
 from routing.engine.types import Comparison, PolicyConfig, Trigger
 from routing.feedback_selectors import project_history
 from routing.history import HistoryItem, pilot_data
-from routing.models import AnnotatorReliability, CalibrationRun, CalibrationRunStatus, PolicyVersion
+from routing.models import AnnotatorReliability, CalibrationRun, PolicyVersion
 from routing.simulation import simulate, synthetic_data
 from tests.routing.assignment_helpers import CLASSES, MIDDLING, NOW, UNSURE, ingest_at, person, project, row
 
@@ -270,7 +270,7 @@ class TestCalibrationRun:
             feedback.calibration_run_start(project=proj, actor=None, budget=2.0, now=LATER + dt.timedelta(minutes=5))
         feedback.calibration_run_start(project=proj, actor=None, budget=2.0, now=LATER + dt.timedelta(hours=2))
         first.refresh_from_db()
-        assert first.status == CalibrationRunStatus.FAILED and "stopped" in first.error
+        assert first.status == JobStatus.FAILED and "stopped" in first.error
 
     def test_execute_stores_progress_and_saves_a_draft_that_is_never_published(self, admin_user, no_queue, monkeypatch):
         proj = history_project()
@@ -290,7 +290,7 @@ class TestCalibrationRun:
         monkeypatch.setattr(feedback.calibration, "calibrate", watched)
         run = feedback.calibration_run_execute(run_id=run.pk, now=LATER)
 
-        assert run.status == CalibrationRunStatus.SUCCEEDED and run.progress == 100 and run.finished_at
+        assert run.status == JobStatus.SUCCEEDED and run.progress == 100 and run.finished_at
         assert stored_progress == sorted(stored_progress) and len(set(stored_progress)) > 10
         assert feedback.PROGRESS_READ <= stored_progress[0] and stored_progress[-1] == feedback.PROGRESS_REPLAYED
         policy = services.policy_for_project(proj)
@@ -310,7 +310,7 @@ class TestCalibrationRun:
         proj = history_project(n=5)
         run = feedback.calibration_run_start(project=proj, actor=None, budget=2.0, now=LATER)
         run = feedback.calibration_run_execute(run_id=run.pk, now=LATER)
-        assert run.status == CalibrationRunStatus.FAILED and run.draft is None
+        assert run.status == JobStatus.FAILED and run.draft is None
         assert "only 5 of the last 1000 labeled items" in run.error
         assert AuditEvent.objects.filter(action="calibration_run.failed", object_id=str(run.pk)).exists()
 
@@ -320,7 +320,7 @@ class TestCalibrationRun:
         with django_capture_on_commit_callbacks(execute=True):
             run = feedback.calibration_run_start(project=proj, actor=None, budget=1.5, now=LATER)
         run.refresh_from_db()
-        assert run.status == CalibrationRunStatus.SUCCEEDED and run.draft.is_draft
+        assert run.status == JobStatus.SUCCEEDED and run.draft.is_draft
         assert run.result["calibration"]["labels_per_item"] <= 1.5
 
 
@@ -343,14 +343,14 @@ class TestPolicyPage:
         assert (run.target_accuracy, run.budget, run.last_n) == (0.9, None, 500)
         assert policy.versions.count() == versions  # the policy form was not touched
 
-        CalibrationRun.objects.filter(pk=run.pk).update(status=CalibrationRunStatus.RUNNING, progress=42)
+        CalibrationRun.objects.filter(pk=run.pk).update(status=JobStatus.RUNNING, progress=42)
         partial_url = reverse("admin:routing_escalationpolicy_calibration_runs", args=[policy.pk])
         polled = admin_client.get(partial_url, {"watching": run.pk}, headers={"HX-Request": "true"})
         partial = polled.content.decode()
         assert 'value="42"' in partial and f"watching={run.pk}" in partial and "Running" in partial
         assert "HX-Refresh" not in polled
 
-        CalibrationRun.objects.filter(pk=run.pk).update(status=CalibrationRunStatus.FAILED, error="too few items")
+        CalibrationRun.objects.filter(pk=run.pk).update(status=JobStatus.FAILED, error="too few items")
         polled = admin_client.get(partial_url, {"watching": run.pk}, headers={"HX-Request": "true"})
         assert "too few items" in polled.content.decode() and "hx-get" not in polled.content.decode()
         # The run it watched has finished: the page reloads to show the outcome in the version history.
