@@ -6,9 +6,7 @@ change a field and you change what stored decisions mean (see docs/routing.md).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -96,12 +94,6 @@ class PolicyConfig:
     expert_prior_accuracy: float = 0.90
 
     def to_dict(self) -> dict[str, Any]:
-        return copy.deepcopy(self._dict)
-
-    @functools.cached_property
-    def _dict(self) -> dict[str, Any]:
-        # Cached: one policy serves every item of a routing batch, and dataclasses.asdict on it
-        # dominated routing time. cached_property writes the instance __dict__, so frozen is fine.
         return json_ready(dataclasses.asdict(self))
 
     @classmethod
