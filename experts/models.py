@@ -85,6 +85,9 @@ class Expert(models.Model):
     capacity = models.PositiveIntegerField(default=5, help_text="Most open assignments at once.")
     active = models.BooleanField(default=True)
     email_notifications = models.BooleanField(default=True)
+    # Bumped by every claim (routing.services.assignment_claim_next): the sequence number that seeds the
+    # claim's gold-check draw, kept here so the draw costs no count over the person's history.
+    claims_made = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ("display_name",)

@@ -96,6 +96,12 @@ def _save_row(row, field: str, index: int) -> None:
 
 
 @transaction.atomic
+def claim_counters_reset(*, user_ids: Iterable[int]) -> int:
+    """Start these people's claim counters (Expert.claims_made) from zero again, as for a rebuilt demo, so
+    their gold-check draws repeat; returns how many roster entries changed."""
+    return Expert.objects.filter(user_id__in=list(user_ids)).update(claims_made=0)
+
+
 def time_off_add(*, expert: Expert, start_date: dt.date, end_date: dt.date, reason: str = "") -> TimeOff:
     row = TimeOff(expert=expert, start_date=start_date, end_date=end_date, reason=reason)
     row.full_clean()

@@ -9,12 +9,20 @@ serialise JSON themselves (`json_value`) and read generated ids back by a unique
 """
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, models
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
+
+try:
+    import psycopg
+except ImportError:  # SQLite-only installs
+    psycopg = None
 
 
 def json_value(value: Any) -> str:
@@ -114,3 +122,94 @@ def select_in(model: type[models.Model], fields: Sequence[str], *, key: str, val
                 row[i] = json.loads(row[i])
         decoded.append(tuple(row))
     return decoded
+
+
+def columns(model: type[models.Model], alias: str = "") -> str:
+    """Every concrete column of `model`, in field order, for a hand-written SELECT or RETURNING whose
+    rows model_from_row reads (prefixed with `alias.` when given)."""
+    return _columns(model, alias, connection.vendor)
+
+
+@functools.cache
+def _columns(model: type[models.Model], alias: str, vendor: str) -> str:
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
+
+
+def model_from_row(model: type[models.Model], row: Sequence[Any]) -> models.Model:
+    """A `model` instance from a row of its `columns(model)`, converted as the ORM's own queries would
+    (SQLite returns datetimes as text and JSON as a string, for instance)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    fields = model._meta.concrete_fields
+    values = list(row[: len(fields)])
+    for index, col, converters in _converters(model, db):
+        for converter in converters:
+            values[index] = converter(values[index], col, db)
+    return model.from_db(db.alias, [f.attname for f in fields], values)
+
+
+def model_value(model: type[models.Model], name: str, value: Any) -> Any:
+    """One column's raw value as the ORM would give it for `model`'s field `name`."""
+    field = model._meta.get_field(name)
+    col = field.get_col(model._meta.db_table)
+    for converter in [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]:
+        value = converter(value, col, connection)
+    return value
+
+
+_CONVERTERS: dict[tuple[str, str], list[tuple[int, Any, list[Any]]]] = {}
+
+
+def _converters(model: type[models.Model], db: Any) -> list[tuple[int, Any, list[Any]]]:
+    """(column index, column expression, converters) for the columns of `model` that need converting on
+    connection `db`: the backend's converters, then the field's, as the ORM's compiler applies them."""
+    key = (db.vendor, model._meta.label)
+    found = _CONVERTERS.get(key)
+    if found is None:
+        found = []
+        for index, field in enumerate(model._meta.concrete_fields):
+            col = field.get_col(model._meta.db_table)
+            converters = [*db.ops.get_db_converters(col), *col.get_db_converters(db)]
+            if converters:
+                found.append((index, col, converters))
+        _CONVERTERS[key] = found
+    return found
+
+
+@contextmanager
+def prepared_cursor() -> Iterator[Any]:
+    """A cursor for hand-written statements that run on every request: on PostgreSQL (unless
+    settings.DB_PREPARED_STATEMENTS is off) each statement is prepared on first use and afterwards only
+    executed, which skips the planning that otherwise costs more than running it. Elsewhere, or with the
+    setting off, Django's ordinary cursor. Either way queries are logged and wrapped like any other."""
+    if _PreparingCursor is None or connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    connection.ensure_connection()
+    raw = _PreparingCursor(connection.connection)
+    cursor = _LoggedPreparedCursor(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
+    with cursor:
+        yield cursor
+
+
+if psycopg is not None:
+    from django.db.backends.postgresql.base import CursorDebugWrapper
+
+    class _PreparingCursor(psycopg.Cursor):
+        """Binds parameters on the server (Django's default cursor binds on the client, and such
+        statements cannot be prepared) and prepares every statement."""
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            return super().execute(query, params, prepare=True)
+
+    class _LoggedPreparedCursor(CursorDebugWrapper):
+        """Django's query log for a _PreparingCursor: logs the statement with its values in place (the
+        backend can only recover that from cursors that bind on the client)."""
+
+        def execute(self, sql: str, params: Any = None) -> Any:
+            with self.debug_sql(self.db.ops.compose_sql(sql, params)):
+                return self._execute_with_wrappers(sql, params, many=False, executor=self._execute)
+
+else:
+    _PreparingCursor = _LoggedPreparedCursor = None

@@ -210,6 +210,12 @@ class Assignment(models.Model):
                 fields=("kind", "due_at"), condition=models.Q(status__in=["offered", "active"]), name="assignment_open_due_idx"
             ),
             models.Index(fields=("item", "status"), name="assignment_item_status_idx"),
+            # A claim checks capacity by counting the claimer's open slots: the index holds only those.
+            models.Index(
+                fields=("assignee",),
+                condition=models.Q(status__in=["offered", "active"]),
+                name="assignment_open_assignee_idx",
+            ),
             # Lease expiry scans active slots by lease end.
             models.Index(fields=("status", "lease_expires_at"), name="assignment_lease_idx"),
         ]

@@ -19,7 +19,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from experts.availability import ExpertSnapshot, primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
 from experts.selectors import expert_snapshots
-from labeling.models import Annotation, AuditEvent, Item, Prediction, Project
+from labeling.bulk import columns, datetime_value, model_from_row, model_value, prepared_cursor
+from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction, Project
 from labeling.presentation import without_hidden
 from routing.decision_inputs import inputs_from_dict, ordered_probabilities
 from routing.engine.policy import evaluate, inputs_digest
@@ -427,25 +428,43 @@ class Worker:
     capacity: int
     expertise: tuple[str, ...]  # domain paths
     languages: tuple[str, ...]
+    # Claims they made (Expert.claims_made): the gold-check draw's sequence number.
+    claims_made: int = 0
+
+
+# The roster columns a claim reads, in the order worker_from_row takes them.
+WORKER_COLUMNS = "id, role, capacity, languages, claims_made"
 
 
 def worker_for(*, user: Any) -> Worker | None:
-    """The user as a worker, or None when they are not an active roster member (one query, two for experts)."""
-    row = Expert.objects.filter(user_id=user.pk, active=True).values("id", "role", "capacity", "languages").first()
+    """The user as a worker, or None when they are not an active roster member (one query, two for experts).
+    Hand-written SQL, like the claim it precedes on every call of the API's `next`."""
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT {WORKER_COLUMNS} FROM {Expert._meta.db_table} WHERE user_id = %s AND active", [user.pk])
+        row = cursor.fetchone()
+    return worker_from_row(user=user, row=row)
+
+
+def worker_from_row(*, user: Any, row: Sequence[Any] | None) -> Worker | None:
+    """A Worker from the WORKER_COLUMNS of the user's roster entry (None for no row); experts' expertise is
+    read here, so nobody else pays that query."""
     if row is None:
         return None
-    # Only experts' claims depend on their expertise, so nobody else pays the query.
+    expert_id, role, capacity, languages, claims_made = row
+    if isinstance(languages, str):
+        languages = json.loads(languages)
     paths = (
-        Expertise.objects.filter(expert_id=row["id"]).values_list("domain__path", flat=True)
-        if row["role"] == Role.EXPERT
+        Expertise.objects.filter(expert_id=expert_id).values_list("domain__path", flat=True)
+        if role == Role.EXPERT
         else ()
     )
     return Worker(
         user_id=user.pk,
-        role=row["role"],
-        capacity=row["capacity"],
+        role=role,
+        capacity=capacity,
         expertise=tuple(sorted(paths)),
-        languages=tuple(row["languages"] or ()),
+        languages=tuple(languages or ()),
+        claims_made=claims_made,
     )
 
 
@@ -495,8 +514,9 @@ class QueuedSlot:
     id: int
     kind: str
     project_id: int
-    # The project's live policy version (JSON text), for the gold-check rate; None before it has one.
-    policy_config: str | None
+    due_at: dt.datetime | None
+    # The project's live policy's gold_check_rate (0 before it has a policy).
+    gold_check_rate: float
 
 
 def _like_prefix(value: str) -> str:
@@ -504,38 +524,28 @@ def _like_prefix(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def next_queued_slot(
-    *, user: Any, worker: Worker | None, project: Project | None = None, lock: bool = False
-) -> QueuedSlot | None:
-    """The first row of `claimable_slots(...)`, by hand-written SQL; with lock=True (inside a transaction,
-    PostgreSQL only) the row is locked and rows other claimers hold are skipped.
+def _queue_condition(*, user: Any, worker: Worker, project: Project | None) -> tuple[str, str, list[Any]] | None:
+    """(joins, where, params) selecting, as `q`, the unassigned slots of the worker's queue they may claim:
+    the SQL twin of claimable_slots (tests compare the two); None when their role claims from no queue.
 
-    Every claim runs this; compiling the ORM twin costs about 3 ms of CPU per call, this about 0.2 ms.
-    The conditions are the same as claimable_slots' (tests compare the two): the role's queue, the project,
-    nothing the user holds, declined or annotated, and for experts domain coverage (the path itself or
-    below it) and language (primary subtag, either way round; an item without one matches everyone).
+    The role's queue, the project, nothing the user holds, declined or annotated, and for experts domain
+    coverage (the path itself or below it) and language (primary subtag, either way round; an item without
+    one matches everyone). The exclusions are NOT EXISTS probes by item, so a claim costs the same for a
+    newcomer and for someone with years of history.
     """
-    kinds = POOL_KINDS.get(worker.role, ()) if worker is not None else ()
+    kinds = POOL_KINDS.get(worker.role, ())
     if not kinds:
         return None
-    a, i, d = Assignment._meta.db_table, Item._meta.db_table, Domain._meta.db_table
-    ep, pv, an = EscalationPolicy._meta.db_table, PolicyVersion._meta.db_table, Annotation._meta.db_table
+    i, d = Item._meta.db_table, Domain._meta.db_table
+    untouched, untouched_params = _untouched_by(user, "q.item_id")
+    # The queue's state is literal SQL (not parameters) so the partial claim index always matches.
     where = [
-        "q.status = %s",
+        f"q.status = '{AssignmentStatus.OFFERED.value}'",
         "q.assignee_id IS NULL",
         f"q.kind IN ({', '.join(['%s'] * len(kinds))})",
-        f"q.item_id NOT IN (SELECT h.item_id FROM {a} h WHERE h.assignee_id = %s AND h.status IN (%s, %s, %s))",
-        f"q.item_id NOT IN (SELECT n.item_id FROM {an} n WHERE n.annotator_id = %s)",
+        untouched,
     ]
-    params: list[Any] = [
-        AssignmentStatus.OFFERED.value,
-        *[str(k) for k in kinds],
-        user.pk,
-        AssignmentStatus.OFFERED.value,
-        AssignmentStatus.ACTIVE.value,
-        AssignmentStatus.DECLINED.value,
-        user.pk,
-    ]
+    params: list[Any] = [*[str(k) for k in kinds], *untouched_params]
     if project is not None:
         where.append("q.project_id = %s")
         params.append(project.pk)
@@ -551,10 +561,48 @@ def next_queued_slot(
             language.append("LOWER(it.language) = %s OR LOWER(it.language) LIKE %s ESCAPE '\\'")
             params += [subtag, _like_prefix(subtag + "-")]
         where += [f"({' OR '.join(domain)})", f"({' OR '.join(language)})"]
+    return joins, " AND ".join(where), params
+
+
+def _untouched_by(user: Any, item_column: str) -> tuple[str, list[Any]]:
+    """SQL (and its parameters) true when the user neither holds, declined nor annotated the item in
+    `item_column`: the SQL twin of items_held_or_done, as NOT EXISTS probes by item."""
+    a, an = Assignment._meta.db_table, Annotation._meta.db_table
+    held = "', '".join(s.value for s in (*OPEN_ASSIGNMENT_STATUSES, AssignmentStatus.DECLINED))
+    return (
+        f"NOT EXISTS (SELECT 1 FROM {a} h WHERE h.item_id = {item_column} AND h.assignee_id = %s"
+        f" AND h.status IN ('{held}'))"
+        f" AND NOT EXISTS (SELECT 1 FROM {an} n WHERE n.item_id = {item_column} AND n.annotator_id = %s)",
+        [user.pk, user.pk],
+    )
+
+
+def _gold_rate_sql(project_column: str) -> str:
+    """SQL for the gold_check_rate of the live policy of the project in `project_column` (NULL without one)."""
+    ep, pv = EscalationPolicy._meta.db_table, PolicyVersion._meta.db_table
+    rate = (
+        "(v.config ->> 'gold_check_rate')::float8"
+        if connection.vendor == "postgresql"
+        else "CAST(json_extract(v.config, '$.gold_check_rate') AS REAL)"
+    )
+    return (
+        f"(SELECT {rate} FROM {ep} pol JOIN {pv} v ON v.id = pol.live_version_id"
+        f" WHERE pol.project_id = {project_column})"
+    )
+
+
+def next_queued_slot(
+    *, user: Any, worker: Worker | None, project: Project | None = None, lock: bool = False
+) -> QueuedSlot | None:
+    """The first row of `claimable_slots(...)`, by hand-written SQL (_queue_condition); with lock=True
+    (inside a transaction, PostgreSQL only) the row is locked and rows other claimers hold are skipped."""
+    condition = _queue_condition(user=user, worker=worker, project=project) if worker is not None else None
+    if condition is None:
+        return None
+    joins, where, params = condition
     sql = (
-        f"SELECT q.id, q.kind, q.project_id, v.config FROM {a} q{joins}"
-        f" LEFT JOIN {ep} pol ON pol.project_id = q.project_id LEFT JOIN {pv} v ON v.id = pol.live_version_id"
-        f" WHERE {' AND '.join(where)} ORDER BY q.due_at, q.id LIMIT 1"
+        f"SELECT q.id, q.kind, q.project_id, q.due_at, {_gold_rate_sql('q.project_id')}"
+        f" FROM {Assignment._meta.db_table} q{joins} WHERE {where} ORDER BY q.due_at, q.id LIMIT 1"
     )
     if lock and connection.features.has_select_for_update_skip_locked:
         sql += " FOR UPDATE OF q SKIP LOCKED"
@@ -563,10 +611,119 @@ def next_queued_slot(
         found = cursor.fetchone()
     if found is None:
         return None
-    config = found[3]
-    if config is not None and not isinstance(config, str):
-        config = json.dumps(config)
-    return QueuedSlot(id=found[0], kind=found[1], project_id=found[2], policy_config=config)
+    due_at = model_value(Assignment, "due_at", found[3])
+    return QueuedSlot(
+        id=found[0], kind=found[1], project_id=found[2], due_at=due_at, gold_check_rate=float(found[4] or 0.0)
+    )
+
+
+def claim_head_of_queue(
+    *,
+    user: Any,
+    worker: Worker,
+    project: Project | None,
+    now: dt.datetime,
+    lease_end: dt.datetime,
+    gold_draw: float | None,
+) -> Assignment | None:
+    """Claim the head of the worker's queue in ONE statement and return it with its item (item_for_work;
+    pass the item's project when the caller holds it), or None when nothing was taken:
+    the queue is empty for them, they are at capacity, someone else holds every candidate row (PostgreSQL
+    skips locked rows), or a gold check is due instead: `gold_draw` (a number in [0, 1)) falls under the
+    head's project's gold_check_rate and that project has a gold item they have not seen. The caller finds
+    out which the slow way.
+
+    Every claim runs this: one round trip on PostgreSQL (a prepared statement), no transaction of its own
+    (one statement is atomic), no ORM to compile. The write is the same compare-and-set as ever (still
+    offered, still unassigned), so it is exclusive on SQLite, where the subquery takes no lock, as on
+    PostgreSQL.
+    """
+    condition = _queue_condition(user=user, worker=worker, project=project)
+    if condition is None:
+        return None
+    joins, where, params = condition
+    a = Assignment._meta.db_table
+    lock = " FOR UPDATE OF q SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    gold = ""
+    gold_params: list[Any] = []
+    if gold_draw is not None:
+        # A gold check is due when the draw falls under the rate and the project has a gold item the user
+        # has not seen (CASE: that search only runs for the few claims whose draw fell under the rate).
+        g, gi = GoldLabel._meta.db_table, Item._meta.db_table
+        unseen, unseen_params = _untouched_by(user, "g.item_id")
+        gold = (
+            f" AND CASE WHEN %s < COALESCE({_gold_rate_sql(f'{a}.project_id')}, 0) THEN NOT EXISTS (SELECT 1"
+            f" FROM {g} g JOIN {gi} gi ON gi.id = g.item_id WHERE gi.project_id = {a}.project_id AND {unseen})"
+            " ELSE 1 = 1 END"
+        )
+        gold_params = [gold_draw, *unseen_params]
+    sql = (
+        f"UPDATE {a} SET status = '{AssignmentStatus.ACTIVE.value}', assignee_id = %s, claimed_at = %s,"
+        f" lease_expires_at = %s"
+        f" WHERE id = (SELECT q.id FROM {a} q{joins} WHERE {where} ORDER BY q.due_at, q.id LIMIT 1{lock})"
+        f" AND status = '{AssignmentStatus.OFFERED.value}' AND assignee_id IS NULL"
+        # Counting stops at the capacity, so the check costs no more for someone holding many.
+        f" AND (SELECT COUNT(*) FROM (SELECT 1 FROM {a} c WHERE c.assignee_id = %s AND c.status IN"
+        f" ('{AssignmentStatus.OFFERED.value}', '{AssignmentStatus.ACTIVE.value}') LIMIT %s) held) < %s{gold}"
+        f" RETURNING {columns(Assignment)}"
+    )
+    params = [user.pk, datetime_value(now), datetime_value(lease_end), *params, user.pk]
+    params += [worker.capacity, worker.capacity, *gold_params]
+    if connection.vendor != "postgresql":
+        # SQLite's RETURNING cannot join: the item is a second statement there.
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        assignment = model_from_row(Assignment, row)
+        assignment.item = item_for_work(item_id=assignment.item_id, project=project)
+        return assignment
+    # PostgreSQL returns the claimed row together with its item: one round trip for the whole claim.
+    select, joins = _item_for_work_sql(project)
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"WITH claimed AS ({sql}) SELECT {columns(Assignment, 'claimed')}, {select}"
+            f" FROM claimed JOIN {Item._meta.db_table} it ON it.id = claimed.item_id{joins}",
+            params,
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(Assignment._meta.concrete_fields)
+    assignment = model_from_row(Assignment, row[:n])
+    assignment.item = _item_from_row(row[n:], project)
+    return assignment
+
+
+def _item_for_work_sql(project: Project | None) -> tuple[str, str]:
+    """(select, joins) reading an item `it` with its domain, and its project unless the caller holds it."""
+    select = f"{columns(Item, 'it')}, {columns(Domain, 'dom')}"
+    joins = f" LEFT JOIN {Domain._meta.db_table} dom ON dom.id = it.domain_id"
+    if project is None:
+        select += f", {columns(Project, 'pr')}"
+        joins += f" JOIN {Project._meta.db_table} pr ON pr.id = it.project_id"
+    return select, joins
+
+
+def _item_from_row(row: Sequence[Any], project: Project | None) -> Item:
+    n_item, n_domain = len(Item._meta.concrete_fields), len(Domain._meta.concrete_fields)
+    item = model_from_row(Item, row[:n_item])
+    item.domain = model_from_row(Domain, row[n_item : n_item + n_domain]) if item.domain_id is not None else None
+    item.project = project if project is not None else model_from_row(Project, row[n_item + n_domain :])
+    return item
+
+
+def item_for_work(*, item_id: int, project: Project | None = None) -> Item:
+    """The item an assignment is about, with its domain and project loaded, in one hand-written query;
+    pass the item's project when the caller holds it, saving that join."""
+    select, joins = _item_for_work_sql(project)
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT {select} FROM {Item._meta.db_table} it{joins} WHERE it.id = %s", [item_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Item.DoesNotExist(f"No item {item_id}.")
+    return _item_from_row(row, project)
 
 
 def offered_to(*, user: Any, project: Project | None = None) -> QuerySet[Assignment]:
@@ -577,12 +734,9 @@ def offered_to(*, user: Any, project: Project | None = None) -> QuerySet[Assignm
     return qs.order_by("due_at", "id")
 
 
-def assignment_counts(*, user: Any) -> tuple[int, int]:
-    """(open, ever): the user's open assignments (offered or active) and all they ever held, in one query."""
-    counts = Assignment.objects.filter(assignee_id=user.pk).aggregate(
-        open=Count("id", filter=Q(status__in=OPEN_ASSIGNMENT_STATUSES)), ever=Count("id")
-    )
-    return counts["open"], counts["ever"]
+def open_assignment_count(*, user: Any) -> int:
+    """How many open assignments (offered or active) the user holds: what their capacity limits."""
+    return Assignment.objects.filter(assignee_id=user.pk, status__in=OPEN_ASSIGNMENT_STATUSES).count()
 
 
 def queue_summary(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> dict[str, int]:

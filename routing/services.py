@@ -41,6 +41,7 @@ from labeling.models import (
     Review,
     ReviewVerdict,
 )
+from labeling.bulk import prepared_cursor
 from labeling.services import audit_record
 from routing import selectors
 from routing.decision_inputs import inputs_to_dict
@@ -483,8 +484,8 @@ CLAIM_ATTEMPTS = 8
 # Reported time spent may exceed the time the server measured since the claim by this much (clock
 # granularity, the network), not more.
 TIME_SPENT_SLACK = dt.timedelta(minutes=2)
-# Gold checks: the claimer's draw comes from numpy's generator seeded with (GOLD_SEED, user id, how many
-# assignments they held before), so who gets a gold check when is reproducible; the item is drawn among
+# Gold checks: the claimer's draw is a hash of (GOLD_SEED, user id, how many claims they made before), so
+# who gets a gold check when is reproducible (gold_draw); the item is drawn among
 # the first GOLD_CANDIDATES gold items (by id) they have not seen.
 GOLD_SEED = 8_675_309
 GOLD_CANDIDATES = 50
@@ -828,22 +829,22 @@ def _take(slot_id: int, *, user: Any, now: dt.datetime, lease_end: dt.datetime) 
 
 
 def gold_check_drawn(*, user_id: int, sequence: int, rate: float) -> bool:
-    """Whether a crowd claim hands `user_id` a gold check instead, `sequence` being how many assignments
-    they held before: numpy's generator seeded with (GOLD_SEED, user, sequence), so the draws are
-    reproducible and independent from one claim to the next."""
-    return rate > 0 and np.random.default_rng([GOLD_SEED, user_id, sequence]).random() < rate
+    """Whether a crowd claim hands `user_id` a gold check instead, `sequence` being how many claims they
+    made before (Expert.claims_made): gold_draw(...) < rate."""
+    return rate > 0 and gold_draw(user_id=user_id, sequence=sequence) < rate
+
+
+def gold_draw(*, user_id: int, sequence: int) -> float:
+    """The number in [0, 1) a crowd claim compares with the gold_check_rate: a hash of (GOLD_SEED, user,
+    sequence), so the draws are reproducible and independent from one claim to the next."""
+    return unit_hash(GOLD_SEED, user_id, sequence)
 
 
 def _gold_check(
     *, user: Any, slot: selectors.QueuedSlot, sequence: int, now: dt.datetime, lease_end: dt.datetime
 ) -> Assignment | None:
-    """With probability gold_check_rate (gold_check_drawn), a gold check in the slot's project instead of
-    the slot: an item with a gold label the user has not seen, handed out like any crowd work."""
-    if slot.policy_config is None:
-        return None
-    config = PolicyConfig.from_dict(json.loads(slot.policy_config))
-    if not gold_check_drawn(user_id=user.pk, sequence=sequence, rate=config.gold_check_rate):
-        return None
+    """A gold check in the slot's project for the user instead of the slot: an item with a gold label they
+    have not seen, handed out like any crowd work; None when there is no such item."""
     held, annotated = selectors.items_held_or_done(user=user)
     candidates = list(
         Item.objects.filter(project_id=slot.project_id, gold__isnull=False)
@@ -854,17 +855,16 @@ def _gold_check(
     )
     if not candidates:
         return None
-    pick = np.random.default_rng([GOLD_SEED, user.pk, sequence, 1]).integers(len(candidates))
-    due_at = Assignment.objects.filter(pk=slot.id).values_list("due_at", flat=True).first()
+    pick = int(unit_hash(GOLD_SEED, user.pk, sequence, "pick") * len(candidates))
     return Assignment.objects.create(
-        item_id=candidates[int(pick)],
+        item_id=candidates[pick],
         project_id=slot.project_id,
         assignee_id=user.pk,
         kind=AssignmentKind.GOLD_CHECK,
         status=AssignmentStatus.ACTIVE,
         claimed_at=now,
         lease_expires_at=lease_end,
-        due_at=due_at or now + dt.timedelta(hours=config.sla_hours),
+        due_at=slot.due_at or now,
         created_at=now,
     )
 
@@ -872,29 +872,62 @@ def _gold_check(
 _RETRY = object()
 
 
-def _claim_once(*, user: Any, worker: selectors.Worker | None, project: Project | None, now: dt.datetime) -> Any:
-    lease_end = now + assignment_lease()
-    slot_id = None
-    # Slots are offered by name only to experts (routing, declines, expiry, SLA breaches, the waiting queue).
-    if worker is None or worker.role != Role.CROWD:
-        own = selectors.offered_to(user=user, project=project).select_for_update(skip_locked=True, of=("self",))
-        slot_id = own.values_list("id", flat=True).first()
+def _claim_offered(*, user: Any, project: Project | None, now: dt.datetime, lease_end: dt.datetime) -> Any:
+    """The first slot offered to the user by name, claimed (its id); None when there is none."""
+    own = selectors.offered_to(user=user, project=project).select_for_update(skip_locked=True, of=("self",))
+    slot_id = own.values_list("id", flat=True).first()
     if slot_id is None:
-        # The person's own offers come first and are never refused; the open queue respects capacity.
-        if worker is None:
-            return None
-        open_count, sequence = selectors.assignment_counts(user=user)
-        if open_count >= worker.capacity:
-            return None
-        slot = selectors.next_queued_slot(user=user, worker=worker, project=project, lock=True)
-        if slot is None:
-            return None
-        if slot.kind == AssignmentKind.CROWD and worker.role == Role.CROWD:
-            gold = _gold_check(user=user, slot=slot, sequence=sequence, now=now, lease_end=lease_end)
-            if gold is not None:
-                return gold.pk
-        slot_id = slot.id
+        return None
     return slot_id if _take(slot_id, user=user, now=now, lease_end=lease_end) else _RETRY
+
+
+def _claim_from_queue_slowly(
+    *,
+    user: Any,
+    worker: selectors.Worker,
+    project: Project | None,
+    now: dt.datetime,
+    lease_end: dt.datetime,
+    draw: float | None,
+) -> Any:
+    """The claim step by step, for when the one-statement claim took nothing: finds out why (capacity, an
+    empty queue, or a gold check drawn) and acts on it. Runs inside a transaction."""
+    if selectors.open_assignment_count(user=user) >= worker.capacity:
+        return None
+    slot = selectors.next_queued_slot(user=user, worker=worker, project=project, lock=True)
+    if slot is None:
+        return None
+    if draw is not None and slot.kind == AssignmentKind.CROWD and draw < slot.gold_check_rate:
+        gold = _gold_check(user=user, slot=slot, sequence=worker.claims_made, now=now, lease_end=lease_end)
+        if gold is not None:
+            return gold.pk
+    if _take(slot.id, user=user, now=now, lease_end=lease_end):
+        return slot.id
+    return _RETRY
+
+
+def _claim_in_one_statement(**kwargs: Any) -> Assignment | None:
+    """selectors.claim_head_of_queue; inside someone else's transaction (a test, a batch) it gets a
+    savepoint, so a unique-constraint race does not spoil that transaction. On its own it needs none."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return selectors.claim_head_of_queue(**kwargs)
+    return selectors.claim_head_of_queue(**kwargs)
+
+
+def _worker_claiming(user: Any) -> selectors.Worker | None:
+    """The claimer's roster entry, its claim counter bumped in the same statement; `claims_made` is the
+    count before this claim. None when they are not an active roster member."""
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {Expert._meta.db_table} SET claims_made = claims_made + 1 WHERE user_id = %s AND active"
+            f" RETURNING {selectors.WORKER_COLUMNS}",
+            [user.pk],
+        )
+        row = cursor.fetchone()
+    if row is not None:
+        row = (*row[:-1], row[-1] - 1)
+    return selectors.worker_from_row(user=user, row=row)
 
 
 def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> Assignment | None:
@@ -902,26 +935,57 @@ def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.
 
     Order: slots offered to the user by name, soonest deadline first; then unassigned slots of their role's
     queue they may take (selectors.claimable_slots), soonest deadline first, while they hold fewer open
-    assignments than their capacity. A crowd claim is sometimes a hidden gold check instead (_gold_check).
+    assignments than their capacity. A crowd claim is sometimes a hidden gold check instead (gold_check_drawn).
     Exclusive under concurrency: PostgreSQL skips rows other claimers have locked, and on every database
-    the final write is a compare-and-set that only succeeds on a still-free slot (else: try again).
-    A crowd claim costs five statements and the transaction: the worker, the counts, the queue's head (with
-    the project's live policy joined), the write, and the claimed row with its item for the caller.
+    the write is a compare-and-set that only succeeds on a still-free slot (else: try again).
+
+    A crowd claim normally costs two statements and no transaction: the worker (bumping their claim
+    counter), and the claim itself, which returns the item too (selectors.claim_head_of_queue; SQLite
+    reads the item separately). Only when that statement takes
+    nothing does the claim go step by step (_claim_from_queue_slowly), to find out why.
     """
     now = now or timezone.now()
-    worker = selectors.worker_for(user=user)
+    lease_end = now + assignment_lease()
+    worker = _worker_claiming(user)
+    # Slots are offered by name only to experts (routing, declines, expiry, SLA breaches, the waiting queue).
+    if worker is None or worker.role != Role.CROWD:
+        for _ in range(CLAIM_ATTEMPTS):
+            with transaction.atomic():
+                claimed = _claim_offered(user=user, project=project, now=now, lease_end=lease_end)
+            if claimed is None:
+                break
+            if claimed is not _RETRY:
+                return _with_item(Assignment.objects.get(pk=claimed), project)
+        if worker is None:
+            return None
+    draw = gold_draw(user_id=user.pk, sequence=worker.claims_made) if worker.role == Role.CROWD else None
     for _ in range(CLAIM_ATTEMPTS):
         try:
+            taken = _claim_in_one_statement(
+                user=user, worker=worker, project=project, now=now, lease_end=lease_end, gold_draw=draw
+            )
+            if taken is not None:
+                return taken
             with transaction.atomic():
-                claimed = _claim_once(user=user, worker=worker, project=project, now=now)
+                claimed = _claim_from_queue_slowly(
+                    user=user, worker=worker, project=project, now=now, lease_end=lease_end, draw=draw
+                )
         except IntegrityError:
             # The user claimed another slot of the same item at the same moment (two tabs): try again.
             continue
         if claimed is None:
             return None
         if claimed is not _RETRY:
-            return Assignment.objects.select_related("item__project", "item__domain").get(pk=claimed)
+            return _with_item(Assignment.objects.get(pk=claimed), project)
     return None
+
+
+def _with_item(assignment: Assignment, project: Project | None) -> Assignment:
+    """The claimed assignment with its item, the item's domain and project loaded (the caller's project
+    object when it is the item's)."""
+    same = project is not None and project.pk == assignment.project_id
+    assignment.item = selectors.item_for_work(item_id=assignment.item_id, project=project if same else None)
+    return assignment
 
 
 def _lock_own(*, assignment_id: Any, user: Any) -> Assignment:

@@ -101,6 +101,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     _test_dir = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(_test_dir, f"workbench-test-{os.getpid()}.sqlite3")}
 
+# The claim's hand-written statements are prepared on PostgreSQL (planned once per connection, not per
+# call: planning cost more than running them). Turn off behind a pooler in transaction mode that does
+# not track prepared statements (PgBouncer before 1.21).
+DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARED_STATEMENTS:
+    # Django turns psycopg's prepared statements off (None); a threshold never reached turns them on for
+    # statements that ask (labeling.bulk.prepared_cursor) and for no others.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -1,4 +1,6 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from labeling import bulk, services
@@ -29,3 +31,43 @@ def test_select_in_respects_where(project):
     services.items_ingest(project=other, rows=[row("same", predictions=[])])
     ids = bulk.select_in(Item, ("id",), key="external_id", values=["same"], where={"project_id": other.pk})
     assert ids == [(Item.objects.get(project=other).pk,)]
+
+
+def _fields(obj):
+    return {f.attname: getattr(obj, f.attname) for f in type(obj)._meta.concrete_fields}
+
+
+def test_model_from_row_gives_what_the_orm_gives(project):
+    services.items_ingest(project=project, rows=[row("x", data={"text": "é", "n": [1, None]}, metadata={"k": "v"})])
+    expected = Item.objects.get(external_id="x")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {bulk.columns(Item, 'i')} FROM {Item._meta.db_table} i WHERE i.external_id = %s", ["x"])
+        built = bulk.model_from_row(Item, cursor.fetchone())
+    assert _fields(built) == _fields(expected)
+    assert built.created_at.tzinfo is not None and built.data == {"text": "é", "n": [1, None]}
+    assert not built._state.adding  # saved rows, as if the ORM had loaded them
+    assert bulk.model_value(Item, "created_at", built.created_at) == expected.created_at
+
+
+def test_prepared_cursor_runs_and_logs_statements_with_their_values(project):
+    services.items_ingest(project=project, rows=[row("p")])
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(3):
+            with bulk.prepared_cursor() as cursor:
+                cursor.execute(f"SELECT external_id FROM {Item._meta.db_table} WHERE external_id = %s", ["p"])
+                assert cursor.fetchone() == ("p",)
+    assert len(queries.captured_queries) == 3
+    assert all("'p'" in q["sql"] for q in queries.captured_queries)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_prepared_cursor_prepares_on_postgres(project, settings):
+    sql = f"SELECT count(*) FROM {Item._meta.db_table} WHERE project_id = %s"
+    with bulk.prepared_cursor() as cursor:
+        cursor.execute(sql, [project.pk])
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%labeling_item%"])
+        assert cursor.fetchone()[0] >= 1
+    settings.DB_PREPARED_STATEMENTS = False
+    with bulk.prepared_cursor() as cursor:  # Django's ordinary cursor: nothing prepared, same answer
+        cursor.execute(sql, [project.pk])
+        assert cursor.fetchone() == (0,)

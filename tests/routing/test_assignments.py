@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from experts.models import Expert, Role
 from labeling.models import Annotation, AuditEvent, Item, ItemStatus, Review
@@ -153,6 +155,28 @@ class TestClaim:
         ingest_at(proj, [row(f"m{i}", MIDDLING) for i in range(3)])
         taken = [services.assignment_claim_next(user=crowd, project=proj, now=LATER) for _ in range(3)]
         assert [t is not None for t in taken] == [True, True, False]
+
+    def test_a_claim_comes_with_its_item_and_counts_towards_the_draw_sequence(self):
+        crowd = person(Role.CROWD)
+        proj = project(policy=PolicyConfig(gold_check_rate=0))
+        ingest_at(proj, [row("m", MIDDLING, domain="pets/dogs")])
+        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        # The item, its domain and project are there without another query.
+        with CaptureQueriesContext(connection) as queries:
+            assert (claimed.item.external_id, claimed.item.domain.path) == ("m", "pets/dogs")
+            assert claimed.item.project is proj and claimed.item.data == Item.objects.get(pk=claimed.item_id).data
+        assert len(queries.captured_queries) == 1  # only the comparison's own read
+        # Every claim bumps the counter, found work or not.
+        assert services.assignment_claim_next(user=crowd, project=proj, now=LATER) is None
+        assert Expert.objects.get(user=crowd).claims_made == 2
+
+    def test_an_inactive_roster_member_claims_nothing(self):
+        crowd = person(Role.CROWD)
+        proj = project()
+        ingest_at(proj, [row("m", MIDDLING)])
+        Expert.objects.filter(user=crowd).update(active=False)
+        assert services.assignment_claim_next(user=crowd, project=proj, now=LATER) is None
+        assert not Assignment.objects.filter(assignee=crowd).exists()
 
     def test_queue_summary_counts(self):
         ada = person(Role.EXPERT, name="ada")

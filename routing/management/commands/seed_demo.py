@@ -16,7 +16,7 @@ from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
 from experts.models import Expert
-from experts.services import domain_ensure, expert_create
+from experts.services import claim_counters_reset, domain_ensure, expert_create
 from labeling.models import Annotation, Project
 from labeling.selectors import item_list
 from labeling.services import IngestValidationError, items_ingest, project_create
@@ -57,6 +57,9 @@ class Command(BaseCommand):
             if reset:
                 _, deleted_by_model = Project.objects.filter(slug__in=demo.DEMO_PROJECT_SLUGS).delete()
                 deleted = deleted_by_model.get("labeling.Project", 0)
+                # The rebuilt history draws the same gold checks as the first one did.
+                demo_users = get_user_model().objects.filter(username__in=[p.username for p in demo.DEMO_PEOPLE])
+                claim_counters_reset(user_ids=demo_users.values_list("id", flat=True))
                 self.stdout.write(f"Reset: deleted {deleted} demo project(s) and their items.")
             for project in projects:
                 for domain in project.domains:
