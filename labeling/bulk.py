@@ -99,13 +99,9 @@ def select_in(model: type[models.Model], fields: Sequence[str], *, key: str, val
     for name, value in (where or {}).items():
         conditions.append(f"{qn(meta.get_field(name).column)} = %s")
         params.append(value)
-    key_column = qn(meta.get_field(key).column)
-    if connection.vendor == "postgresql":
-        conditions.append(f"{key_column} = ANY(%s)")
-        params.append(list(values))
-    else:
-        conditions.append(f"{key_column} IN ({', '.join(['%s'] * len(values))})")
-        params.extend(values)
+    condition, values_params = one_of(qn(meta.get_field(key).column), values)
+    conditions.append(condition)
+    params.extend(values_params)
     sql = (f"SELECT {', '.join(qn(f.column) for f in selected)} FROM {qn(meta.db_table)} "
            f"WHERE {' AND '.join(conditions)}")
     with connection.cursor() as cursor:
@@ -122,6 +118,14 @@ def select_in(model: type[models.Model], fields: Sequence[str], *, key: str, val
                 row[i] = json.loads(row[i])
         decoded.append(tuple(row))
     return decoded
+
+
+def one_of(column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+    """SQL (and parameters) true when `column` is one of `values`: one array parameter on PostgreSQL (one
+    statement text whatever the number, so it can be prepared), `IN (...)` elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [list(values)]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
 def columns(model: type[models.Model], alias: str = "") -> str:

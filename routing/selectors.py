@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from experts.availability import ExpertSnapshot, primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
 from experts.selectors import expert_snapshots
-from labeling.bulk import columns, datetime_value, model_from_row, model_value, prepared_cursor
+from labeling.bulk import columns, datetime_value, model_from_row, model_value, one_of, prepared_cursor
 from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction, Project
 from labeling.presentation import without_hidden
 from routing.decision_inputs import inputs_from_dict, ordered_probabilities
@@ -68,24 +68,21 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False) -> list[RouteIn
 
     With lock=True (inside a transaction) the item rows are locked, in id order, so two routings of the
     same item run one after the other and the second sees the annotations the first committed.
+    Hand-written, prepared SQL (every submit routes its item again): compiling the ORM's twins of these
+    four queries cost more than routing the item.
     """
-    # The project's live policy version comes along (routing needs it), saving a query per chunk.
-    items_qs = (
-        Item.objects.filter(id__in=list(item_ids))
-        .select_related("project__escalation_policy__live_version", "domain")
-        .order_by("id")
-    )
-    if lock:
-        items_qs = items_qs.select_for_update(of=("self",))
-    items = list(items_qs)
+    ids = sorted(set(item_ids))
+    if not ids:
+        return []
+    items = _items_for_routing(ids, lock=lock)
     if not items:
         return []
     ids = [i.id for i in items]
     predictions: dict[int, list[Prediction]] = defaultdict(list)
-    for p in Prediction.objects.filter(item_id__in=ids).order_by("item_id", "created_at", "id"):
+    for p in _rows_of(Prediction, "item_id", ids, order="item_id, created_at, id"):
         predictions[p.item_id].append(p)
     annotations: dict[int, list[Annotation]] = defaultdict(list)
-    for a in Annotation.objects.filter(item_id__in=ids).order_by("item_id", "submitted_at", "id"):
+    for a in _rows_of(Annotation, "item_id", ids, order="item_id, submitted_at, id"):
         annotations[a.item_id].append(a)
     annotator_ids = {a.annotator_id for rows in annotations.values() for a in rows}
     reliabilities = reliabilities_for(
@@ -127,15 +124,75 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False) -> list[RouteIn
     return loaded
 
 
+def _rows_of(model: type[Any], column: str, values: Sequence[Any], *, order: str) -> list[Any]:
+    """`model` rows whose `column` is one of `values`, in `order`, as instances (one prepared statement)."""
+    condition, params = one_of(column, values)
+    with prepared_cursor() as cursor:
+        cursor.execute(f"SELECT {columns(model)} FROM {model._meta.db_table} WHERE {condition} ORDER BY {order}", params)
+        return [model_from_row(model, row) for row in cursor.fetchall()]
+
+
+def _items_for_routing(ids: Sequence[int], *, lock: bool) -> list[Item]:
+    """The items, in id order, each with its domain, its project, the project's escalation policy and that
+    policy's live version loaded (None where there is none): what select_related would give, in one
+    prepared statement. Items of one project share one project object."""
+    i, d, p = Item._meta.db_table, Domain._meta.db_table, Project._meta.db_table
+    ep, pv = EscalationPolicy._meta.db_table, PolicyVersion._meta.db_table
+    condition, params = one_of("it.id", ids)
+    sql = (
+        f"SELECT {columns(Item, 'it')}, {columns(Domain, 'dom')}, {columns(Project, 'pr')},"
+        f" {columns(EscalationPolicy, 'pol')}, {columns(PolicyVersion, 'v')}"
+        f" FROM {i} it LEFT JOIN {d} dom ON dom.id = it.domain_id JOIN {p} pr ON pr.id = it.project_id"
+        f" LEFT JOIN {ep} pol ON pol.project_id = pr.id LEFT JOIN {pv} v ON v.id = pol.live_version_id"
+        f" WHERE {condition} ORDER BY it.id"
+    )
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF it"
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    widths = [len(m._meta.concrete_fields) for m in (Item, Domain, Project, EscalationPolicy, PolicyVersion)]
+    bounds = [sum(widths[:k]) for k in range(len(widths) + 1)]
+    projects: dict[int, Project] = {}
+    items = []
+    for row in rows:
+        item_row, domain_row, project_row, policy_row, version_row = (
+            row[bounds[k] : bounds[k + 1]] for k in range(len(widths))
+        )
+        item = model_from_row(Item, item_row)
+        item.domain = model_from_row(Domain, domain_row) if item.domain_id is not None else None
+        project = projects.get(item.project_id)
+        if project is None:
+            project = projects[item.project_id] = model_from_row(Project, project_row)
+            policy = model_from_row(EscalationPolicy, policy_row) if policy_row[0] is not None else None
+            if policy is not None:
+                policy.project = project
+                policy.live_version = (
+                    model_from_row(PolicyVersion, version_row) if policy.live_version_id is not None else None
+                )
+            Project.escalation_policy.related.set_cached_value(project, policy)
+        item.project = project
+        items.append(item)
+    return items
+
+
 def reliabilities_for(
     *, project_ids: Iterable[int], annotator_ids: Iterable[int], projects: Mapping[int, Project]
 ) -> dict[int, dict[int, AnnotatorReliability]]:
     """project id -> annotator id -> reliability, in one query; rows estimated for other classes are skipped."""
-    annotator_ids = list(annotator_ids)
+    annotator_ids = sorted(annotator_ids)
     if not annotator_ids:
         return {}
     result: dict[int, dict[int, AnnotatorReliability]] = defaultdict(dict)
-    rows = AnnotatorReliabilityRow.objects.filter(project_id__in=list(project_ids), annotator_id__in=annotator_ids)
+    in_projects, project_params = one_of("project_id", sorted(project_ids))
+    of_annotators, annotator_params = one_of("annotator_id", annotator_ids)
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns(AnnotatorReliabilityRow)} FROM {AnnotatorReliabilityRow._meta.db_table}"
+            f" WHERE {in_projects} AND {of_annotators}",
+            [*project_params, *annotator_params],
+        )
+        rows = [model_from_row(AnnotatorReliabilityRow, r) for r in cursor.fetchall()]
     for row in rows:
         if list(row.classes) != projects[row.project_id].class_names:
             continue
@@ -724,6 +781,35 @@ def item_for_work(*, item_id: int, project: Project | None = None) -> Item:
     if row is None:
         raise Item.DoesNotExist(f"No item {item_id}.")
     return _item_from_row(row, project)
+
+
+def assignment_locked(*, assignment_id: int, user_id: int) -> Assignment | None:
+    """The user's assignment with its item (domain and project loaded), both rows locked for the rest of
+    the transaction, item first (the order routing locks in, so the two never deadlock); None when there
+    is no such assignment of theirs. Two prepared statements: every submit runs them."""
+    a, i = Assignment._meta.db_table, Item._meta.db_table
+    lock = connection.features.has_select_for_update
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"SELECT it.id FROM {i} it JOIN {a} a ON a.item_id = it.id WHERE a.id = %s AND a.assignee_id = %s"
+            + (" FOR UPDATE OF it" if lock else ""),
+            [assignment_id, user_id],
+        )
+        if cursor.fetchone() is None:
+            return None
+        select, joins = _item_for_work_sql(None)
+        cursor.execute(
+            f"SELECT {columns(Assignment, 'a')}, {select} FROM {a} a JOIN {i} it ON it.id = a.item_id{joins}"
+            " WHERE a.id = %s AND a.assignee_id = %s" + (" FOR UPDATE OF a" if lock else ""),
+            [assignment_id, user_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    n = len(Assignment._meta.concrete_fields)
+    assignment = model_from_row(Assignment, row[:n])
+    assignment.item = _item_from_row(row[n:], None)
+    return assignment
 
 
 def offered_to(*, user: Any, project: Project | None = None) -> QuerySet[Assignment]:

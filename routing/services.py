@@ -989,22 +989,16 @@ def _with_item(assignment: Assignment, project: Project | None) -> Assignment:
 
 
 def _lock_own(*, assignment_id: Any, user: Any) -> Assignment:
-    """The user's assignment, locked, after its item (the order routing locks in, so the two never deadlock)."""
+    """The user's assignment, locked, after its item (selectors.assignment_locked); anyone else's raises
+    AssignmentNotFound exactly like an id that does not exist."""
     try:
         assignment_id = int(assignment_id)
     except (TypeError, ValueError):
         raise AssignmentNotFound(f"No assignment {assignment_id!r} of yours.") from None
-    locked = Item.objects.select_for_update(of=("self",)).filter(
-        assignments__pk=assignment_id, assignments__assignee_id=user.pk
-    )
-    if not locked.values_list("id", flat=True):
+    if not 0 < assignment_id < 2**63:  # ids are positive 64-bit integers; anything else is nobody's
         raise AssignmentNotFound(f"No assignment {assignment_id} of yours.")
-    assignment = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("item__project", "item__domain")
-        .get(pk=assignment_id)
-    )
-    if assignment.assignee_id != user.pk:
+    assignment = selectors.assignment_locked(assignment_id=assignment_id, user_id=user.pk)
+    if assignment is None:
         raise AssignmentNotFound(f"No assignment {assignment_id} of yours.")
     return assignment
 

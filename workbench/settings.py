@@ -151,7 +151,7 @@ ASSIGNMENT_LEASE_MINUTES = float(os.environ.get("ASSIGNMENT_LEASE_MINUTES", "30"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "workbench.authentication.FastTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
