@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from django.http import StreamingHttpResponse
+from django.http import Http404, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import selectors as labeling_selectors
 from labeling.models import Annotation, Item, Project, Review
 from routing import feedback_selectors, selectors, services
 from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
@@ -208,7 +209,10 @@ class ClaimNextView(APIView):
         },
     )
     def post(self, request: Request, slug: str) -> Response:
-        project = get_object_or_404(Project, slug=slug)
+        try:
+            project = labeling_selectors.project_get(slug=slug)
+        except Project.DoesNotExist:
+            raise Http404(f"No project {slug!r}.") from None
         assignment = services.assignment_claim_next(user=request.user, project=project)
         if assignment is None:
             if selectors.worker_for(user=request.user) is None:

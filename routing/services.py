@@ -41,7 +41,7 @@ from labeling.models import (
     Review,
     ReviewVerdict,
 )
-from labeling.bulk import prepared_cursor
+from labeling.bulk import datetime_value, one_of, prepared_cursor
 from labeling.services import audit_record
 from routing import selectors
 from routing.decision_inputs import inputs_to_dict
@@ -242,34 +242,35 @@ class RouteResult:
 
 
 def _items_update(*, decisions: list[RoutingDecision], now) -> None:
-    """Set the routed items' status and final label in three statements, whatever their number.
+    """Set the routed items' status and final label in at most three prepared statements, whatever their
+    number (every submit runs this for its item).
 
     Items sent to people lose any final label; accepted items take theirs from the decision just inserted
-    (a correlated subquery), which avoids bulk_update's per-row CASE expressions.
+    (a correlated subquery), which avoids per-row CASE expressions.
     """
     by_outcome: dict[str, list[int]] = {o.value: [] for o in Outcome}
     for d in decisions:
         by_outcome[d.outcome].append(d.item_id)
-    for outcome in (Outcome.CROWD, Outcome.EXPERT):
-        if by_outcome[outcome]:
-            Item.objects.filter(id__in=by_outcome[outcome]).update(
-                status=OUTCOME_STATUS[outcome],
-                final_label="",
-                final_source="",
-                final_confidence=None,
-                labeled_at=None,
-                updated_at=now,
+    items, rd = Item._meta.db_table, RoutingDecision._meta.db_table
+    stamp = datetime_value(now)
+    with prepared_cursor() as cursor:
+        for outcome in (Outcome.CROWD, Outcome.EXPERT):
+            if by_outcome[outcome]:
+                ids, params = one_of("id", by_outcome[outcome])
+                cursor.execute(
+                    f"UPDATE {items} SET status = %s, final_label = '', final_source = '', final_confidence = NULL,"
+                    f" labeled_at = NULL, updated_at = %s WHERE {ids}",
+                    [OUTCOME_STATUS[outcome].value, stamp, *params],
+                )
+        if by_outcome[Outcome.ACCEPT]:
+            ids, params = one_of("id", by_outcome[Outcome.ACCEPT])
+            latest = f"FROM {rd} d WHERE d.item_id = {items}.id ORDER BY d.id DESC LIMIT 1"
+            cursor.execute(
+                f"UPDATE {items} SET status = %s, final_label = (SELECT d.final_label {latest}),"
+                f" final_source = (SELECT d.final_source {latest}), final_confidence = (SELECT d.confidence {latest}),"
+                f" labeled_at = %s, updated_at = %s WHERE {ids}",
+                [ItemStatus.LABELED.value, stamp, stamp, *params],
             )
-    if by_outcome[Outcome.ACCEPT]:
-        latest = RoutingDecision.objects.filter(item=OuterRef("pk")).order_by("-id")
-        Item.objects.filter(id__in=by_outcome[Outcome.ACCEPT]).update(
-            status=ItemStatus.LABELED,
-            final_label=Subquery(latest.values("final_label")[:1]),
-            final_source=Subquery(latest.values("final_source")[:1]),
-            final_confidence=Subquery(latest.values("confidence")[:1]),
-            labeled_at=now,
-            updated_at=now,
-        )
 
 
 def _apply_in_memory(item: Item, decision: Decision, now) -> None:
@@ -661,16 +662,27 @@ def _work_plan(
         return plan
     ids = [r.item.id for r in loaded]
     open_slots: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    for slot_id, item_id, kind, status in Assignment.objects.filter(
-        item_id__in=ids, status__in=OPEN_ASSIGNMENT_STATUSES
-    ).values_list("id", "item_id", "kind", "status"):
-        open_slots[item_id].append((slot_id, kind, status))
     accepted = [row.item_id for row in rows if row.outcome == Outcome.ACCEPT]
-    reviewed = set(
-        Assignment.objects.filter(item_id__in=accepted, kind=AssignmentKind.REVIEW)
-        .exclude(status=AssignmentStatus.CANCELLED)
-        .values_list("item_id", flat=True)
-    ) if accepted else set()
+    reviewed: set[int] = set()
+    # Prepared statements, like route_inputs: every submit plans its item's work.
+    table, open_statuses = Assignment._meta.db_table, "', '".join(s.value for s in OPEN_ASSIGNMENT_STATUSES)
+    with prepared_cursor() as cursor:
+        of_items, params = one_of("item_id", ids)
+        cursor.execute(
+            f"SELECT id, item_id, kind, status FROM {table} WHERE {of_items} AND status IN ('{open_statuses}')"
+            " ORDER BY due_at, id",
+            params,
+        )
+        for slot_id, item_id, kind, status in cursor.fetchall():
+            open_slots[item_id].append((slot_id, kind, status))
+        if accepted:
+            of_items, params = one_of("item_id", accepted)
+            cursor.execute(
+                f"SELECT item_id FROM {table} WHERE {of_items} AND kind = '{AssignmentKind.REVIEW.value}'"
+                f" AND status <> '{AssignmentStatus.CANCELLED.value}'",
+                params,
+            )
+            reviewed = {item_id for (item_id,) in cursor.fetchall()}
     wanting_expert = [
         row.item_id
         for row in rows
