@@ -41,7 +41,7 @@ from labeling.models import (
     Review,
     ReviewVerdict,
 )
-from labeling.bulk import datetime_value, one_of, prepared_cursor
+from labeling.bulk import columns, datetime_value, json_value, model_from_row, one_of, prepared_cursor
 from labeling.services import audit_record
 from routing import selectors
 from routing.decision_inputs import inputs_to_dict
@@ -1123,25 +1123,49 @@ def assignment_submit(
             raise AssignmentInvalid(errors)
         item = assignment.item
         claimed_at = assignment.claimed_at or now
-        annotation = Annotation.objects.create(
-            item=item,
-            annotator_id=user.pk,
-            label=label,
-            rationale=rationale.strip(),
-            factors=list(factors),
-            confidence=_whole(confidence) if confidence not in (None, "") else None,
-            unsure=bool(unsure),
-            time_spent_ms=_whole(time_spent_ms) if time_spent_ms not in (None, "") else None,
-            started_at=started_at or claimed_at,
-            submitted_at=now,
-            role=ANNOTATION_ROLE[AssignmentKind(assignment.kind)],
+        annotation = _annotation_complete(
+            assignment=assignment,
+            values={
+                "item_id": item.pk,
+                "annotator_id": user.pk,
+                "label": label,
+                "rationale": rationale.strip(),
+                "factors": json_value(list(factors)),
+                "confidence": _whole(confidence) if confidence not in (None, "") else None,
+                "unsure": bool(unsure),
+                "time_spent_ms": _whole(time_spent_ms) if time_spent_ms not in (None, "") else None,
+                "started_at": datetime_value(started_at or claimed_at),
+                "submitted_at": datetime_value(now),
+                "role": ANNOTATION_ROLE[AssignmentKind(assignment.kind)].value,
+            },
+            claimed_at=claimed_at,
+            now=now,
         )
-        Assignment.objects.filter(pk=assignment.pk).update(
-            status=AssignmentStatus.COMPLETED, annotation=annotation, claimed_at=claimed_at, completed_at=now
-        )
+        annotation.item = item
         if assignment.kind != AssignmentKind.GOLD_CHECK:
             routed = items_route(item_ids=[item.pk], stage=Stage.ANNOTATION, actor=user, now=now)
             annotation.item = routed.decisions[0].item
+    return annotation
+
+
+def _annotation_complete(
+    *, assignment: Assignment, values: Mapping[str, Any], claimed_at: dt.datetime, now: dt.datetime
+) -> Annotation:
+    """Store the annotation (`values`: its columns, in database form) and complete the assignment with it:
+    two prepared statements, as every submit runs them."""
+    annotations, assignments = Annotation._meta.db_table, Assignment._meta.db_table
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {annotations} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
+            f" RETURNING {columns(Annotation)}",
+            list(values.values()),
+        )
+        annotation = model_from_row(Annotation, cursor.fetchone())
+        cursor.execute(
+            f"UPDATE {assignments} SET status = '{AssignmentStatus.COMPLETED.value}', annotation_id = %s,"
+            " claimed_at = %s, completed_at = %s WHERE id = %s",
+            [annotation.pk, datetime_value(claimed_at), datetime_value(now), assignment.pk],
+        )
     return annotation
 
 
