@@ -19,7 +19,7 @@ from django.utils.dateparse import parse_date, parse_datetime
 from experts.availability import ExpertSnapshot, primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
 from experts.selectors import expert_snapshots
-from labeling.bulk import columns, datetime_value, model_from_row, model_value, one_of, prepared_cursor
+from labeling.bulk import columns, model_from_row, model_value, one_of, prepared_cursor
 from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction, Project
 from labeling.presentation import without_hidden
 from routing.decision_inputs import inputs_from_dict, ordered_probabilities
@@ -581,7 +581,7 @@ def _like_prefix(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _queue_condition(*, user: Any, worker: Worker, project: Project | None) -> tuple[str, str, list[Any]] | None:
+def queue_condition(*, user: Any, worker: Worker, project: Project | None) -> tuple[str, str, list[Any]] | None:
     """(joins, where, params) selecting, as `q`, the unassigned slots of the worker's queue they may claim:
     the SQL twin of claimable_slots (tests compare the two); None when their role claims from no queue.
 
@@ -634,7 +634,20 @@ def _untouched_by(user: Any, item_column: str) -> tuple[str, list[Any]]:
     )
 
 
-def _gold_rate_sql(project_column: str) -> str:
+def unseen_gold_items(*, user: Any, project_id: int, limit: int) -> list[int]:
+    """Ids of the first `limit` items (by id) of the project with a gold label the user neither holds,
+    declined nor annotated: the candidates for their gold check (one prepared statement)."""
+    unseen, params = _untouched_by(user, "g.item_id")
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"SELECT g.item_id FROM {GoldLabel._meta.db_table} g JOIN {Item._meta.db_table} gi ON gi.id = g.item_id"
+            f" WHERE gi.project_id = %s AND {unseen} ORDER BY g.item_id LIMIT %s",
+            [project_id, *params, limit],
+        )
+        return [item_id for (item_id,) in cursor.fetchall()]
+
+
+def gold_rate_sql(project_column: str) -> str:
     """SQL for the gold_check_rate of the live policy of the project in `project_column` (NULL without one)."""
     ep, pv = EscalationPolicy._meta.db_table, PolicyVersion._meta.db_table
     rate = (
@@ -651,14 +664,14 @@ def _gold_rate_sql(project_column: str) -> str:
 def next_queued_slot(
     *, user: Any, worker: Worker | None, project: Project | None = None, lock: bool = False
 ) -> QueuedSlot | None:
-    """The first row of `claimable_slots(...)`, by hand-written SQL (_queue_condition); with lock=True
+    """The first row of `claimable_slots(...)`, by hand-written SQL (queue_condition); with lock=True
     (inside a transaction, PostgreSQL only) the row is locked and rows other claimers hold are skipped."""
-    condition = _queue_condition(user=user, worker=worker, project=project) if worker is not None else None
+    condition = queue_condition(user=user, worker=worker, project=project) if worker is not None else None
     if condition is None:
         return None
     joins, where, params = condition
     sql = (
-        f"SELECT q.id, q.kind, q.project_id, q.due_at, {_gold_rate_sql('q.project_id')}"
+        f"SELECT q.id, q.kind, q.project_id, q.due_at, {gold_rate_sql('q.project_id')}"
         f" FROM {Assignment._meta.db_table} q{joins} WHERE {where} ORDER BY q.due_at, q.id LIMIT 1"
     )
     if lock and connection.features.has_select_for_update_skip_locked:
@@ -674,96 +687,18 @@ def next_queued_slot(
     )
 
 
-def claim_head_of_queue(
-    *,
-    user: Any,
-    worker: Worker,
-    project: Project | None,
-    now: dt.datetime,
-    lease_end: dt.datetime,
-    gold_draw: float | None,
-) -> Assignment | None:
-    """Claim the head of the worker's queue in ONE statement and return it with its item (item_for_work;
-    pass the item's project when the caller holds it), or None when nothing was taken:
-    the queue is empty for them, they are at capacity, someone else holds every candidate row (PostgreSQL
-    skips locked rows), or a gold check is due instead: `gold_draw` (a number in [0, 1)) falls under the
-    head's project's gold_check_rate and that project has a gold item they have not seen. The caller finds
-    out which the slow way.
-
-    Every claim runs this: one round trip on PostgreSQL (a prepared statement), no transaction of its own
-    (one statement is atomic), no ORM to compile. The write is the same compare-and-set as ever (still
-    offered, still unassigned), so it is exclusive on SQLite, where the subquery takes no lock, as on
-    PostgreSQL.
-    """
-    condition = _queue_condition(user=user, worker=worker, project=project)
-    if condition is None:
-        return None
-    joins, where, params = condition
-    a = Assignment._meta.db_table
-    lock = " FOR UPDATE OF q SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    gold = ""
-    gold_params: list[Any] = []
-    if gold_draw is not None:
-        # A gold check is due when the draw falls under the rate and the project has a gold item the user
-        # has not seen (CASE: that search only runs for the few claims whose draw fell under the rate).
-        g, gi = GoldLabel._meta.db_table, Item._meta.db_table
-        unseen, unseen_params = _untouched_by(user, "g.item_id")
-        gold = (
-            f" AND CASE WHEN %s < COALESCE({_gold_rate_sql(f'{a}.project_id')}, 0) THEN NOT EXISTS (SELECT 1"
-            f" FROM {g} g JOIN {gi} gi ON gi.id = g.item_id WHERE gi.project_id = {a}.project_id AND {unseen})"
-            " ELSE 1 = 1 END"
-        )
-        gold_params = [gold_draw, *unseen_params]
-    sql = (
-        f"UPDATE {a} SET status = '{AssignmentStatus.ACTIVE.value}', assignee_id = %s, claimed_at = %s,"
-        f" lease_expires_at = %s"
-        f" WHERE id = (SELECT q.id FROM {a} q{joins} WHERE {where} ORDER BY q.due_at, q.id LIMIT 1{lock})"
-        f" AND status = '{AssignmentStatus.OFFERED.value}' AND assignee_id IS NULL"
-        # Counting stops at the capacity, so the check costs no more for someone holding many.
-        f" AND (SELECT COUNT(*) FROM (SELECT 1 FROM {a} c WHERE c.assignee_id = %s AND c.status IN"
-        f" ('{AssignmentStatus.OFFERED.value}', '{AssignmentStatus.ACTIVE.value}') LIMIT %s) held) < %s{gold}"
-        f" RETURNING {columns(Assignment)}"
-    )
-    params = [user.pk, datetime_value(now), datetime_value(lease_end), *params, user.pk]
-    params += [worker.capacity, worker.capacity, *gold_params]
-    if connection.vendor != "postgresql":
-        # SQLite's RETURNING cannot join: the item is a second statement there.
-        with prepared_cursor() as cursor:
-            cursor.execute(sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        assignment = model_from_row(Assignment, row)
-        assignment.item = item_for_work(item_id=assignment.item_id, project=project)
-        return assignment
-    # PostgreSQL returns the claimed row together with its item: one round trip for the whole claim.
-    select, joins = _item_for_work_sql(project)
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            f"WITH claimed AS ({sql}) SELECT {columns(Assignment, 'claimed')}, {select}"
-            f" FROM claimed JOIN {Item._meta.db_table} it ON it.id = claimed.item_id{joins}",
-            params,
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    n = len(Assignment._meta.concrete_fields)
-    assignment = model_from_row(Assignment, row[:n])
-    assignment.item = _item_from_row(row[n:], project)
-    return assignment
-
-
-def _item_for_work_sql(project: Project | None) -> tuple[str, str]:
-    """(select, joins) reading an item `it` with its domain, and its project unless the caller holds it."""
+def item_for_work_sql(project: Project | None, *, outer: bool = False) -> tuple[str, str]:
+    """(select, joins) reading an item `it` with its domain, and its project unless the caller holds it;
+    `outer` when `it` itself is outer-joined (the project's join must not drop the row then)."""
     select = f"{columns(Item, 'it')}, {columns(Domain, 'dom')}"
     joins = f" LEFT JOIN {Domain._meta.db_table} dom ON dom.id = it.domain_id"
     if project is None:
         select += f", {columns(Project, 'pr')}"
-        joins += f" JOIN {Project._meta.db_table} pr ON pr.id = it.project_id"
+        joins += f" {'LEFT ' if outer else ''}JOIN {Project._meta.db_table} pr ON pr.id = it.project_id"
     return select, joins
 
 
-def _item_from_row(row: Sequence[Any], project: Project | None) -> Item:
+def item_from_row(row: Sequence[Any], project: Project | None) -> Item:
     n_item, n_domain = len(Item._meta.concrete_fields), len(Domain._meta.concrete_fields)
     item = model_from_row(Item, row[:n_item])
     item.domain = model_from_row(Domain, row[n_item : n_item + n_domain]) if item.domain_id is not None else None
@@ -774,33 +709,27 @@ def _item_from_row(row: Sequence[Any], project: Project | None) -> Item:
 def item_for_work(*, item_id: int, project: Project | None = None) -> Item:
     """The item an assignment is about, with its domain and project loaded, in one hand-written query;
     pass the item's project when the caller holds it, saving that join."""
-    select, joins = _item_for_work_sql(project)
+    select, joins = item_for_work_sql(project)
     with prepared_cursor() as cursor:
         cursor.execute(f"SELECT {select} FROM {Item._meta.db_table} it{joins} WHERE it.id = %s", [item_id])
         row = cursor.fetchone()
     if row is None:
         raise Item.DoesNotExist(f"No item {item_id}.")
-    return _item_from_row(row, project)
+    return item_from_row(row, project)
 
 
 def assignment_locked(*, assignment_id: int, user_id: int) -> Assignment | None:
     """The user's assignment with its item (domain and project loaded), both rows locked for the rest of
-    the transaction, item first (the order routing locks in, so the two never deadlock); None when there
-    is no such assignment of theirs. Two prepared statements: every submit runs them."""
+    the transaction, item first (the order routing locks in, so the two never deadlock: PostgreSQL locks
+    the rows of `FOR UPDATE OF` in the order named); None when there is no such assignment of theirs.
+    One prepared statement: every submit runs it."""
     a, i = Assignment._meta.db_table, Item._meta.db_table
-    lock = connection.features.has_select_for_update
+    select, joins = item_for_work_sql(None)
+    lock = " FOR UPDATE OF it, a" if connection.features.has_select_for_update else ""
     with prepared_cursor() as cursor:
         cursor.execute(
-            f"SELECT it.id FROM {i} it JOIN {a} a ON a.item_id = it.id WHERE a.id = %s AND a.assignee_id = %s"
-            + (" FOR UPDATE OF it" if lock else ""),
-            [assignment_id, user_id],
-        )
-        if cursor.fetchone() is None:
-            return None
-        select, joins = _item_for_work_sql(None)
-        cursor.execute(
-            f"SELECT {columns(Assignment, 'a')}, {select} FROM {a} a JOIN {i} it ON it.id = a.item_id{joins}"
-            " WHERE a.id = %s AND a.assignee_id = %s" + (" FOR UPDATE OF a" if lock else ""),
+            f"SELECT {columns(Assignment, 'a')}, {select} FROM {i} it JOIN {a} a ON a.item_id = it.id{joins}"
+            f" WHERE a.id = %s AND a.assignee_id = %s{lock}",
             [assignment_id, user_id],
         )
         row = cursor.fetchone()
@@ -808,7 +737,7 @@ def assignment_locked(*, assignment_id: int, user_id: int) -> Assignment | None:
         return None
     n = len(Assignment._meta.concrete_fields)
     assignment = model_from_row(Assignment, row[:n])
-    assignment.item = _item_from_row(row[n:], None)
+    assignment.item = item_from_row(row[n:], None)
     return assignment
 
 

@@ -9,7 +9,7 @@ import datetime as dt
 import hashlib
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ from labeling.models import (
 )
 from labeling.bulk import columns, datetime_value, json_value, model_from_row, one_of, prepared_cursor
 from labeling.services import audit_record
-from routing import selectors
+from routing import claim_sql, selectors
 from routing.decision_inputs import inputs_to_dict
 from routing.engine import aggregation
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest, policy_errors
@@ -307,7 +307,9 @@ def items_route(
     now = now or timezone.now()
     versions: dict[int, PolicyVersion] = {}
     configs: dict[int, PolicyConfig] = {}
-    with transaction.atomic():
+    # No savepoint inside a caller's transaction (ingest, submit, reroute): each lets a failure here fail
+    # it whole, and every submit would pay two more round trips for one.
+    with transaction.atomic(savepoint=False):
         for chunk in selectors.chunked(ids):
             loaded = selectors.route_inputs(item_ids=chunk, lock=True)
             project_ids = {r.item.project_id for r in loaded}
@@ -660,27 +662,22 @@ def _work_plan(
         return plan
     ids = [r.item.id for r in loaded]
     open_slots: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    accepted = [row.item_id for row in rows if row.outcome == Outcome.ACCEPT]
-    reviewed: set[int] = set()
-    # Prepared statements, like route_inputs: every submit plans its item's work.
+    reviewed: set[int] = set()  # items with a review that was not cancelled
+    # One prepared statement, like route_inputs: every submit plans its item's work.
     table, open_statuses = Assignment._meta.db_table, "', '".join(s.value for s in OPEN_ASSIGNMENT_STATUSES)
+    of_items, params = one_of("item_id", ids)
     with prepared_cursor() as cursor:
-        of_items, params = one_of("item_id", ids)
         cursor.execute(
-            f"SELECT id, item_id, kind, status FROM {table} WHERE {of_items} AND status IN ('{open_statuses}')"
+            f"SELECT id, item_id, kind, status FROM {table} WHERE {of_items} AND (status IN ('{open_statuses}')"
+            f" OR (kind = '{AssignmentKind.REVIEW.value}' AND status <> '{AssignmentStatus.CANCELLED.value}'))"
             " ORDER BY due_at, id",
             params,
         )
         for slot_id, item_id, kind, status in cursor.fetchall():
-            open_slots[item_id].append((slot_id, kind, status))
-        if accepted:
-            of_items, params = one_of("item_id", accepted)
-            cursor.execute(
-                f"SELECT item_id FROM {table} WHERE {of_items} AND kind = '{AssignmentKind.REVIEW.value}'"
-                f" AND status <> '{AssignmentStatus.CANCELLED.value}'",
-                params,
-            )
-            reviewed = {item_id for (item_id,) in cursor.fetchall()}
+            if kind == AssignmentKind.REVIEW:
+                reviewed.add(item_id)
+            if status in OPEN_ASSIGNMENT_STATUSES:
+                open_slots[item_id].append((slot_id, kind, status))
     wanting_expert = [
         row.item_id
         for row in rows
@@ -851,18 +848,18 @@ def gold_draw(*, user_id: int, sequence: int) -> float:
 
 
 def _gold_check(
-    *, user: Any, slot: selectors.QueuedSlot, sequence: int, now: dt.datetime, lease_end: dt.datetime
+    *,
+    user: Any,
+    slot: selectors.QueuedSlot,
+    sequence: int,
+    now: dt.datetime,
+    lease_end: dt.datetime,
+    candidates: Sequence[int] | None = None,
 ) -> Assignment | None:
-    """A gold check in the slot's project for the user instead of the slot: an item with a gold label they
-    have not seen, handed out like any crowd work; None when there is no such item."""
-    held, annotated = selectors.items_held_or_done(user=user)
-    candidates = list(
-        Item.objects.filter(project_id=slot.project_id, gold__isnull=False)
-        .exclude(id__in=held)
-        .exclude(id__in=annotated)
-        .order_by("id")
-        .values_list("id", flat=True)[:GOLD_CANDIDATES]
-    )
+    """A gold check in the slot's project for the user instead of the slot: one of the `candidates` (default:
+    selectors.unseen_gold_items), handed out like any crowd work; None when there is no such item."""
+    if candidates is None:
+        candidates = selectors.unseen_gold_items(user=user, project_id=slot.project_id, limit=GOLD_CANDIDATES)
     if not candidates:
         return None
     pick = int(unit_hash(GOLD_SEED, user.pk, sequence, "pick") * len(candidates))
@@ -901,7 +898,7 @@ def _claim_from_queue_slowly(
     draw: float | None,
 ) -> Any:
     """The claim step by step, for when the one-statement claim took nothing: finds out why (capacity, an
-    empty queue, or a gold check drawn) and acts on it. Runs inside a transaction."""
+    empty queue, every candidate locked by others) and acts on it. Runs inside a transaction."""
     if selectors.open_assignment_count(user=user) >= worker.capacity:
         return None
     slot = selectors.next_queued_slot(user=user, worker=worker, project=project, lock=True)
@@ -916,28 +913,13 @@ def _claim_from_queue_slowly(
     return _RETRY
 
 
-def _claim_in_one_statement(**kwargs: Any) -> Assignment | None:
-    """selectors.claim_head_of_queue; inside someone else's transaction (a test, a batch) it gets a
-    savepoint, so a unique-constraint race does not spoil that transaction. On its own it needs none."""
+def _savepoint_if_nested(run: Callable[[], Any]) -> Any:
+    """Run a one-statement claim; inside someone else's transaction (a test, a batch) with a savepoint, so
+    a unique-constraint race does not spoil that transaction. On its own it needs none."""
     if connection.in_atomic_block:
         with transaction.atomic():
-            return selectors.claim_head_of_queue(**kwargs)
-    return selectors.claim_head_of_queue(**kwargs)
-
-
-def _worker_claiming(user: Any) -> selectors.Worker | None:
-    """The claimer's roster entry, its claim counter bumped in the same statement; `claims_made` is the
-    count before this claim. None when they are not an active roster member."""
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {Expert._meta.db_table} SET claims_made = claims_made + 1 WHERE user_id = %s AND active"
-            f" RETURNING {selectors.WORKER_COLUMNS}",
-            [user.pk],
-        )
-        row = cursor.fetchone()
-    if row is not None:
-        row = (*row[:-1], row[-1] - 1)
-    return selectors.worker_from_row(user=user, row=row)
+            return run()
+    return run()
 
 
 def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> Assignment | None:
@@ -949,45 +931,101 @@ def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.
     Exclusive under concurrency: PostgreSQL skips rows other claimers have locked, and on every database
     the write is a compare-and-set that only succeeds on a still-free slot (else: try again).
 
-    A crowd claim normally costs two statements and no transaction: the worker (bumping their claim
-    counter), and the claim itself, which returns the item too (selectors.claim_head_of_queue; SQLite
-    reads the item separately). Only when that statement takes
-    nothing does the claim go step by step (_claim_from_queue_slowly), to find out why.
+    A crowd claim is normally ONE statement on PostgreSQL (claim_sql.crowd_claim: the roster entry read and
+    its claim counter bumped, the head of the queue taken, the item returned) and no transaction; SQLite
+    runs the same steps as three statements. Only when that takes nothing does the claim go step by step
+    (_claim_from_queue_slowly), and only when a gold check is due does it hand the slot back.
     """
     now = now or timezone.now()
     lease_end = now + assignment_lease()
-    worker = _worker_claiming(user)
+    try:
+        worker, claimed = _savepoint_if_nested(
+            lambda: claim_sql.crowd_claim(user=user, project=project, now=now, lease_end=lease_end)
+        )
+    except IntegrityError:
+        # The user claimed another slot of the same item at the same moment (two tabs): go step by step.
+        worker, claimed = selectors.worker_for(user=user), None
+    if worker is not None and worker.role == Role.CROWD:
+        draw = gold_draw(user_id=user.pk, sequence=worker.claims_made)
+        if claimed is not None:
+            return _gold_instead(claimed, user=user, worker=worker, draw=draw, now=now, lease_end=lease_end)
+        return _claim_from_queue(user=user, worker=worker, project=project, now=now, lease_end=lease_end, draw=draw)
     # Slots are offered by name only to experts (routing, declines, expiry, SLA breaches, the waiting queue).
-    if worker is None or worker.role != Role.CROWD:
-        for _ in range(CLAIM_ATTEMPTS):
-            with transaction.atomic():
-                claimed = _claim_offered(user=user, project=project, now=now, lease_end=lease_end)
-            if claimed is None:
-                break
-            if claimed is not _RETRY:
-                return _with_item(Assignment.objects.get(pk=claimed), project)
-        if worker is None:
-            return None
-    draw = gold_draw(user_id=user.pk, sequence=worker.claims_made) if worker.role == Role.CROWD else None
+    for _ in range(CLAIM_ATTEMPTS):
+        with transaction.atomic():
+            taken = _claim_offered(user=user, project=project, now=now, lease_end=lease_end)
+        if taken is None:
+            break
+        if taken is not _RETRY:
+            return _with_item(Assignment.objects.get(pk=taken), project)
+    if worker is None:
+        return None
+    return _claim_from_queue(user=user, worker=worker, project=project, now=now, lease_end=lease_end, draw=None)
+
+
+def _claim_from_queue(
+    *,
+    user: Any,
+    worker: selectors.Worker,
+    project: Project | None,
+    now: dt.datetime,
+    lease_end: dt.datetime,
+    draw: float | None,
+) -> Assignment | None:
+    """The head of the worker's queue: in one statement (claim_sql.queue_claim) or, when that takes nothing,
+    step by step; retried when another claimer got there first."""
     for _ in range(CLAIM_ATTEMPTS):
         try:
-            taken = _claim_in_one_statement(
-                user=user, worker=worker, project=project, now=now, lease_end=lease_end, gold_draw=draw
+            claimed = _savepoint_if_nested(
+                lambda: claim_sql.queue_claim(user=user, worker=worker, project=project, now=now, lease_end=lease_end)
             )
-            if taken is not None:
-                return taken
+            if claimed is not None:
+                if draw is None:
+                    return claimed.assignment
+                return _gold_instead(claimed, user=user, worker=worker, draw=draw, now=now, lease_end=lease_end)
             with transaction.atomic():
-                claimed = _claim_from_queue_slowly(
+                taken = _claim_from_queue_slowly(
                     user=user, worker=worker, project=project, now=now, lease_end=lease_end, draw=draw
                 )
         except IntegrityError:
             # The user claimed another slot of the same item at the same moment (two tabs): try again.
             continue
-        if claimed is None:
+        if taken is None:
             return None
-        if claimed is not _RETRY:
-            return _with_item(Assignment.objects.get(pk=claimed), project)
+        if taken is not _RETRY:
+            return _with_item(Assignment.objects.get(pk=taken), project)
     return None
+
+
+def _gold_instead(
+    claimed: claim_sql.Claimed,
+    *,
+    user: Any,
+    worker: selectors.Worker,
+    draw: float,
+    now: dt.datetime,
+    lease_end: dt.datetime,
+) -> Assignment:
+    """The claimed crowd slot, or, when the draw falls under its project's gold_check_rate and the project
+    has a gold item the person has not seen, a gold check instead: the slot goes back to its queue."""
+    slot = claimed.assignment
+    if slot.kind != AssignmentKind.CROWD or draw >= claimed.gold_check_rate:
+        return slot
+    queued = selectors.QueuedSlot(
+        id=slot.pk, kind=slot.kind, project_id=slot.project_id, due_at=slot.due_at, gold_check_rate=claimed.gold_check_rate
+    )
+    # Looked for while the person still holds the slot, so the gold item is never the slot's own item.
+    candidates = selectors.unseen_gold_items(user=user, project_id=slot.project_id, limit=GOLD_CANDIDATES)
+    if not candidates:
+        return slot
+    with transaction.atomic():
+        gold = _gold_check(
+            user=user, slot=queued, sequence=worker.claims_made, now=now, lease_end=lease_end, candidates=candidates
+        )
+        Assignment.objects.filter(pk=slot.pk, assignee_id=user.pk, status=AssignmentStatus.ACTIVE).update(
+            status=AssignmentStatus.OFFERED, assignee=None, claimed_at=None, lease_expires_at=None
+        )
+    return _with_item(gold, slot.item.project)
 
 
 def _with_item(assignment: Assignment, project: Project | None) -> Assignment:
