@@ -217,3 +217,38 @@ if psycopg is not None:
 
 else:
     _PreparingCursor = _LoggedPreparedCursor = None
+
+
+# insert_few takes the hand-written path up to this many rows; more go through bulk_create, which knows
+# each database's limits on parameters per statement.
+FEW_ROWS = 8
+
+
+def insert_few(objs: Sequence[models.Model]) -> list[models.Model]:
+    """Save new instances of one model and set their primary keys, as bulk_create does: on PostgreSQL, for
+    a few rows (every submit inserts one routing decision), by one prepared INSERT ... RETURNING whose
+    values each field prepares as it would for the ORM (pre_save, then get_db_prep_save); else bulk_create."""
+    if not objs:
+        return []
+    model = type(objs[0])
+    if len(objs) > FEW_ROWS or connection.vendor != "postgresql":
+        return model.objects.bulk_create(objs)
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    qn = connection.ops.quote_name
+    row = f"({', '.join(['%s'] * len(fields))})"
+    params = []
+    for obj in objs:
+        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)})"
+            f" VALUES {', '.join([row] * len(objs))} RETURNING {qn(meta.pk.column)}",
+            params,
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    for obj, pk in zip(objs, ids):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+    return list(objs)

@@ -39,7 +39,7 @@ from labeling.models import (
     Review,
     ReviewVerdict,
 )
-from labeling.bulk import columns, datetime_value, json_value, model_from_row, one_of, prepared_cursor
+from labeling.bulk import columns, datetime_value, insert_few, json_value, model_from_row, one_of, prepared_cursor
 from labeling.services import audit_record
 from routing import claim_sql, selectors
 from routing.decision_inputs import inputs_to_dict
@@ -336,7 +336,7 @@ def items_route(
                 counts[decision.outcome.value] += 1
             # Planned before the insert: expert offers store their ranking on the decision row.
             plan = _work_plan(loaded=loaded, rows=decisions, configs=item_configs, now=now)
-            created += RoutingDecision.objects.bulk_create(decisions)
+            created += insert_few(decisions)
             _items_update(decisions=decisions, now=now)
             _work_apply(plan, now=now)
     return RouteResult(counts={o.value: counts[o.value] for o in Outcome}, decisions=tuple(created))
@@ -730,6 +730,8 @@ def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
         Assignment.objects.filter(id__in=plan.cancel, status__in=OPEN_ASSIGNMENT_STATUSES).update(
             status=AssignmentStatus.CANCELLED, completed_at=now
         )
+    if not plan.create:  # most submits: the item's slots are already right
+        return []
     slots = Assignment.objects.bulk_create(
         Assignment(
             item_id=row.item_id,

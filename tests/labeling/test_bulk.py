@@ -71,3 +71,19 @@ def test_prepared_cursor_prepares_on_postgres(project, settings):
     with bulk.prepared_cursor() as cursor:  # Django's ordinary cursor: nothing prepared, same answer
         cursor.execute(sql, [project.pk])
         assert cursor.fetchone() == (0,)
+
+
+def test_insert_few_stores_what_bulk_create_would(project):
+    now = timezone.now()
+    made = bulk.insert_few([
+        Item(project=project, external_id=f"f{i}", data={"text": "é", "n": [i, None]}, metadata={"k": i},
+             language="pt-BR", final_confidence=0.25 * i)
+        for i in range(3)
+    ])
+    assert [m.pk for m in made] == sorted(m.pk for m in made) and all(m.pk for m in made)
+    for i, m in enumerate(made):
+        stored = Item.objects.get(pk=m.pk)
+        assert (stored.external_id, stored.data, stored.metadata, stored.language) == (f"f{i}", {"text": "é", "n": [i, None]}, {"k": i}, "pt-BR")
+        assert stored.final_confidence == 0.25 * i and stored.status == ItemStatus.NEW
+        assert stored.created_at >= now and not m._state.adding  # auto_now_add filled in, as the ORM would
+    assert bulk.insert_few([]) == []
