@@ -837,15 +837,10 @@ def _take(slot_id: int, *, user: Any, now: dt.datetime, lease_end: dt.datetime) 
         return cursor.rowcount == 1
 
 
-def gold_check_drawn(*, user_id: int, sequence: int, rate: float) -> bool:
-    """Whether a crowd claim hands `user_id` a gold check instead, `sequence` being how many claims they
-    made before (Expert.claims_made): gold_draw(...) < rate."""
-    return rate > 0 and gold_draw(user_id=user_id, sequence=sequence) < rate
-
-
 def gold_draw(*, user_id: int, sequence: int) -> float:
-    """The number in [0, 1) a crowd claim compares with the gold_check_rate: a hash of (GOLD_SEED, user,
-    sequence), so the draws are reproducible and independent from one claim to the next."""
+    """The number in [0, 1) a crowd claim compares with its project's gold_check_rate (a gold check is due
+    below it), `sequence` being how many claims the user made before (Expert.claims_made): a hash of
+    (GOLD_SEED, user, sequence), so the draws are reproducible and independent from one claim to the next."""
     return unit_hash(GOLD_SEED, user_id, sequence)
 
 
@@ -929,7 +924,7 @@ def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.
 
     Order: slots offered to the user by name, soonest deadline first; then unassigned slots of their role's
     queue they may take (selectors.claimable_slots), soonest deadline first, while they hold fewer open
-    assignments than their capacity. A crowd claim is sometimes a hidden gold check instead (gold_check_drawn).
+    assignments than their capacity. A crowd claim is sometimes a hidden gold check instead (gold_draw).
     Exclusive under concurrency: PostgreSQL skips rows other claimers have locked, and on every database
     the write is a compare-and-set that only succeeds on a still-free slot (else: try again).
 

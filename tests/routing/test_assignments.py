@@ -432,10 +432,10 @@ class TestGoldChecks:
         ingest_at(proj, [row(f"g{i}", CONFIDENT, gold="cat") for i in range(12)])
         ingest_at(proj, [row(f"w{i}", MIDDLING) for i in range(12)])
         kinds = [services.assignment_claim_next(user=crowd, project=proj, now=LATER).kind for _ in range(12)]
-        expected = [services.gold_check_drawn(user_id=crowd.pk, sequence=n, rate=0.5) for n in range(12)]
+        expected = [services.gold_draw(user_id=crowd.pk, sequence=n) < 0.5 for n in range(12)]
         assert [k == AssignmentKind.GOLD_CHECK for k in kinds] == expected
         assert set(kinds) == {AssignmentKind.GOLD_CHECK, AssignmentKind.CROWD}
-        draws = [services.gold_check_drawn(user_id=crowd.pk, sequence=n, rate=0.5) for n in range(400)]
+        draws = [services.gold_draw(user_id=crowd.pk, sequence=n) < 0.5 for n in range(400)]
         assert 0.4 < np.mean(draws) < 0.6
 
     def test_no_gold_checks_at_rate_zero(self):
