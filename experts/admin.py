@@ -1,5 +1,7 @@
 """Roster admin: experts with their expertise, shifts, time off and (read-only) accuracy; domains; on-call."""
 
+from typing import Any
+
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -102,6 +104,13 @@ class ExpertAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Expert]:
         # The on-shift and accuracy columns read these; prefetching keeps the page at a fixed query count.
         return super().get_queryset(request).prefetch_related(*roster_prefetches())
+
+    def save_model(self, request: HttpRequest, obj: Expert, form: Any, change: bool) -> None:
+        # Claims bump claims_made while the form is open; writing every column would set it back.
+        if change:
+            obj.save(update_fields=[f.name for f in Expert._meta.concrete_fields if f.editable and not f.primary_key])
+        else:
+            obj.save()
 
     @admin.display(description="languages")
     def language_list(self, obj: Expert) -> str:

@@ -9,6 +9,7 @@ which tests compare with the ORM's claimable_slots.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,6 +165,16 @@ def _worker_bumped(user: Any) -> selectors.Worker | None:
         cursor.execute(f"{_BUMP} RETURNING {selectors.WORKER_COLUMNS}", [user.pk])
         row = cursor.fetchone()
     return selectors.worker_from_row(user=user, row=_before_bump(row) if row is not None else None)
+
+
+def claimer_after_conflict(user: Any) -> selectors.Worker | None:
+    """The claimer after crowd_claim failed on a unique-constraint race, counted as that claim: PostgreSQL
+    rolled the whole statement back, counter included, so it is bumped now; on SQLite the bump was its own
+    statement and stands. Either way `claims_made` is the count before this claim, so no draw repeats."""
+    if connection.vendor == "postgresql":
+        return _worker_bumped(user)
+    worker = selectors.worker_for(user=user)
+    return dataclasses.replace(worker, claims_made=worker.claims_made - 1) if worker is not None else None
 
 
 def _before_bump(row: Sequence[Any]) -> tuple[Any, ...]:

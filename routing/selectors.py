@@ -648,15 +648,17 @@ def unseen_gold_items(*, user: Any, project_id: int, limit: int) -> list[int]:
 
 
 def gold_rate_sql(project_column: str) -> str:
-    """SQL for the gold_check_rate of the live policy of the project in `project_column` (NULL without one)."""
+    """SQL for the gold_check_rate of the live policy of the project in `project_column`: NULL without a
+    live policy, PolicyConfig's default when its config leaves the rate out (as PolicyConfig.from_dict)."""
     ep, pv = EscalationPolicy._meta.db_table, PolicyVersion._meta.db_table
     rate = (
         "(v.config ->> 'gold_check_rate')::float8"
         if connection.vendor == "postgresql"
         else "CAST(json_extract(v.config, '$.gold_check_rate') AS REAL)"
     )
+    default = float(PolicyConfig.__dataclass_fields__["gold_check_rate"].default)
     return (
-        f"(SELECT {rate} FROM {ep} pol JOIN {pv} v ON v.id = pol.live_version_id"
+        f"(SELECT COALESCE({rate}, {default!r}) FROM {ep} pol JOIN {pv} v ON v.id = pol.live_version_id"
         f" WHERE pol.project_id = {project_column})"
     )
 

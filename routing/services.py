@@ -941,7 +941,7 @@ def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.
         )
     except IntegrityError:
         # The user claimed another slot of the same item at the same moment (two tabs): go step by step.
-        worker, claimed = selectors.worker_for(user=user), None
+        worker, claimed = claim_sql.claimer_after_conflict(user), None
     if worker is not None and worker.role == Role.CROWD:
         draw = gold_draw(user_id=user.pk, sequence=worker.claims_made)
         if claimed is not None:
@@ -1015,13 +1015,17 @@ def _gold_instead(
     candidates = selectors.unseen_gold_items(user=user, project_id=slot.project_id, limit=GOLD_CANDIDATES)
     if not candidates:
         return slot
-    with transaction.atomic():
-        gold = _gold_check(
-            user=user, slot=queued, sequence=worker.claims_made, now=now, lease_end=lease_end, candidates=candidates
-        )
-        Assignment.objects.filter(pk=slot.pk, assignee_id=user.pk, status=AssignmentStatus.ACTIVE).update(
-            status=AssignmentStatus.OFFERED, assignee=None, claimed_at=None, lease_expires_at=None
-        )
+    try:
+        with transaction.atomic():
+            gold = _gold_check(
+                user=user, slot=queued, sequence=worker.claims_made, now=now, lease_end=lease_end, candidates=candidates
+            )
+            Assignment.objects.filter(pk=slot.pk, assignee_id=user.pk, status=AssignmentStatus.ACTIVE).update(
+                status=AssignmentStatus.OFFERED, assignee=None, claimed_at=None, lease_expires_at=None
+            )
+    except IntegrityError:
+        # Their other tab took a slot of the gold item meanwhile: they keep the slot they claimed.
+        return slot
     return _with_item(gold, slot.item.project)
 
 

@@ -2,6 +2,8 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.db.models import F
+from django.db.models.signals import pre_save
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -123,3 +125,32 @@ def test_domain_and_rotation_pages_render(admin_client, roster, monkeypatch):
     assert "radiology" in response.content.decode()
     assert admin_client.get(reverse("admin:experts_domain_change", args=[rotation.domain_id])).status_code == 200
     assert Expert.objects.count() == 3
+
+
+def test_saving_an_expert_keeps_the_claims_made_meanwhile(admin_client, roster):
+    expert = roster["day"]
+    url = reverse("admin:experts_expert_change", args=[expert.pk])
+    form = {
+        "user": expert.user_id,
+        "display_name": "Ada L.",
+        "time_zone": "Europe/Berlin",
+        "languages": '["en"]',
+        "role": "expert",
+        "capacity": 7,
+        "active": "on",
+        "email_notifications": "on",
+        **{f"{p}-TOTAL_FORMS": 0 for p in ("expertise", "shifts", "time_off", "accuracy")},
+        **{f"{p}-INITIAL_FORMS": 0 for p in ("expertise", "shifts", "time_off", "accuracy")},
+    }
+
+    def claims_while_the_form_is_saved(sender, instance, **kwargs):
+        Expert.objects.filter(pk=instance.pk).update(claims_made=F("claims_made") + 3)
+
+    pre_save.connect(claims_while_the_form_is_saved, sender=Expert)
+    try:
+        response = admin_client.post(url, form)
+    finally:
+        pre_save.disconnect(claims_while_the_form_is_saved, sender=Expert)
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    expert.refresh_from_db()
+    assert (expert.display_name, expert.capacity, expert.claims_made) == ("Ada L.", 7, 3)
