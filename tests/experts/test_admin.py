@@ -82,21 +82,26 @@ def test_change_page_shows_every_inline(admin_client, roster):
     assert "0.93" in response.content.decode()  # the read-only accuracy: (4 + 10) / 15
 
 
-def test_change_page_reports_an_invalid_time_zone(admin_client, roster):
-    expert = roster["day"]
-    url = reverse("admin:experts_expert_change", args=[expert.pk])
-    form = {
+def expert_form(expert, **fields):
+    """The expert change form as posted, with no inline rows, overridden by `fields`."""
+    return {
         "user": expert.user_id,
         "display_name": "Ada",
-        "time_zone": "Mars/Olympus",
+        "time_zone": "Europe/Berlin",
         "languages": '["en"]',
         "role": "expert",
         "capacity": 5,
         "active": "on",
         **{f"{p}-TOTAL_FORMS": 0 for p in ("expertise", "shifts", "time_off", "accuracy")},
         **{f"{p}-INITIAL_FORMS": 0 for p in ("expertise", "shifts", "time_off", "accuracy")},
+        **fields,
     }
-    response = admin_client.post(url, form)
+
+
+def test_change_page_reports_an_invalid_time_zone(admin_client, roster):
+    expert = roster["day"]
+    url = reverse("admin:experts_expert_change", args=[expert.pk])
+    response = admin_client.post(url, expert_form(expert, time_zone="Mars/Olympus"))
     assert response.status_code == 200
     assert "Mars/Olympus" in str(response.context["adminform"].form.errors["time_zone"])
     expert.refresh_from_db()
@@ -130,18 +135,7 @@ def test_domain_and_rotation_pages_render(admin_client, roster, monkeypatch):
 def test_saving_an_expert_keeps_the_claims_made_meanwhile(admin_client, roster):
     expert = roster["day"]
     url = reverse("admin:experts_expert_change", args=[expert.pk])
-    form = {
-        "user": expert.user_id,
-        "display_name": "Ada L.",
-        "time_zone": "Europe/Berlin",
-        "languages": '["en"]',
-        "role": "expert",
-        "capacity": 7,
-        "active": "on",
-        "email_notifications": "on",
-        **{f"{p}-TOTAL_FORMS": 0 for p in ("expertise", "shifts", "time_off", "accuracy")},
-        **{f"{p}-INITIAL_FORMS": 0 for p in ("expertise", "shifts", "time_off", "accuracy")},
-    }
+    form = expert_form(expert, display_name="Ada L.", capacity=7, email_notifications="on")
 
     def claims_while_the_form_is_saved(sender, instance, **kwargs):
         Expert.objects.filter(pk=instance.pk).update(claims_made=F("claims_made") + 3)
