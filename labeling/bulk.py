@@ -153,11 +153,14 @@ def model_from_row(model: type[models.Model], row: Sequence[Any]) -> models.Mode
 
 
 def model_value(model: type[models.Model], name: str, value: Any) -> Any:
-    """One column's raw value as the ORM would give it for `model`'s field `name`."""
-    field = model._meta.get_field(name)
-    col = field.get_col(model._meta.db_table)
-    for converter in [*connection.ops.get_db_converters(col), *col.get_db_converters(connection)]:
-        value = converter(value, col, connection)
+    """One column's raw value as the ORM would give it for `model`'s field `name` (model_from_row's
+    converters, for that column alone)."""
+    db = connections[DEFAULT_DB_ALIAS]
+    index = model._meta.concrete_fields.index(model._meta.get_field(name))
+    for at, col, converters in _converters(model, db):
+        if at == index:
+            for converter in converters:
+                value = converter(value, col, db)
     return value
 
 
