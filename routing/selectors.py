@@ -62,28 +62,57 @@ def chunked(values: Sequence[Any], size: int = CHUNK_SIZE) -> Iterator[Sequence[
         yield values[start : start + size]
 
 
-def route_inputs(*, item_ids: Iterable[int], lock: bool = False) -> list[RouteInput]:
+def route_inputs(
+    *, item_ids: Iterable[int], lock: bool = False, locked_items: Sequence[Item] = ()
+) -> list[RouteInput]:
     """Engine inputs for the given items in four queries whatever their number (call with <= CHUNK_SIZE ids);
     each item's project comes with its escalation policy and live version (`live_version_of`).
 
     With lock=True (inside a transaction) the item rows are locked, in id order, so two routings of the
     same item run one after the other and the second sees the annotations the first committed.
+    `locked_items`: items the caller has already loaded as routing_item_sql reads them and locked in this
+    transaction (a submit's assignment_locked); they are not read again.
     Hand-written, prepared SQL (every submit routes its item again): compiling the ORM's twins of these
     four queries cost more than routing the item.
     """
     ids = sorted(set(item_ids))
     if not ids:
         return []
-    items = _items_for_routing(ids, lock=lock)
+    held = {i.id: i for i in locked_items}
+    missing = [i for i in ids if i not in held]
+    items = sorted([*(held[i] for i in ids if i in held), *(_items_for_routing(missing, lock=lock) if missing else ())], key=lambda i: i.id)
     if not items:
         return []
     ids = [i.id for i in items]
-    predictions: dict[int, list[Prediction]] = defaultdict(list)
-    for p in _rows_of(Prediction, "item_id", ids, order="item_id, created_at, id"):
-        predictions[p.item_id].append(p)
-    annotations: dict[int, list[Annotation]] = defaultdict(list)
-    for a in _rows_of(Annotation, "item_id", ids, order="item_id, submitted_at, id"):
-        annotations[a.item_id].append(a)
+    # The engine needs a few columns of each prediction and annotation: tuples, not model instances.
+    predictions: dict[int, list[PredictionInput]] = defaultdict(list)
+    annotations: dict[int, list[AnnotationInput]] = defaultdict(list)
+    of_items, params = one_of("item_id", ids)
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"SELECT item_id, id, model_version, probabilities FROM {Prediction._meta.db_table}"
+            f" WHERE {of_items} ORDER BY item_id, created_at, id",
+            params,
+        )
+        prediction_rows = cursor.fetchall()
+        cursor.execute(
+            f"SELECT item_id, id, annotator_id, label, role FROM {Annotation._meta.db_table}"
+            f" WHERE {of_items} ORDER BY item_id, submitted_at, id",
+            params,
+        )
+        for item_id, annotation_id, annotator_id, label, role in cursor.fetchall():
+            annotations[item_id].append(AnnotationInput(id=annotation_id, annotator_id=annotator_id, label=label, role=role))
+    classes_of = {i.id: tuple(i.project.class_names) for i in items}
+    for item_id, prediction_id, model_version, probabilities in prediction_rows:
+        predictions[item_id].append(
+            PredictionInput(
+                id=prediction_id,
+                model_version=model_version,
+                probabilities=ordered_probabilities(
+                    model_value(Prediction, "probabilities", probabilities), classes_of[item_id]
+                ),
+            )
+        )
     annotator_ids = {a.annotator_id for rows in annotations.values() for a in rows}
     reliabilities = reliabilities_for(
         project_ids={i.project_id for i in items},
@@ -92,23 +121,12 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False) -> list[RouteIn
     )
     loaded = []
     for item in items:
-        classes = tuple(item.project.class_names)
         item_annotations = annotations.get(item.id, [])
         item_input = ItemInput(
             item_id=item.id,
-            classes=classes,
-            predictions=tuple(
-                PredictionInput(
-                    id=p.id,
-                    model_version=p.model_version,
-                    probabilities=ordered_probabilities(p.probabilities, classes),
-                )
-                for p in predictions.get(item.id, [])
-            ),
-            annotations=tuple(
-                AnnotationInput(id=a.id, annotator_id=a.annotator_id, label=a.label, role=a.role)
-                for a in item_annotations
-            ),
+            classes=classes_of[item.id],
+            predictions=tuple(predictions.get(item.id, ())),
+            annotations=tuple(item_annotations),
             data=item.data,
             metadata=item.metadata,
             language=item.language,
@@ -124,34 +142,27 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False) -> list[RouteIn
     return loaded
 
 
-def _rows_of(model: type[Any], column: str, values: Sequence[Any], *, order: str) -> list[Any]:
-    """`model` rows whose `column` is one of `values`, in `order`, as instances (one prepared statement)."""
-    condition, params = one_of(column, values)
-    with prepared_cursor() as cursor:
-        cursor.execute(f"SELECT {columns(model)} FROM {model._meta.db_table} WHERE {condition} ORDER BY {order}", params)
-        return [model_from_row(model, row) for row in cursor.fetchall()]
-
-
-def _items_for_routing(ids: Sequence[int], *, lock: bool) -> list[Item]:
-    """The items, in id order, each with its domain, its project, the project's escalation policy and that
-    policy's live version loaded (None where there is none): what select_related would give, in one
-    prepared statement. Items of one project share one project object."""
+def routing_item_sql() -> tuple[str, str]:
+    """(select, from) reading items `it` as routing needs them: with the domain, the project, its escalation
+    policy and the policy's live version (what select_related would give); routing_items_from_rows reads
+    the rows back."""
     i, d, p = Item._meta.db_table, Domain._meta.db_table, Project._meta.db_table
     ep, pv = EscalationPolicy._meta.db_table, PolicyVersion._meta.db_table
-    condition, params = one_of("it.id", ids)
-    sql = (
-        f"SELECT {columns(Item, 'it')}, {columns(Domain, 'dom')}, {columns(Project, 'pr')},"
-        f" {columns(EscalationPolicy, 'pol')}, {columns(PolicyVersion, 'v')}"
-        f" FROM {i} it LEFT JOIN {d} dom ON dom.id = it.domain_id JOIN {p} pr ON pr.id = it.project_id"
-        f" LEFT JOIN {ep} pol ON pol.project_id = pr.id LEFT JOIN {pv} v ON v.id = pol.live_version_id"
-        f" WHERE {condition} ORDER BY it.id"
+    return (
+        f"{columns(Item, 'it')}, {columns(Domain, 'dom')}, {columns(Project, 'pr')},"
+        f" {columns(EscalationPolicy, 'pol')}, {columns(PolicyVersion, 'v')}",
+        f"{i} it LEFT JOIN {d} dom ON dom.id = it.domain_id JOIN {p} pr ON pr.id = it.project_id"
+        f" LEFT JOIN {ep} pol ON pol.project_id = pr.id LEFT JOIN {pv} v ON v.id = pol.live_version_id",
     )
-    if lock and connection.features.has_select_for_update:
-        sql += " FOR UPDATE OF it"
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    widths = [len(m._meta.concrete_fields) for m in (Item, Domain, Project, EscalationPolicy, PolicyVersion)]
+
+
+_ROUTING_MODELS = (Item, Domain, Project, EscalationPolicy, PolicyVersion)
+
+
+def routing_items_from_rows(rows: Iterable[Sequence[Any]]) -> list[Item]:
+    """Items from rows of routing_item_sql's columns, each with its domain, project, policy and live version
+    loaded (None where there is none). Items of one project share one project object."""
+    widths = [len(m._meta.concrete_fields) for m in _ROUTING_MODELS]
     bounds = [sum(widths[:k]) for k in range(len(widths) + 1)]
     projects: dict[int, Project] = {}
     items = []
@@ -174,6 +185,18 @@ def _items_for_routing(ids: Sequence[int], *, lock: bool) -> list[Item]:
         item.project = project
         items.append(item)
     return items
+
+
+def _items_for_routing(ids: Sequence[int], *, lock: bool) -> list[Item]:
+    """The items, in id order, as routing_items_from_rows gives them, in one prepared statement."""
+    select, tables = routing_item_sql()
+    condition, params = one_of("it.id", ids)
+    sql = f"SELECT {select} FROM {tables} WHERE {condition} ORDER BY it.id"
+    if lock and connection.features.has_select_for_update:
+        sql += " FOR UPDATE OF it"
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        return routing_items_from_rows(cursor.fetchall())
 
 
 def reliabilities_for(
@@ -721,17 +744,17 @@ def item_for_work(*, item_id: int, project: Project | None = None) -> Item:
 
 
 def assignment_locked(*, assignment_id: int, user_id: int) -> Assignment | None:
-    """The user's assignment with its item (domain and project loaded), both rows locked for the rest of
-    the transaction, item first (the order routing locks in, so the two never deadlock: PostgreSQL locks
-    the rows of `FOR UPDATE OF` in the order named); None when there is no such assignment of theirs.
-    One prepared statement: every submit runs it."""
-    a, i = Assignment._meta.db_table, Item._meta.db_table
-    select, joins = item_for_work_sql(None)
+    """The user's assignment with its item loaded as routing reads it (routing_item_sql: domain, project,
+    policy, live version), both rows locked for the rest of the transaction, item first (the order routing
+    locks in, so the two never deadlock: PostgreSQL locks the rows of `FOR UPDATE OF` in the order named);
+    None when there is no such assignment of theirs. One prepared statement: every submit runs it, and
+    routing the item afterwards (route_inputs' locked_items) reads it no more."""
+    select, tables = routing_item_sql()
     lock = " FOR UPDATE OF it, a" if connection.features.has_select_for_update else ""
     with prepared_cursor() as cursor:
         cursor.execute(
-            f"SELECT {columns(Assignment, 'a')}, {select} FROM {i} it JOIN {a} a ON a.item_id = it.id{joins}"
-            f" WHERE a.id = %s AND a.assignee_id = %s{lock}",
+            f"SELECT {columns(Assignment, 'a')}, {select} FROM {tables} JOIN {Assignment._meta.db_table} a"
+            f" ON a.item_id = it.id WHERE a.id = %s AND a.assignee_id = %s{lock}",
             [assignment_id, user_id],
         )
         row = cursor.fetchone()
@@ -739,7 +762,7 @@ def assignment_locked(*, assignment_id: int, user_id: int) -> Assignment | None:
         return None
     n = len(Assignment._meta.concrete_fields)
     assignment = model_from_row(Assignment, row[:n])
-    assignment.item = item_from_row(row[n:], None)
+    (assignment.item,) = routing_items_from_rows([row[n:]])
     return assignment
 
 

@@ -289,9 +289,11 @@ def items_route(
     actor: AbstractBaseUser | None = None,
     policy_version: PolicyVersion | None = None,
     now: dt.datetime | None = None,
+    locked_items: Sequence[Item] = (),
 ) -> RouteResult:
     """Route the items by their project's live policy version (or the given published one), set-based,
-    and create the work the decisions ask for (`_work_plan`).
+    and create the work the decisions ask for (`_work_plan`). `locked_items`: some of the items, already
+    locked in the caller's transaction and loaded as selectors.routing_item_sql reads them (not read again).
 
     Per chunk of CHUNK_SIZE items a fixed number of queries loads items, predictions, annotations and
     reliabilities; the engine then runs in memory, decisions are bulk-inserted and items updated in three
@@ -311,7 +313,7 @@ def items_route(
     # it whole, and every submit would pay two more round trips for one.
     with transaction.atomic(savepoint=False):
         for chunk in selectors.chunked(ids):
-            loaded = selectors.route_inputs(item_ids=chunk, lock=True)
+            loaded = selectors.route_inputs(item_ids=chunk, lock=True, locked_items=locked_items)
             project_ids = {r.item.project_id for r in loaded}
             if policy_version is not None:
                 foreign = project_ids - {policy_version.policy.project_id}
@@ -727,9 +729,15 @@ def _work_plan(
 def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
     """Carry out a plan once its decision rows are saved: one update, one insert, offer emails on commit."""
     if plan.cancel:
-        Assignment.objects.filter(id__in=plan.cancel, status__in=OPEN_ASSIGNMENT_STATUSES).update(
-            status=AssignmentStatus.CANCELLED, completed_at=now
-        )
+        # A prepared statement: an accepted label cancels its item's other slots on many a submit.
+        of_slots, params = one_of("id", sorted(plan.cancel))
+        open_statuses = "', '".join(s.value for s in OPEN_ASSIGNMENT_STATUSES)
+        with prepared_cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {Assignment._meta.db_table} SET status = '{AssignmentStatus.CANCELLED.value}', completed_at = %s"
+                f" WHERE {of_slots} AND status IN ('{open_statuses}')",
+                [datetime_value(now), *params],
+            )
     if not plan.create:  # most submits: the item's slots are already right
         return []
     slots = Assignment.objects.bulk_create(
@@ -1180,7 +1188,7 @@ def assignment_submit(
         )
         annotation.item = item
         if assignment.kind != AssignmentKind.GOLD_CHECK:
-            routed = items_route(item_ids=[item.pk], stage=Stage.ANNOTATION, actor=user, now=now)
+            routed = items_route(item_ids=[item.pk], stage=Stage.ANNOTATION, actor=user, now=now, locked_items=[item])
             annotation.item = routed.decisions[0].item
     return annotation
 
@@ -1189,20 +1197,27 @@ def _annotation_complete(
     *, assignment: Assignment, values: Mapping[str, Any], claimed_at: dt.datetime, now: dt.datetime
 ) -> Annotation:
     """Store the annotation (`values`: its columns, in database form) and complete the assignment with it:
-    two prepared statements, as every submit runs them."""
+    one prepared statement on PostgreSQL (a data-modifying CTE), two elsewhere, as every submit runs them."""
     annotations, assignments = Annotation._meta.db_table, Assignment._meta.db_table
+    insert = (
+        f"INSERT INTO {annotations} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
+        f" RETURNING {columns(Annotation)}"
+    )
+    complete = (
+        f"UPDATE {assignments} SET status = '{AssignmentStatus.COMPLETED.value}', annotation_id = {{annotation}},"
+        " claimed_at = %s, completed_at = %s WHERE id = %s"
+    )
+    completion = [datetime_value(claimed_at), datetime_value(now), assignment.pk]
     with prepared_cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {annotations} ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})"
-            f" RETURNING {columns(Annotation)}",
-            list(values.values()),
-        )
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH n AS ({insert}), done AS ({complete.format(annotation='(SELECT id FROM n)')}) SELECT * FROM n",
+                [*values.values(), *completion],
+            )
+            return model_from_row(Annotation, cursor.fetchone())
+        cursor.execute(insert, list(values.values()))
         annotation = model_from_row(Annotation, cursor.fetchone())
-        cursor.execute(
-            f"UPDATE {assignments} SET status = '{AssignmentStatus.COMPLETED.value}', annotation_id = %s,"
-            " claimed_at = %s, completed_at = %s WHERE id = %s",
-            [annotation.pk, datetime_value(claimed_at), datetime_value(now), assignment.pk],
-        )
+        cursor.execute(complete.format(annotation="%s"), [annotation.pk, *completion])
     return annotation
 
 
