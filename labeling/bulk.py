@@ -189,13 +189,15 @@ def prepared_cursor() -> Iterator[Any]:
     settings.DB_PREPARED_STATEMENTS is off) each statement is prepared on first use and afterwards only
     executed, which skips the planning that otherwise costs more than running it. Elsewhere, or with the
     setting off, Django's ordinary cursor. Either way queries are logged and wrapped like any other."""
-    if _PreparingCursor is None or connection.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
-        with connection.cursor() as cursor:
+    # The connection itself, not the `connection` proxy: each attribute read through that costs a lookup.
+    db = connections[DEFAULT_DB_ALIAS]
+    if _PreparingCursor is None or db.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
+        with db.cursor() as cursor:
             yield cursor
         return
-    connection.ensure_connection()
-    raw = _PreparingCursor(connection.connection)
-    cursor = _LoggedPreparedCursor(raw, connection) if connection.queries_logged else connection.make_cursor(raw)
+    db.ensure_connection()
+    raw = _PreparingCursor(db.connection)
+    cursor = _LoggedPreparedCursor(raw, db) if db.queries_logged else db.make_cursor(raw)
     with cursor:
         yield cursor
 
