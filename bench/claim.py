@@ -14,7 +14,8 @@ Usage:
    annotations/s and median/p95 of each call. Aim: > 200 annotations/s.
 
 The database is VACUUMed and ANALYZEd after set-up, as autovacuum would have done on a live one (dead rows
-left by earlier runs, whose projects are deleted, otherwise slow the index scans). The machine's load
+left by earlier runs, whose projects are deleted, otherwise slow the index scans), then CHECKPOINTed, so
+that writing out the set-up does not fall into the measurement. The machine's load
 matters (the client, gunicorn and PostgreSQL share its cores): the script prints the load average.
 """
 from __future__ import annotations
@@ -107,6 +108,8 @@ def queue_project(slug: str, n: int, *, crowd_overlap: int) -> Project:
         items_ingest(project=project, rows=rows[start : start + 2000])
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
+        # Written out now, not by the checkpointer in the middle of the measurement.
+        cursor.execute("CHECKPOINT")
     return project
 
 
