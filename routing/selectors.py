@@ -62,9 +62,7 @@ def chunked(values: Sequence[Any], size: int = CHUNK_SIZE) -> Iterator[Sequence[
         yield values[start : start + size]
 
 
-def route_inputs(
-    *, item_ids: Iterable[int], lock: bool = False, locked_items: Sequence[Item] = ()
-) -> list[RouteInput]:
+def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: Sequence[Item] = ()) -> list[RouteInput]:
     """Engine inputs for the given items in four queries whatever their number (call with <= CHUNK_SIZE ids);
     each item's project comes with its escalation policy and live version (`live_version_of`).
 
@@ -80,7 +78,10 @@ def route_inputs(
         return []
     held = {i.id: i for i in locked_items}
     missing = [i for i in ids if i not in held]
-    items = sorted([*(held[i] for i in ids if i in held), *(_items_for_routing(missing, lock=lock) if missing else ())], key=lambda i: i.id)
+    items = sorted(
+        [*(held[i] for i in ids if i in held), *(_items_for_routing(missing, lock=lock) if missing else ())],
+        key=lambda i: i.id,
+    )
     if not items:
         return []
     ids = [i.id for i in items]
@@ -101,7 +102,9 @@ def route_inputs(
             params,
         )
         for item_id, annotation_id, annotator_id, label, role in cursor.fetchall():
-            annotations[item_id].append(AnnotationInput(id=annotation_id, annotator_id=annotator_id, label=label, role=role))
+            annotations[item_id].append(
+                AnnotationInput(id=annotation_id, annotator_id=annotator_id, label=label, role=role)
+            )
     classes_of = {i.id: tuple(i.project.class_names) for i in items}
     for item_id, prediction_id, model_version, probabilities in prediction_rows:
         predictions[item_id].append(
@@ -148,12 +151,15 @@ def routing_item_sql() -> tuple[str, str]:
     the rows back."""
     i, d, p = Item._meta.db_table, Domain._meta.db_table, Project._meta.db_table
     ep, pv = EscalationPolicy._meta.db_table, PolicyVersion._meta.db_table
-    return (
+    select = (
         f"{columns(Item, 'it')}, {columns(Domain, 'dom')}, {columns(Project, 'pr')},"
-        f" {columns(EscalationPolicy, 'pol')}, {columns(PolicyVersion, 'v')}",
-        f"{i} it LEFT JOIN {d} dom ON dom.id = it.domain_id JOIN {p} pr ON pr.id = it.project_id"
-        f" LEFT JOIN {ep} pol ON pol.project_id = pr.id LEFT JOIN {pv} v ON v.id = pol.live_version_id",
+        f" {columns(EscalationPolicy, 'pol')}, {columns(PolicyVersion, 'v')}"
     )
+    tables = (
+        f"{i} it LEFT JOIN {d} dom ON dom.id = it.domain_id JOIN {p} pr ON pr.id = it.project_id"
+        f" LEFT JOIN {ep} pol ON pol.project_id = pr.id LEFT JOIN {pv} v ON v.id = pol.live_version_id"
+    )
+    return select, tables
 
 
 _ROUTING_MODELS = (Item, Domain, Project, EscalationPolicy, PolicyVersion)

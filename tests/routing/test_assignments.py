@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from experts.models import Expert, Role
-from labeling.models import Annotation, AuditEvent, Item, ItemStatus, Review
+from labeling.models import Annotation, AuditEvent, Item, ItemStatus, Project, Review
 from routing import selectors, services
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
@@ -220,6 +220,41 @@ class TestSubmit:
         assert (item.status, item.final_label, item.final_source) == (ItemStatus.LABELED, "cat", "consensus")
         assert annotation.item.final_label == "cat"
         assert open_slots(item_id) == []
+
+    def test_a_submit_reads_its_item_once_and_routes_it_from_that_read(self):
+        proj = project(policy=PolicyConfig(crowd_overlap=2, gold_check_rate=0))
+        c1, c2 = person(Role.CROWD), person(Role.CROWD)
+        [item_id] = ingest_at(proj, [row("a", MIDDLING)])
+        claim_and_submit(c1, proj, "cat")
+        held = services.assignment_claim_next(user=c2, project=proj, now=LATER)
+        with CaptureQueriesContext(connection) as queries:
+            services.assignment_submit(assignment_id=held.pk, user=c2, label="cat", now=LATER)
+        item_reads = [
+            q["sql"]
+            for q in queries.captured_queries
+            if q["sql"].lstrip().upper().startswith("SELECT") and "labeling_item" in q["sql"].split("WHERE")[0]
+        ]
+        assert len(item_reads) == 1, item_reads
+        # The routing that read nothing more still used the live policy and both labels.
+        decision = RoutingDecision.objects.filter(item_id=item_id).latest("id")
+        assert decision.policy_version_id == selectors.live_version_of(Project.objects.get(pk=proj.pk)).pk
+        assert [a["label"] for a in decision.inputs["item"]["annotations"]] == ["cat", "cat"]
+        assert Item.objects.get(pk=item_id).final_label == "cat"
+
+    def test_routing_inputs_from_the_locked_item_equal_routings_own_read(self):
+        proj = project(policy=PolicyConfig(crowd_overlap=2, gold_check_rate=0))
+        c1, c2 = person(Role.CROWD), person(Role.CROWD)
+        [item_id] = ingest_at(proj, [row("a", MIDDLING, domain="pets/dogs")])
+        claim_and_submit(c1, proj, "dog")
+        held = services.assignment_claim_next(user=c2, project=proj, now=LATER)
+        locked = selectors.assignment_locked(assignment_id=held.pk, user_id=c2.pk)
+        [own] = selectors.route_inputs(item_ids=[item_id])
+        [given] = selectors.route_inputs(item_ids=[item_id], locked_items=[locked.item])
+        assert given.item is locked.item
+        assert given.item_input == own.item_input and given.reliabilities == own.reliabilities
+        assert given.item_input.annotations[0].label == "dog" and given.item_input.domain == "pets/dogs"
+        assert selectors.live_version_of(given.item.project) == selectors.live_version_of(own.item.project)
+        assert selectors.assignment_locked(assignment_id=held.pk, user_id=c1.pk) is None  # not c1's
 
     def test_disagreement_asks_the_crowd_for_one_more_label(self):
         proj = project(policy=PolicyConfig(crowd_overlap=2, gold_check_rate=0))
