@@ -84,7 +84,10 @@ class Expert(models.Model):
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.EXPERT)
     capacity = models.PositiveIntegerField(default=5, help_text="Most open assignments at once.")
     active = models.BooleanField(default=True)
-    email_notifications = models.BooleanField(default=True)
+    email_notifications = models.BooleanField(
+        default=True,
+        help_text="Email offers of work. An SLA breach paged to this person as on-call is emailed even when off.",
+    )
     # Bumped by every claim (routing.services.assignment_claim_next): the sequence number that seeds the
     # claim's gold-check draw, kept here so the draw costs no count over the person's history.
     claims_made = models.PositiveBigIntegerField(default=0, editable=False)

@@ -148,3 +148,11 @@ def test_saving_an_expert_keeps_the_claims_made_meanwhile(admin_client, roster):
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
     expert.refresh_from_db()
     assert (expert.display_name, expert.capacity, expert.claims_made) == ("Ada L.", 7, 3)
+
+
+def test_change_page_says_on_call_pages_ignore_the_email_setting(admin_client, roster):
+    response = admin_client.get(reverse("admin:experts_expert_change", args=[roster["day"].pk]))
+    assert response.status_code == 200
+    help_text = str(response.context["adminform"].form.fields["email_notifications"].help_text)
+    assert "on-call" in help_text and "even when off" in help_text
+    assert help_text in response.content.decode()
