@@ -67,7 +67,7 @@ class RoutingDecision(models.Model):
     # RESTRICT, not PROTECT: a version cannot be deleted while decisions cite it, but deleting a whole
     # project (which cascades to its items and their decisions) still works.
     policy_version = models.ForeignKey(PolicyVersion, on_delete=models.RESTRICT, related_name="decisions")
-    stage = models.CharField(max_length=16, choices=[(s.value, s.name.title()) for s in Stage])
+    stage = models.CharField(max_length=16, choices=[(s.value, s.name.replace("_", " ").capitalize()) for s in Stage])
     inputs = models.JSONField(help_text="The item input and annotator reliabilities evaluated, canonical JSON.")
     inputs_digest = models.CharField(max_length=64)
     outcome = models.CharField(max_length=16, choices=[(o.value, o.name.title()) for o in Outcome])

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import math
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,9 +62,16 @@ def chunked(values: Sequence[Any], size: int = CHUNK_SIZE) -> Iterator[Sequence[
         yield values[start : start + size]
 
 
-def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: Sequence[Item] = ()) -> list[RouteInput]:
+def route_inputs(
+    *,
+    item_ids: Iterable[int],
+    lock: bool = False,
+    locked_items: Sequence[Item] = (),
+    crowd_overdue: Collection[int] = (),
+) -> list[RouteInput]:
     """Engine inputs for the given items in four queries whatever their number (call with <= CHUNK_SIZE ids);
-    each item's project comes with its escalation policy and live version (`live_version_of`).
+    each item's project comes with its escalation policy and live version (`live_version_of`). Items in
+    `crowd_overdue` get that input set (their crowd slots sat unclaimed past the SLA deadline).
 
     With lock=True (inside a transaction) the item rows are locked, in id order, so two routings of the
     same item run one after the other and the second sees the annotations the first committed.
@@ -134,6 +141,7 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
             metadata=item.metadata,
             language=item.language,
             domain=item.domain.path if item.domain_id else "",
+            crowd_overdue=item.id in crowd_overdue,
         )
         project_reliabilities = reliabilities.get(item.project_id, {})
         used = {

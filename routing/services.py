@@ -290,10 +290,12 @@ def items_route(
     policy_version: PolicyVersion | None = None,
     now: dt.datetime | None = None,
     locked_items: Sequence[Item] = (),
+    crowd_overdue: Iterable[int] = (),
 ) -> RouteResult:
     """Route the items by their project's live policy version (or the given published one), set-based,
     and create the work the decisions ask for (`_work_plan`). `locked_items`: some of the items, already
     locked in the caller's transaction and loaded as selectors.routing_item_sql reads them (not read again).
+    `crowd_overdue`: ids of items whose crowd slots sat unclaimed past their deadline (an engine input).
 
     Per chunk of CHUNK_SIZE items a fixed number of queries loads items, predictions, annotations and
     reliabilities; the engine then runs in memory, decisions are bulk-inserted and items updated in three
@@ -304,6 +306,7 @@ def items_route(
     if policy_version is not None and policy_version.is_draft:
         raise ValidationError("A draft policy version never routes items; publish it first.")
     ids = sorted(set(item_ids))
+    overdue = frozenset(crowd_overdue)
     counts: Counter[str] = Counter()
     created: list[RoutingDecision] = []
     now = now or timezone.now()
@@ -313,7 +316,7 @@ def items_route(
     # it whole, and every submit would pay two more round trips for one.
     with transaction.atomic(savepoint=False):
         for chunk in selectors.chunked(ids):
-            loaded = selectors.route_inputs(item_ids=chunk, lock=True, locked_items=locked_items)
+            loaded = selectors.route_inputs(item_ids=chunk, lock=True, locked_items=locked_items, crowd_overdue=overdue)
             project_ids = {r.item.project_id for r in loaded}
             if policy_version is not None:
                 foreign = project_ids - {policy_version.policy.project_id}
@@ -1441,6 +1444,29 @@ def sla_breaches_handle(*, now: dt.datetime | None = None) -> int:
     return len(moved)
 
 
+def crowd_breaches_escalate(*, now: dt.datetime | None = None) -> int:
+    """Items with crowd slots still unclaimed past their SLA deadline are routed again (stage
+    "crowd_overdue") with that fact as an engine input: where the policy still wants the crowd, an expert is
+    asked instead (offered to the best-ranked one, or waiting in the experts' queue) and the unclaimed crowd
+    slots are withdrawn; claimed ones finish (their lease bounds them). Without this, a slot nobody eligible
+    is left to take (everyone in the crowd has labeled the item) would wait forever. Returns how many items
+    were routed."""
+    now = now or timezone.now()
+    # Read without locks: routing locks the items and reads their slots afresh (locking the slots first
+    # would take locks in the opposite order to a submit's).
+    overdue = (
+        Assignment.objects.filter(
+            kind=AssignmentKind.CROWD, status=AssignmentStatus.OFFERED, assignee__isnull=True, due_at__lte=now
+        )
+        .order_by("due_at", "id")
+        .values_list("item_id", flat=True)
+    )
+    item_ids = sorted(set(overdue[:JOB_BATCH]))
+    if not item_ids:
+        return 0
+    return len(items_route(item_ids=item_ids, stage=Stage.CROWD_OVERDUE, now=now, crowd_overdue=item_ids).decisions)
+
+
 def waiting_assign(*, now: dt.datetime | None = None) -> int:
     """Offer unassigned expert slots, soonest deadline first, each to the best-ranked qualified expert who
     is on shift right now and below capacity (one roster snapshot; loads counted as offers are made).
@@ -1621,6 +1647,7 @@ def accuracy_refresh(*, now: dt.datetime | None = None) -> AccuracyRefreshResult
 SCHEDULES: Mapping[str, tuple[str, int | None]] = {
     "routing.tasks.assignments_expire": (Schedule.MINUTES, 1),
     "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5),
+    "routing.tasks.crowd_breaches_escalate": (Schedule.MINUTES, 5),
     "routing.tasks.waiting_assign": (Schedule.MINUTES, 5),
     "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None),
     # Queues one calibration per project (routing.feedback.calibration_recommend).

@@ -16,6 +16,10 @@ def sla_breaches_handle() -> int:
     return services.sla_breaches_handle(now=timezone.now())
 
 
+def crowd_breaches_escalate() -> int:
+    return services.crowd_breaches_escalate(now=timezone.now())
+
+
 def waiting_assign() -> int:
     return services.waiting_assign(now=timezone.now())
 

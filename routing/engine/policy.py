@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from . import aggregation
@@ -104,8 +105,14 @@ def evaluate(item: ItemInput, policy: PolicyConfig, reliabilities: Mapping[int, 
     if escalation:
         return _decision(item, analysis, Outcome.EXPERT, reasons=escalation, labels_requested=1)
     if analysis.signals["crowd_count"] == 0:
-        return _model_decision(item, policy, analysis)
-    return _crowd_decision(item, policy, analysis)
+        decision = _model_decision(item, policy, analysis)
+    else:
+        decision = _crowd_decision(item, policy, analysis)
+    if item.crowd_overdue and decision.outcome == Outcome.CROWD:
+        # More crowd work would wait as the unclaimed slots did: an expert labels the item instead.
+        overdue = Reason("crowd_overdue", "crowd slots unclaimed past the SLA deadline")
+        return replace(decision, outcome=Outcome.EXPERT, reasons=(overdue, *decision.reasons), labels_requested=1)
+    return decision
 
 
 def _decision(item: ItemInput, analysis: Analysis, outcome: Outcome, **fields: Any) -> Decision:

@@ -23,6 +23,8 @@ class Stage(StrEnum):
     INGEST = "ingest"
     ANNOTATION = "annotation"
     REROUTE = "reroute"
+    # The crowd left the item's slots unclaimed past their SLA deadline (routing.services.crowd_breaches_escalate).
+    CROWD_OVERDUE = "crowd_overdue"
 
 
 class Comparison(StrEnum):
@@ -144,9 +146,13 @@ class ItemInput:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     language: str = ""
     domain: str = ""
+    # The crowd let the item's SLA deadline pass with slots nobody claimed: crowd work becomes an expert's.
+    crowd_overdue: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict: this runs once per routed item.
+        # crowd_overdue only when set, so the inputs (and digests) of every other decision stay as they were.
+        overdue = {"crowd_overdue": True} if self.crowd_overdue else {}
         return {
             "item_id": self.item_id,
             "classes": list(self.classes),
@@ -162,6 +168,7 @@ class ItemInput:
             "metadata": json_ready(self.metadata),
             "language": self.language,
             "domain": self.domain,
+            **overdue,
         }
 
     @classmethod
@@ -179,6 +186,7 @@ class ItemInput:
             metadata=dict(data.get("metadata", {})),
             language=data.get("language", ""),
             domain=data.get("domain", ""),
+            crowd_overdue=data.get("crowd_overdue", False) is True,
         )
 
 

@@ -15,10 +15,10 @@ from django_q.scheduler import scheduler
 
 from experts.models import Domain, ExpertAccuracy, Role
 from experts.services import on_call_rotation_create
-from labeling.models import AuditEvent
+from labeling.models import AuditEvent, Item
 from routing import selectors, services
 from routing.engine.types import PolicyConfig
-from routing.models import AnnotatorReliability, Assignment, AssignmentKind, AssignmentStatus
+from routing.models import AnnotatorReliability, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 from tests.routing.assignment_helpers import (
     CONFIDENT,
     ESCALATE_UNSURE,
@@ -119,6 +119,64 @@ class TestSlaBreaches:
         assert services.sla_breaches_handle(now=NOW + dt.timedelta(days=2)) == 0
 
 
+class TestCrowdBreaches:
+    def test_crowd_work_nobody_claimed_by_the_deadline_goes_to_an_expert(self, django_capture_on_commit_callbacks):
+        # Three crowd labels wanted, two crowd annotators: the third slot of "a" is one neither may take.
+        proj = project(policy=PolicyConfig(crowd_overlap=3, max_crowd_labels=3, gold_check_rate=0.0))
+        c1, c2 = person(Role.CROWD), person(Role.CROWD)
+        ada = person(Role.EXPERT, name="ada", expertise={"pets": 4})
+        [a, b] = ingest_at(proj, [row("a", MIDDLING), row("b", MIDDLING)])
+        for crowd in (c1, c2):
+            held = services.assignment_claim_next(user=crowd, project=proj, now=NOW)
+            assert held.item_id == a
+            services.assignment_submit(assignment_id=held.pk, user=crowd, label="cat", now=NOW)
+        working = services.assignment_claim_next(user=c1, project=proj, now=NOW)  # c1 is on "b", not done
+        assert working.item_id == b
+        due = open_slots(a)[0].due_at
+
+        assert services.crowd_breaches_escalate(now=due - dt.timedelta(minutes=1)) == 0
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.crowd_breaches_escalate(now=due + dt.timedelta(minutes=1)) == 2
+
+        for item_id in (a, b):
+            decision = RoutingDecision.objects.filter(item_id=item_id).latest("id")
+            assert (decision.stage, decision.outcome) == ("crowd_overdue", "expert")
+            assert decision.reasons[0]["code"] == "crowd_overdue" and decision.inputs["item"]["crowd_overdue"] is True
+            assert decision.expert_ranking["candidates"]  # ranked like any escalation
+        [expert_a] = open_slots(a)
+        assert (expert_a.kind, expert_a.assignee_id, expert_a.status) == ("expert", ada.pk, "offered")
+        # On "b" the unclaimed crowd slots are withdrawn; the one c1 is working on finishes.
+        assert sorted((s.kind, s.assignee_id, s.status) for s in open_slots(b)) == [
+            ("crowd", c1.pk, "active"),
+            ("expert", ada.pk, "offered"),
+        ]
+        assert not Assignment.objects.filter(
+            kind=AssignmentKind.CROWD, status=AssignmentStatus.OFFERED, item_id__in=[a, b]
+        ).exists()
+        assert [m.to for m in mail.outbox] == [[ada.email]]
+        assert services.crowd_breaches_escalate(now=due + dt.timedelta(minutes=6)) == 0
+        assert selectors.decisions_verify(project=proj).mismatches == ()
+
+        # The expert's label settles the item.
+        claimed = services.assignment_claim_next(user=ada, project=proj, now=due + dt.timedelta(minutes=7))
+        services.assignment_submit(
+            assignment_id=claimed.pk, user=ada, label="cat", rationale="whiskers", now=due + dt.timedelta(minutes=8)
+        )
+        settled = Item.objects.get(pk=claimed.item_id)
+        assert (settled.final_label, settled.final_source) == ("cat", "expert")
+
+    def test_crowd_slots_within_their_deadline_and_other_kinds_are_left_alone(self):
+        proj = project(policy=ESCALATE_UNSURE)
+        person(Role.EXPERT, name="ada")
+        [crowd_item, expert_item] = ingest_at(proj, [row("m", MIDDLING), row("u", UNSURE)])
+        later = NOW + dt.timedelta(hours=23)
+        assert services.crowd_breaches_escalate(now=later) == 0
+        assert {s.kind for s in open_slots(crowd_item)} == {"crowd"}
+        # An overdue expert slot is the SLA job's (on-call), not this one's.
+        assert services.crowd_breaches_escalate(now=NOW + dt.timedelta(days=2)) == 1
+        assert RoutingDecision.objects.filter(item_id=expert_item, stage="crowd_overdue").count() == 0
+
+
 class TestWaitingQueue:
     def test_a_waiting_slot_is_offered_once_a_qualified_expert_comes_on_shift(self):
         monday_morning = NOW.replace(hour=6)
@@ -201,6 +259,7 @@ class TestSchedules:
         assert schedules == {
             "routing.tasks.assignments_expire": (Schedule.MINUTES, 1, -1),
             "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5, -1),
+            "routing.tasks.crowd_breaches_escalate": (Schedule.MINUTES, 5, -1),
             "routing.tasks.waiting_assign": (Schedule.MINUTES, 5, -1),
             "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None, -1),
             "routing.tasks.calibration_recommendations_enqueue": (Schedule.DAILY, None, -1),
@@ -223,6 +282,7 @@ class TestSchedules:
         assert set(Success.objects.filter(ROUTING).values_list("func", flat=True)) == {
             "routing.tasks.assignments_expire",
             "routing.tasks.sla_breaches_handle",
+            "routing.tasks.crowd_breaches_escalate",
             "routing.tasks.waiting_assign",
             "routing.tasks.accuracy_refresh",
             "routing.tasks.calibration_recommendations_enqueue",
@@ -235,4 +295,4 @@ class TestSchedules:
         out = io.StringIO()
         call_command("ensure_schedules", stdout=out)
         assert "assignments_expire: routing.tasks.assignments_expire (every 1 min)" in out.getvalue()
-        assert Schedule.objects.filter(ROUTING).count() == 5
+        assert Schedule.objects.filter(ROUTING).count() == 6

@@ -286,6 +286,48 @@ def test_posterior_against_the_crowd_majority_is_not_called_consensus():
     assert "posterior_not_majority" in [r.code for r in decision.reasons]
 
 
+# -- crowd overdue ----------------------------------------------------------------------------------
+
+
+def test_overdue_crowd_work_goes_to_an_expert_with_the_crowd_reasons_kept():
+    item = make_item({"cat": 0.6, "dog": 0.4}, [("dog", 11)])
+    on_time = evaluate(item, DEFAULT_POLICY, {})
+    late = evaluate(dataclasses.replace(item, crowd_overdue=True), DEFAULT_POLICY, {})
+    assert on_time.outcome == Outcome.CROWD
+    assert (late.outcome, late.labels_requested) == (Outcome.EXPERT, 1)
+    assert late.reasons == (Reason("crowd_overdue", "crowd slots unclaimed past the SLA deadline"), *on_time.reasons)
+    assert late.posterior == on_time.posterior and late.signals == on_time.signals
+
+
+def test_overdue_unlabeled_item_without_a_prediction_goes_to_an_expert():
+    late = evaluate(dataclasses.replace(make_item(), crowd_overdue=True), DEFAULT_POLICY, {})
+    assert late.outcome == Outcome.EXPERT
+    assert [r.code for r in late.reasons] == ["crowd_overdue", "no_prediction"]
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        [("dog", 11), ("dog", 12)],  # consensus: accepted
+        [("cat", 9, "expert")],  # an expert's label: accepted
+    ],
+)
+def test_being_overdue_changes_no_decision_but_more_crowd_work(labels):
+    item = make_item({"cat": 0.6, "dog": 0.4}, labels)
+    on_time = evaluate(item, DEFAULT_POLICY, reliable(11, 12))
+    late = evaluate(dataclasses.replace(item, crowd_overdue=True), DEFAULT_POLICY, reliable(11, 12))
+    assert on_time.outcome == Outcome.ACCEPT and late == on_time
+
+
+def test_overdue_is_stored_only_when_set_so_earlier_digests_stand():
+    item = make_item({"cat": 0.6, "dog": 0.4}, [("dog", 11)])
+    assert "crowd_overdue" not in item.to_dict()
+    late = dataclasses.replace(item, crowd_overdue=True)
+    assert late.to_dict()["crowd_overdue"] is True
+    assert ItemInput.from_dict(late.to_dict()) == late and ItemInput.from_dict(item.to_dict()) == item
+    assert inputs_digest(late, DEFAULT_POLICY, {}) != inputs_digest(item, DEFAULT_POLICY, {})
+
+
 # -- experts ----------------------------------------------------------------------------------------
 
 
