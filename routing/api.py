@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from experts import selectors as experts_selectors
 from labeling import selectors as labeling_selectors
 from labeling.models import Annotation, Item, Project, Review
 from routing import feedback_selectors, selectors, services
@@ -26,10 +27,27 @@ from routing.exceptions import AssignmentConflict, AssignmentInvalid, Assignment
 EXPORT_KINDS = ("events", "decisions")
 
 
-class ItemDecisionTrailView(APIView):
-    """Every routing decision about one item, oldest first."""
+class StaffOrPipeline(BasePermission):
+    """Who reads routing evidence (decision trails, the uncertainty ranking): staff, and clients that
+    authenticate with an API token (training pipelines), unless that user is on the labeling roster (active
+    or not). An annotator must not read them: they show other people's labels, the model's prediction and
+    fields the project hides from the crowd, which would bias the annotator's own label."""
 
-    permission_classes = [IsAuthenticated]
+    message = "Staff or API token clients only; annotators do not see routing evidence."
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        user = request.user
+        if not (user and user.is_authenticated and user.is_active):
+            return False
+        if user.is_staff:
+            return True
+        return isinstance(request.auth, Token) and not experts_selectors.is_on_roster(user_id=user.pk)
+
+
+class ItemDecisionTrailView(APIView):
+    """Every routing decision about one item, oldest first (staff and API token clients off the roster)."""
+
+    permission_classes = [StaffOrPipeline]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, slug: str, external_id: str) -> Response:
@@ -316,16 +334,6 @@ class AssignmentReviewView(APIView):
 # --- active learning ----------------------------------------------------------------------------------------
 
 
-class IsStaffOrTokenUser(BasePermission):
-    """Staff, or any client authenticated by an API token (a training pipeline), may read."""
-
-    message = "Staff or API token users only."
-
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and (user.is_staff or isinstance(request.auth, Token)))
-
-
 NEXT_TO_LABEL_DEFAULT = 100
 
 
@@ -342,7 +350,7 @@ def _whole_param(request: Request, name: str, default: int) -> int | str:
 class NextToLabelView(APIView):
     """Unlabeled items, most uncertain prediction first, for active learning (docs/pilot.md)."""
 
-    permission_classes = [IsStaffOrTokenUser]
+    permission_classes = [StaffOrPipeline]
 
     @extend_schema(
         parameters=[

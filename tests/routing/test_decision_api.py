@@ -1,11 +1,12 @@
 """GET /api/projects/<slug>/items/<external_id>/decisions/: an item's routing trail."""
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.test import APIClient
 
+from experts.models import Expert, Role
 from labeling.models import Item
 from routing import services
+from tests.routing.api_clients import ROSTER_ROLES, session_client, staff_client, token_client
 from tests.routing.persistence_helpers import UNSURE, ingest, item_row, make_project
 
 pytestmark = pytest.mark.django_db
@@ -13,10 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def api():
-    user = get_user_model().objects.create_user("ann", password="pw")
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    return token_client()
 
 
 def test_trail_lists_each_decision_with_version_stage_outcome_and_reasons(api, admin_user):
@@ -46,3 +44,20 @@ def test_unknown_item_or_project_is_404(api):
 def test_anonymous_is_refused():
     make_project()
     assert APIClient().get("/api/projects/pets/items/a/decisions/").status_code in (401, 403)
+
+
+def test_annotators_are_refused_whatever_their_credentials_and_staff_may_read():
+    # A trail shows other people's labels and hidden fields: an annotator reading it would be biased.
+    project = make_project()
+    ingest(project, [item_row("a", UNSURE)])
+    path = "/api/projects/pets/items/a/decisions/"
+    for role in ROSTER_ROLES:
+        refused = token_client(f"{role}-with-token", roster_role=role).get(path)
+        assert refused.status_code == 403 and "annotators" in refused.json()["detail"]
+    assert session_client().get(path).status_code == 403
+    assert staff_client().get(path).status_code == 200
+    assert token_client().get(path).status_code == 200
+    # Off duty is still on the roster.
+    former = token_client("former-crowd", roster_role=Role.CROWD)
+    Expert.objects.filter(user__username="former-crowd").update(active=False)
+    assert former.get(path).status_code == 403

@@ -1,12 +1,11 @@
 """GET /api/projects/<slug>/next-to-label: unlabeled items, most uncertain prediction first, for staff and
-API token users."""
+API token clients off the labeling roster."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from routing.engine.types import PolicyConfig
+from tests.routing.api_clients import ROSTER_ROLES, session_client, staff_client, token_client
 from tests.routing.assignment_helpers import CONFIDENT, ingest_at, project, row
 
 pytestmark = pytest.mark.django_db
@@ -33,19 +32,6 @@ def proj():
         ],
     )
     return created
-
-
-def staff_client():
-    client = APIClient()
-    client.force_login(get_user_model().objects.create_user(username="staff", is_staff=True))
-    return client
-
-
-def token_client(username="pipeline"):
-    client = APIClient()
-    user = get_user_model().objects.create_user(username=username)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
-    return client
 
 
 def url(proj, query=""):
@@ -94,11 +80,12 @@ def test_limit_up_to_1000_is_accepted(proj):
     assert len(staff_client().get(url(proj, "?limit=1000")).json()["results"]) == 5
 
 
-def test_only_staff_and_token_users_may_ask(proj):
+def test_only_staff_and_token_clients_off_the_roster_may_ask(proj):
     anonymous = APIClient().get(url(proj))
     assert anonymous.status_code in (401, 403)
-    annotator = APIClient()
-    annotator.force_login(get_user_model().objects.create_user(username="crowd"))
-    assert annotator.get(url(proj)).status_code == 403
+    assert session_client().get(url(proj)).status_code == 403
     assert token_client().get(url(proj)).status_code == 200
+    for role in ROSTER_ROLES:
+        refused = token_client(f"{role}-with-token", roster_role=role).get(url(proj))
+        assert refused.status_code == 403 and "annotators" in refused.json()["detail"]
     assert staff_client().get("/api/projects/nope/next-to-label").status_code == 404
