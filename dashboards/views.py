@@ -17,20 +17,17 @@ from dashboards.forms import DashboardFilterForm
 from dashboards.permissions import can_view_dashboards
 from dashboards.presentation import reports_for
 from dashboards.tables import table_csv
-from labeling.http import content_security_policy
 from labeling.models import Project
 
 FILTER_FIELDS = ("since", "until", "domain", "route")
 
 
 @login_required
-@content_security_policy
 def index(request: HttpRequest) -> HttpResponse:
     return _dashboard(request, project=None)
 
 
 @login_required
-@content_security_policy
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     return _dashboard(request, project=get_object_or_404(Project, slug=slug))
 

@@ -1,7 +1,6 @@
 """HTTP helpers shared by the workbench pages of every app (labeling is the lowest app with pages)."""
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -20,13 +19,20 @@ CONTENT_SECURITY_POLICY = "; ".join((
 ))
 
 
-def content_security_policy(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Send the workbench's strict Content-Security-Policy with the view's responses."""
+# Paths whose pages keep no policy of this header's: the OpenAPI docs page (drf-spectacular's Swagger UI)
+# starts with an inline script and renders only the schema, never item content.
+CSP_EXEMPT_PREFIXES = ("/api/docs/",)
 
-    @functools.wraps(view)
-    def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        response = view(request, *args, **kwargs)
-        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+
+class ContentSecurityPolicyMiddleware:
+    """Send the workbench's strict Content-Security-Policy with every response: the workbench pages, the
+    login page and the admin alike (the admin shows item content too). A view may set its own header."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if not request.path.startswith(CSP_EXEMPT_PREFIXES):
+            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response
-
-    return wrapped

@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling import import_jobs
-from labeling.http import content_security_policy
 from labeling.models import ImportJob, JobStatus
 from labeling.selectors import project_list
 
@@ -28,7 +27,6 @@ def _require_staff(request: HttpRequest) -> None:
 
 
 @login_required
-@content_security_policy
 @require_http_methods(["GET", "POST"])
 def import_start(request: HttpRequest, slug: str | None = None) -> HttpResponse:
     _require_staff(request)
@@ -59,7 +57,6 @@ def _job_context(job: ImportJob) -> dict:
 
 
 @login_required
-@content_security_policy
 @require_GET
 def import_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
     _require_staff(request)
@@ -68,7 +65,6 @@ def import_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 
 
 @login_required
-@content_security_policy
 @require_GET
 def import_job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     """The progress block alone: the job page polls it every second until the job has finished."""

@@ -23,7 +23,6 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
-from labeling.http import content_security_policy
 from labeling.models import Item, Project
 from routing import page_selectors, selectors, services
 from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
@@ -169,7 +168,6 @@ def _time_spent_ms(reported: str | None, started_at: dt.datetime | None, now: dt
 
 
 @login_required
-@content_security_policy
 @require_GET
 def queue(request: HttpRequest, slug: str = "") -> HttpResponse:
     """The person's work: counts per project (assigned, due soon, overdue) and their open assignments."""
@@ -207,7 +205,6 @@ def queue_start(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@content_security_policy
 @vary_on_headers("HX-Request")
 @require_GET
 def work(request: HttpRequest, assignment_id: int) -> HttpResponse:
@@ -221,7 +218,6 @@ def work(request: HttpRequest, assignment_id: int) -> HttpResponse:
 
 
 @login_required
-@content_security_policy
 @require_POST
 def submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
     assignment = _assignment_or_404(assignment_id, request.user)
@@ -257,7 +253,6 @@ def submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
 
 
 @login_required
-@content_security_policy
 @require_POST
 def decline(request: HttpRequest, assignment_id: int) -> HttpResponse:
     assignment = _assignment_or_404(assignment_id, request.user)
@@ -273,7 +268,6 @@ def decline(request: HttpRequest, assignment_id: int) -> HttpResponse:
 
 
 @login_required
-@content_security_policy
 @require_POST
 def review(request: HttpRequest, assignment_id: int) -> HttpResponse:
     assignment = _assignment_or_404(assignment_id, request.user)
@@ -300,7 +294,6 @@ def review(request: HttpRequest, assignment_id: int) -> HttpResponse:
 
 
 @login_required
-@content_security_policy
 @require_GET
 def item_trail(request: HttpRequest, item_id: int) -> HttpResponse:
     """Everything that happened to one item, for admins and stakeholders."""

@@ -5,7 +5,6 @@ from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 
 from experts.models import Expert
-from labeling.http import content_security_policy
 
 
 def _dashboards_url() -> str | None:
@@ -17,7 +16,6 @@ def _dashboards_url() -> str | None:
 
 
 @login_required
-@content_security_policy
 def home(request: HttpRequest) -> HttpResponse:
     """Annotators, experts and reviewers land on their queue, stakeholders on the dashboards, admins here."""
     user = request.user

@@ -227,3 +227,21 @@ def test_screenshots_of_queue_labeling_review_and_trail(page, live_server, login
     expect(page.locator(".timeline > li.k-annotation").first).to_be_visible()
     snap("trail", full_page=True)
     assert violations == []
+
+
+def test_the_login_page_and_the_admin_work_under_the_content_security_policy(page, live_server):
+    wb = build_workbench(crowd_texts=(HOSTILE,))
+    item = Item.objects.get(external_id="crowd-0")
+    violations = csp_violations(page)
+    login_with_form(page, live_server, "admin")
+    # The admin shows item content too: it stays text there, and nothing inline runs.
+    page.goto(f"{live_server.url}/admin/labeling/item/{item.pk}/change/")
+    expect(page.locator("#content-main")).to_be_visible()
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    policy = services.policy_for_project(wb.project)
+    page.goto(f"{live_server.url}/admin/routing/escalationpolicy/{policy.pk}/change/")
+    page.locator("input[name=_preview]").click()
+    expect(page.locator(".preview-counts")).to_be_visible()
+    # The page's own stylesheet (no inline styles) is applied.
+    assert page.evaluate("getComputedStyle(document.querySelector('.version-live')).fontWeight") in ("700", "bold")
+    assert violations == []

@@ -1,0 +1,45 @@
+"""Every page carries the workbench's strict Content-Security-Policy: the workbench pages, the login page
+and the admin; only the OpenAPI docs page (Swagger UI starts with an inline script) does without."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from labeling.http import CONTENT_SECURITY_POLICY
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client_():
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("root", is_staff=True, is_superuser=True))
+    return client
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
+def test_login_pages_carry_the_policy(client, path):
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+@pytest.mark.parametrize("path", ["/admin/", "/admin/labeling/item/", "/admin/routing/escalationpolicy/", "/"])
+def test_admin_and_workbench_pages_carry_the_policy(admin_client_, path):
+    response = admin_client_.get(path)
+    assert response.status_code == 200
+    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY and "unsafe-inline" not in CONTENT_SECURITY_POLICY
+
+
+def test_a_refused_csrf_check_carries_it_too():
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/accounts/login/", {"username": "x", "password": "y"})
+    assert response.status_code == 403
+    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+def test_the_api_docs_page_goes_without(admin_client_):
+    response = admin_client_.get("/api/docs/")
+    assert response.status_code == 200
+    assert "Content-Security-Policy" not in response
