@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 # Item content is untrusted (anything an ML pipeline pushed). Autoescaping keeps it inert; this header is
@@ -26,13 +27,17 @@ CSP_EXEMPT_PREFIXES = ("/api/docs/",)
 
 class ContentSecurityPolicyMiddleware:
     """Send the workbench's strict Content-Security-Policy with every response: the workbench pages, the
-    login page and the admin alike (the admin shows item content too). A view may set its own header."""
+    login page and the admin alike (the admin shows item content too). A view may set its own header.
+    With DEBUG on, Django's technical error pages (inline styles and scripts) go without."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if not request.path.startswith(CSP_EXEMPT_PREFIXES):
-            response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        if request.path_info.startswith(CSP_EXEMPT_PREFIXES):
+            return response
+        if settings.DEBUG and response.status_code in (404, 500):
+            return response
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         return response

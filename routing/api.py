@@ -27,13 +27,14 @@ from routing.exceptions import AssignmentConflict, AssignmentInvalid, Assignment
 EXPORT_KINDS = ("events", "decisions")
 
 
-class StaffOrPipeline(BasePermission):
-    """Who reads routing evidence (decision trails, the uncertainty ranking): staff, and clients that
-    authenticate with an API token (training pipelines), unless that user is on the labeling roster (active
-    or not). An annotator must not read them: they show other people's labels, the model's prediction and
-    fields the project hides from the crowd, which would bias the annotator's own label."""
+class ReadsRoutingEvidence(BasePermission):
+    """Who reads routing evidence (decision trails, the uncertainty ranking): staff; stakeholders, who hold
+    the permission to view items (as for the trail pages); and clients that authenticate with an API token
+    (training pipelines). Never someone on the labeling roster (active or not) who is not staff: a trail
+    shows other people's labels, the model's prediction and fields the project hides from the crowd,
+    which would bias the annotator's own label."""
 
-    message = "Staff or API token clients only; annotators do not see routing evidence."
+    message = "Staff, stakeholders and API token clients only; annotators do not see routing evidence."
 
     def has_permission(self, request: Request, view: Any) -> bool:
         user = request.user
@@ -41,13 +42,15 @@ class StaffOrPipeline(BasePermission):
             return False
         if user.is_staff:
             return True
-        return isinstance(request.auth, Token) and not experts_selectors.is_on_roster(user_id=user.pk)
+        if experts_selectors.is_on_roster(user_id=user.pk):
+            return False
+        return isinstance(request.auth, Token) or user.has_perm("labeling.view_item")
 
 
 class ItemDecisionTrailView(APIView):
-    """Every routing decision about one item, oldest first (staff and API token clients off the roster)."""
+    """Every routing decision about one item, oldest first (ReadsRoutingEvidence)."""
 
-    permission_classes = [StaffOrPipeline]
+    permission_classes = [ReadsRoutingEvidence]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, slug: str, external_id: str) -> Response:
@@ -350,7 +353,7 @@ def _whole_param(request: Request, name: str, default: int) -> int | str:
 class NextToLabelView(APIView):
     """Unlabeled items, most uncertain prediction first, for active learning (docs/pilot.md)."""
 
-    permission_classes = [StaffOrPipeline]
+    permission_classes = [ReadsRoutingEvidence]
 
     @extend_schema(
         parameters=[

@@ -141,7 +141,8 @@ class AssignmentStatus(models.TextChoices):
     OFFERED = "offered", "Offered"  # waiting for its assignee to start, or in a queue when nobody is assigned
     ACTIVE = "active", "Active"  # claimed: its assignee holds a lease on it
     COMPLETED = "completed", "Completed"
-    EXPIRED = "expired", "Expired"  # the lease ran out; a fresh slot took its place
+    # The lease ran out (a fresh slot took its place), or a crowd offer went unclaimed past its deadline.
+    EXPIRED = "expired", "Expired"
     DECLINED = "declined", "Declined"
     CANCELLED = "cancelled", "Cancelled"  # no longer needed (the item was labeled) or reassigned
 

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import math
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,11 +50,15 @@ CHUNK_SIZE = 2000
 
 @dataclass(frozen=True)
 class RouteInput:
-    """One item as loaded for routing: the row (to update) and what the engine gets."""
+    """One item as loaded for routing: the row (to update), what the engine gets, and the item's work as
+    routing plans it: its open slots (id, kind, status; soonest deadline first) and whether a review that
+    was not cancelled exists."""
 
     item: Item
     item_input: ItemInput
     reliabilities: Mapping[int, AnnotatorReliability]
+    open_slots: tuple[tuple[int, str, str], ...] = ()
+    reviewed: bool = False
 
 
 def chunked(values: Sequence[Any], size: int = CHUNK_SIZE) -> Iterator[Sequence[Any]]:
@@ -62,16 +66,10 @@ def chunked(values: Sequence[Any], size: int = CHUNK_SIZE) -> Iterator[Sequence[
         yield values[start : start + size]
 
 
-def route_inputs(
-    *,
-    item_ids: Iterable[int],
-    lock: bool = False,
-    locked_items: Sequence[Item] = (),
-    crowd_overdue: Collection[int] = (),
-) -> list[RouteInput]:
-    """Engine inputs for the given items in four queries whatever their number (call with <= CHUNK_SIZE ids);
-    each item's project comes with its escalation policy and live version (`live_version_of`). Items in
-    `crowd_overdue` get that input set (their crowd slots sat unclaimed past the SLA deadline).
+def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: Sequence[Item] = ()) -> list[RouteInput]:
+    """Engine inputs for the given items in five queries whatever their number (call with <= CHUNK_SIZE ids),
+    with each item's work (RouteInput.open_slots, .reviewed); each item's project comes with its escalation
+    policy and live version (`live_version_of`).
 
     With lock=True (inside a transaction) the item rows are locked, in id order, so two routings of the
     same item run one after the other and the second sees the annotations the first committed.
@@ -112,6 +110,7 @@ def route_inputs(
             annotations[item_id].append(
                 AnnotationInput(id=annotation_id, annotator_id=annotator_id, label=label, role=role)
             )
+    work = _work_of(ids)
     classes_of = {i.id: tuple(i.project.class_names) for i in items}
     for item_id, prediction_id, model_version, probabilities in prediction_rows:
         predictions[item_id].append(
@@ -141,7 +140,7 @@ def route_inputs(
             metadata=item.metadata,
             language=item.language,
             domain=item.domain.path if item.domain_id else "",
-            crowd_overdue=item.id in crowd_overdue,
+            crowd_overdue=crowd_overdue(work.get(item.id, ())),
         )
         project_reliabilities = reliabilities.get(item.project_id, {})
         used = {
@@ -149,8 +148,61 @@ def route_inputs(
             for a in item_annotations
             if a.annotator_id in project_reliabilities
         }
-        loaded.append(RouteInput(item=item, item_input=item_input, reliabilities=used))
+        slots = work.get(item.id, ())
+        loaded.append(
+            RouteInput(
+                item=item,
+                item_input=item_input,
+                reliabilities=used,
+                open_slots=tuple((s.id, s.kind, s.status) for s in slots if s.status in OPEN_ASSIGNMENT_STATUSES),
+                reviewed=any(s.kind == AssignmentKind.REVIEW and s.status != AssignmentStatus.CANCELLED for s in slots),
+            )
+        )
     return loaded
+
+
+@dataclass(frozen=True)
+class WorkSlot:
+    """One of an item's slots as routing reads it (_work_of)."""
+
+    id: int
+    kind: str
+    status: str
+    assignee_id: int | None
+
+
+def _work_of(item_ids: Sequence[int]) -> dict[int, list[WorkSlot]]:
+    """item id -> the slots routing looks at, soonest deadline first: open ones, reviews not cancelled, and
+    crowd offers that expired unclaimed (crowd_overdue). One prepared statement: every submit routes its
+    item."""
+    a = Assignment._meta.db_table
+    open_statuses = "', '".join(s.value for s in OPEN_ASSIGNMENT_STATUSES)
+    crowd, review = AssignmentKind.CROWD.value, AssignmentKind.REVIEW.value
+    cancelled, expired = AssignmentStatus.CANCELLED.value, AssignmentStatus.EXPIRED.value
+    of_items, params = one_of("item_id", item_ids)
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"SELECT item_id, id, kind, status, assignee_id FROM {a} WHERE {of_items} AND"
+            f" (status IN ('{open_statuses}') OR (kind = '{review}' AND status <> '{cancelled}')"
+            f" OR (kind = '{crowd}' AND status = '{expired}' AND assignee_id IS NULL))"
+            " ORDER BY due_at, id",
+            params,
+        )
+        rows = cursor.fetchall()
+    work: dict[int, list[WorkSlot]] = defaultdict(list)
+    for item_id, *slot in rows:
+        work[item_id].append(WorkSlot(*slot))
+    return work
+
+
+def crowd_overdue(slots: Iterable[WorkSlot]) -> bool:
+    """Whether the crowd has let the item down: a crowd offer of it expired unclaimed at its SLA deadline
+    (services.crowd_breaches_escalate expires them; a lease that runs out expires a slot someone held).
+    Read from the slots at every routing, so the item stays with the experts once it went to them."""
+    return any(
+        s.kind == AssignmentKind.CROWD and s.status == AssignmentStatus.EXPIRED and s.assignee_id is None
+        for s in slots
+    )
 
 
 def routing_item_sql() -> tuple[str, str]:

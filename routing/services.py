@@ -290,12 +290,10 @@ def items_route(
     policy_version: PolicyVersion | None = None,
     now: dt.datetime | None = None,
     locked_items: Sequence[Item] = (),
-    crowd_overdue: Iterable[int] = (),
 ) -> RouteResult:
     """Route the items by their project's live policy version (or the given published one), set-based,
     and create the work the decisions ask for (`_work_plan`). `locked_items`: some of the items, already
     locked in the caller's transaction and loaded as selectors.routing_item_sql reads them (not read again).
-    `crowd_overdue`: ids of items whose crowd slots sat unclaimed past their deadline (an engine input).
 
     Per chunk of CHUNK_SIZE items a fixed number of queries loads items, predictions, annotations and
     reliabilities; the engine then runs in memory, decisions are bulk-inserted and items updated in three
@@ -306,7 +304,6 @@ def items_route(
     if policy_version is not None and policy_version.is_draft:
         raise ValidationError("A draft policy version never routes items; publish it first.")
     ids = sorted(set(item_ids))
-    overdue = frozenset(crowd_overdue)
     counts: Counter[str] = Counter()
     created: list[RoutingDecision] = []
     now = now or timezone.now()
@@ -316,7 +313,7 @@ def items_route(
     # it whole, and every submit would pay two more round trips for one.
     with transaction.atomic(savepoint=False):
         for chunk in selectors.chunked(ids):
-            loaded = selectors.route_inputs(item_ids=chunk, lock=True, locked_items=locked_items, crowd_overdue=overdue)
+            loaded = selectors.route_inputs(item_ids=chunk, lock=True, locked_items=locked_items)
             project_ids = {r.item.project_id for r in loaded}
             if policy_version is not None:
                 foreign = project_ids - {policy_version.policy.project_id}
@@ -641,7 +638,8 @@ def _offer_emails(slots: Iterable[Assignment]) -> dict[int, tuple[str, str]]:
 class WorkPlan:
     """What one chunk's decisions do to assignments: slots to cancel and slots to create."""
 
-    cancel: list[int] = field(default_factory=list)
+    cancel: list[int] = field(default_factory=list)  # whatever their state, if still open
+    withdraw: list[int] = field(default_factory=list)  # only if nobody has started them meanwhile
     # (decision row, kind, assignee user id or None, due_at); the row is saved before the slots are.
     create: list[tuple[RoutingDecision, str, int | None, dt.datetime]] = field(default_factory=list)
 
@@ -665,24 +663,8 @@ def _work_plan(
     plan = WorkPlan()
     if not rows:
         return plan
-    ids = [r.item.id for r in loaded]
-    open_slots: dict[int, list[tuple[int, str, str]]] = defaultdict(list)
-    reviewed: set[int] = set()  # items with a review that was not cancelled
-    # One prepared statement, like route_inputs: every submit plans its item's work.
-    table, open_statuses = Assignment._meta.db_table, "', '".join(s.value for s in OPEN_ASSIGNMENT_STATUSES)
-    of_items, params = one_of("item_id", ids)
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, item_id, kind, status FROM {table} WHERE {of_items} AND (status IN ('{open_statuses}')"
-            f" OR (kind = '{AssignmentKind.REVIEW.value}' AND status <> '{AssignmentStatus.CANCELLED.value}'))"
-            " ORDER BY due_at, id",
-            params,
-        )
-        for slot_id, item_id, kind, status in cursor.fetchall():
-            if kind == AssignmentKind.REVIEW:
-                reviewed.add(item_id)
-            if status in OPEN_ASSIGNMENT_STATUSES:
-                open_slots[item_id].append((slot_id, kind, status))
+    open_slots = {r.item.id: r.open_slots for r in loaded}
+    reviewed = {r.item.id for r in loaded if r.reviewed}
     wanting_expert = [
         row.item_id
         for row in rows
@@ -706,7 +688,7 @@ def _work_plan(
             AssignmentKind.CROWD,
             AssignmentKind.REVIEW,
         )
-        plan.cancel += [
+        plan.withdraw += [
             slot_id for slot_id, kind, status in slots if kind in unwanted and status == AssignmentStatus.OFFERED
         ]
         if row.outcome == Outcome.CROWD:
@@ -731,14 +713,17 @@ def _work_plan(
 
 def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
     """Carry out a plan once its decision rows are saved: one update, one insert, offer emails on commit."""
-    if plan.cancel:
-        # A prepared statement: an accepted label cancels its item's other slots on many a submit.
-        of_slots, params = one_of("id", sorted(plan.cancel))
-        open_statuses = "', '".join(s.value for s in OPEN_ASSIGNMENT_STATUSES)
+    # Prepared statements: an accepted label cancels its item's other slots on many a submit. A slot to
+    # withdraw that someone claimed since the plan read it stays theirs.
+    for slot_ids, statuses in ((plan.cancel, OPEN_ASSIGNMENT_STATUSES), (plan.withdraw, (AssignmentStatus.OFFERED,))):
+        if not slot_ids:
+            continue
+        of_slots, params = one_of("id", sorted(slot_ids))
+        listed = "', '".join(s.value for s in statuses)
         with prepared_cursor() as cursor:
             cursor.execute(
                 f"UPDATE {Assignment._meta.db_table} SET status = '{AssignmentStatus.CANCELLED.value}', completed_at = %s"
-                f" WHERE {of_slots} AND status IN ('{open_statuses}')",
+                f" WHERE {of_slots} AND status IN ('{listed}')",
                 [datetime_value(now), *params],
             )
     if not plan.create:  # most submits: the item's slots are already right
@@ -1445,26 +1430,25 @@ def sla_breaches_handle(*, now: dt.datetime | None = None) -> int:
 
 
 def crowd_breaches_escalate(*, now: dt.datetime | None = None) -> int:
-    """Items with crowd slots still unclaimed past their SLA deadline are routed again (stage
-    "crowd_overdue") with that fact as an engine input: where the policy still wants the crowd, an expert is
-    asked instead (offered to the best-ranked one, or waiting in the experts' queue) and the unclaimed crowd
-    slots are withdrawn; claimed ones finish (their lease bounds them). Without this, a slot nobody eligible
-    is left to take (everyone in the crowd has labeled the item) would wait forever. Returns how many items
-    were routed."""
+    """Crowd offers still unclaimed past their SLA deadline expire, and their items are routed again (stage
+    "crowd_overdue"): routing reads an expired unclaimed crowd offer as the engine input `crowd_overdue`
+    (selectors.crowd_overdue), so where the policy still wants the crowd an expert is asked instead
+    (offered to the best-ranked one, or waiting in the experts' queue) and the item's other crowd offers
+    are withdrawn; claimed crowd slots finish (their lease bounds them). Every later routing reads the same,
+    so the item does not drift back to the crowd. Without this, a slot nobody eligible is left to take
+    (everyone in the crowd has labeled the item) would wait forever. Returns how many items were routed."""
     now = now or timezone.now()
-    # Read without locks: routing locks the items and reads their slots afresh (locking the slots first
-    # would take locks in the opposite order to a submit's).
-    overdue = (
-        Assignment.objects.filter(
-            kind=AssignmentKind.CROWD, status=AssignmentStatus.OFFERED, assignee__isnull=True, due_at__lte=now
-        )
-        .order_by("due_at", "id")
-        .values_list("item_id", flat=True)
+    overdue = Assignment.objects.filter(
+        kind=AssignmentKind.CROWD, status=AssignmentStatus.OFFERED, assignee__isnull=True, due_at__lte=now
     )
-    item_ids = sorted(set(overdue[:JOB_BATCH]))
-    if not item_ids:
-        return 0
-    return len(items_route(item_ids=item_ids, stage=Stage.CROWD_OVERDUE, now=now, crowd_overdue=item_ids).decisions)
+    with transaction.atomic():
+        item_ids = sorted(set(overdue.order_by("due_at", "id").values_list("item_id", flat=True)[:JOB_BATCH]))
+        if not item_ids:
+            return 0
+        # Items first, then their slots: the order a submit locks in, so the two never deadlock.
+        list(Item.objects.select_for_update().filter(id__in=item_ids).order_by("id").values_list("id", flat=True))
+        overdue.filter(item_id__in=item_ids).update(status=AssignmentStatus.EXPIRED, completed_at=now)
+        return len(items_route(item_ids=item_ids, stage=Stage.CROWD_OVERDUE, now=now).decisions)
 
 
 def waiting_assign(*, now: dt.datetime | None = None) -> int:

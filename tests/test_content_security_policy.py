@@ -29,7 +29,12 @@ def test_admin_and_workbench_pages_carry_the_policy(admin_client_, path):
     response = admin_client_.get(path)
     assert response.status_code == 200
     assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
-    assert "script-src 'self'" in CONTENT_SECURITY_POLICY and "unsafe-inline" not in CONTENT_SECURITY_POLICY
+
+
+def test_the_policy_lets_nothing_inline_run():
+    directives = dict(d.split(" ", 1) for d in CONTENT_SECURITY_POLICY.split("; "))
+    assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
+    assert directives["object-src"] == "'none'" and "unsafe" not in CONTENT_SECURITY_POLICY
 
 
 def test_a_refused_csrf_check_carries_it_too():
@@ -43,3 +48,10 @@ def test_the_api_docs_page_goes_without(admin_client_):
     response = admin_client_.get("/api/docs/")
     assert response.status_code == 200
     assert "Content-Security-Policy" not in response
+
+
+def test_debug_error_pages_go_without_and_production_ones_keep_it(client, settings):
+    settings.DEBUG = True
+    assert "Content-Security-Policy" not in client.get("/no-such-page/")
+    settings.DEBUG = False
+    assert client.get("/no-such-page/")["Content-Security-Policy"] == CONTENT_SECURITY_POLICY

@@ -1,6 +1,8 @@
 """GET /api/projects/<slug>/items/<external_id>/decisions/: an item's routing trail."""
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from experts.models import Expert, Role
@@ -57,6 +59,12 @@ def test_annotators_are_refused_whatever_their_credentials_and_staff_may_read():
     assert session_client().get(path).status_code == 403
     assert staff_client().get(path).status_code == 200
     assert token_client().get(path).status_code == 200
+    # Stakeholders read trails as they do on the trail pages: with the permission to view items.
+    stakeholder = session_client("stakeholder")
+    get_user_model().objects.get(username="stakeholder").user_permissions.add(
+        Permission.objects.get(codename="view_item", content_type__app_label="labeling")
+    )
+    assert stakeholder.get(path).status_code == 200
     # Off duty is still on the roster.
     former = token_client("former-crowd", roster_role=Role.CROWD)
     Expert.objects.filter(user__username="former-crowd").update(active=False)

@@ -30,6 +30,7 @@ from tests.routing.assignment_helpers import (
     person,
     project,
     row,
+    slots,
 )
 
 pytestmark = pytest.mark.django_db
@@ -130,9 +131,10 @@ class TestCrowdBreaches:
             held = services.assignment_claim_next(user=crowd, project=proj, now=NOW)
             assert held.item_id == a
             services.assignment_submit(assignment_id=held.pk, user=crowd, label="cat", now=NOW)
-        working = services.assignment_claim_next(user=c1, project=proj, now=NOW)  # c1 is on "b", not done
-        assert working.item_id == b
         due = open_slots(a)[0].due_at
+        # c1 starts on "b" shortly before the deadline and is still at it when the job runs.
+        working = services.assignment_claim_next(user=c1, project=proj, now=due - dt.timedelta(minutes=10))
+        assert working.item_id == b
 
         assert services.crowd_breaches_escalate(now=due - dt.timedelta(minutes=1)) == 0
         with django_capture_on_commit_callbacks(execute=True):
@@ -145,6 +147,8 @@ class TestCrowdBreaches:
             assert decision.expert_ranking["candidates"]  # ranked like any escalation
         [expert_a] = open_slots(a)
         assert (expert_a.kind, expert_a.assignee_id, expert_a.status) == ("expert", ada.pk, "offered")
+        # The offer nobody could take expired unclaimed: that is what keeps the item with the experts.
+        assert [(s.status, s.assignee_id) for s in slots(a, kind="crowd", status="expired")] == [("expired", None)]
         # On "b" the unclaimed crowd slots are withdrawn; the one c1 is working on finishes.
         assert sorted((s.kind, s.assignee_id, s.status) for s in open_slots(b)) == [
             ("crowd", c1.pk, "active"),
@@ -155,6 +159,11 @@ class TestCrowdBreaches:
         ).exists()
         assert [m.to for m in mail.outbox] == [[ada.email]]
         assert services.crowd_breaches_escalate(now=due + dt.timedelta(minutes=6)) == 0
+        # c1 finishes "b" late: the item stays with the expert instead of drifting back to the crowd.
+        services.assignment_submit(assignment_id=working.pk, user=c1, label="cat", now=due + dt.timedelta(minutes=6))
+        late = RoutingDecision.objects.filter(item_id=b).latest("id")
+        assert (late.stage, late.outcome, late.reasons[0]["code"]) == ("annotation", "expert", "crowd_overdue")
+        assert [(s.kind, s.assignee_id) for s in open_slots(b)] == [("expert", ada.pk)]
         assert selectors.decisions_verify(project=proj).mismatches == ()
 
         # The expert's label settles the item.

@@ -12,9 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from labeling.models import Annotation, AuditEvent, Item, ItemStatus, Prediction
 from labeling.signals import items_ingested
 from routing import selectors, services
-from routing.engine.types import AnnotatorReliability, Outcome, Stage
-from routing.models import Assignment, RoutingDecision
+from routing.engine.types import AnnotatorReliability, Outcome, PolicyConfig, Stage
+from routing.models import Assignment, AssignmentStatus, RoutingDecision
 from routing.receivers import route_ingested_items
+from tests.routing.assignment_helpers import MIDDLING, NOW, ingest_at, open_slots, person, project, row
 from tests.routing.persistence_helpers import CONFIDENT, UNSURE, ingest, item_row, make_project, random_rows
 
 pytestmark = pytest.mark.django_db
@@ -256,3 +257,15 @@ def test_route_counts_by_outcome_match_the_items_statuses():
     by_status = {o: Item.objects.filter(status=STATUS_OF[o]).count() for o in ("accept", "crowd", "expert")}
     assert dict(result.counts) == by_status
     assert set(result.counts) == {o.value for o in Outcome}
+
+
+def test_withdrawn_work_someone_claimed_meanwhile_stays_theirs_but_cancelled_work_ends():
+    proj = project("withdraw", policy=PolicyConfig(crowd_overlap=2, gold_check_rate=0.0))
+    c1, c2 = person(), person()
+    [item_id] = ingest_at(proj, [row("a", MIDDLING)])
+    first, second = open_slots(item_id)
+    services.assignment_claim_next(user=c1, project=proj, now=NOW)
+    services.assignment_claim_next(user=c2, project=proj, now=NOW)  # both claimed after a plan read them offered
+    services._work_apply(services.WorkPlan(withdraw=[first.pk], cancel=[second.pk]), now=NOW)
+    statuses = dict(Assignment.objects.filter(item_id=item_id).values_list("id", "status"))
+    assert statuses == {first.pk: AssignmentStatus.ACTIVE, second.pk: AssignmentStatus.CANCELLED}
