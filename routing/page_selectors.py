@@ -320,7 +320,10 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
             facts.append(("claimed", _when(a.claimed_at)))
         if a.completed_at:
             facts.append(("completed", _when(a.completed_at)))
-        who = _name(a.assignee) if a.assignee_id else "open in the queue"
+        if a.assignee_id:
+            who = _name(a.assignee)
+        else:
+            who = "open in the queue" if a.status in OPEN_ASSIGNMENT_STATUSES else "nobody took it"
         entries.append(TrailEntry(
             at=a.created_at,
             kind="assignment",

@@ -752,7 +752,11 @@ def _replacements(
     item, kind, decision and SLA deadline. Crowd and review slots return to their queue; expert slots are
     offered to the next best expert (the ranking excludes everyone who declined the item or let it expire,
     and whoever labeled it), or wait unassigned. Gold checks are not replaced: they were drawn for one person.
-    Returns the slots and, by old slot id, the rankings made."""
+    A crowd slot is not replaced once its item has left crowd review (escalated or labeled meanwhile): its
+    label is no longer asked for. Returns the slots and, by old slot id, the rankings made."""
+    slots = [
+        s for s in slots if s.kind != AssignmentKind.CROWD or s.item.status == ItemStatus.IN_CROWD_REVIEW
+    ]
     expert_items = [s.item_id for s in slots if s.kind == AssignmentKind.EXPERT]
     if expert_items and roster is None:
         roster = _Roster.load()
@@ -1442,12 +1446,20 @@ def crowd_breaches_escalate(*, now: dt.datetime | None = None) -> int:
         kind=AssignmentKind.CROWD, status=AssignmentStatus.OFFERED, assignee__isnull=True, due_at__lte=now
     )
     with transaction.atomic():
-        item_ids = sorted(set(overdue.order_by("due_at", "id").values_list("item_id", flat=True)[:JOB_BATCH]))
-        if not item_ids:
+        candidates = sorted(set(overdue.order_by("due_at", "id").values_list("item_id", flat=True)[:JOB_BATCH]))
+        if not candidates:
             return 0
         # Items first, then their slots: the order a submit locks in, so the two never deadlock.
-        list(Item.objects.select_for_update().filter(id__in=item_ids).order_by("id").values_list("id", flat=True))
-        overdue.filter(item_id__in=item_ids).update(status=AssignmentStatus.EXPIRED, completed_at=now)
+        list(Item.objects.select_for_update().filter(id__in=candidates).order_by("id").values_list("id", flat=True))
+        if not overdue.filter(item_id__in=candidates).update(status=AssignmentStatus.EXPIRED, completed_at=now):
+            return 0
+        # Only the items whose offers this run expired (someone may have claimed the last one meanwhile).
+        item_ids = sorted(set(
+            Assignment.objects.filter(
+                item_id__in=candidates, kind=AssignmentKind.CROWD, status=AssignmentStatus.EXPIRED,
+                assignee__isnull=True, completed_at=now,
+            ).values_list("item_id", flat=True)
+        ))
         return len(items_route(item_ids=item_ids, stage=Stage.CROWD_OVERDUE, now=now).decisions)
 
 

@@ -16,7 +16,7 @@ from django_q.scheduler import scheduler
 from experts.models import Domain, ExpertAccuracy, Role
 from experts.services import on_call_rotation_create
 from labeling.models import AuditEvent, Item
-from routing import selectors, services
+from routing import page_selectors, selectors, services
 from routing.engine.types import PolicyConfig
 from routing.models import AnnotatorReliability, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 from tests.routing.assignment_helpers import (
@@ -149,6 +149,8 @@ class TestCrowdBreaches:
         assert (expert_a.kind, expert_a.assignee_id, expert_a.status) == ("expert", ada.pk, "offered")
         # The offer nobody could take expired unclaimed: that is what keeps the item with the experts.
         assert [(s.status, s.assignee_id) for s in slots(a, kind="crowd", status="expired")] == [("expired", None)]
+        titles = [e.title for e in page_selectors.item_trail(item=Item.objects.get(pk=a)) if e.kind == "assignment"]
+        assert "Crowd label assignment: nobody took it" in titles
         # On "b" the unclaimed crowd slots are withdrawn; the one c1 is working on finishes.
         assert sorted((s.kind, s.assignee_id, s.status) for s in open_slots(b)) == [
             ("crowd", c1.pk, "active"),
@@ -184,6 +186,43 @@ class TestCrowdBreaches:
         # An overdue expert slot is the SLA job's (on-call), not this one's.
         assert services.crowd_breaches_escalate(now=NOW + dt.timedelta(days=2)) == 1
         assert RoutingDecision.objects.filter(item_id=expert_item, stage="crowd_overdue").count() == 0
+
+
+class TestCrowdBreachEdges:
+    def test_an_offer_claimed_while_the_job_runs_is_left_and_its_item_not_routed(self, monkeypatch):
+        proj = project(policy=PolicyConfig(crowd_overlap=1, gold_check_rate=0.0))
+        c1 = person(Role.CROWD)
+        person(Role.EXPERT, name="ada", expertise={"pets": 4})
+        [a, b] = ingest_at(proj, [row("a", MIDDLING), row("b", MIDDLING)])
+        late = open_slots(a)[0].due_at + dt.timedelta(minutes=1)
+        lock_items = Item.objects.select_for_update
+
+        def claim_first(*args, **kwargs):
+            # c1 takes "a" between the job's read of the overdue offers and its locks.
+            assert services.assignment_claim_next(user=c1, project=proj, now=late).item_id == a
+            return lock_items(*args, **kwargs)
+
+        monkeypatch.setattr(Item.objects, "select_for_update", claim_first)
+        assert services.crowd_breaches_escalate(now=late) == 1
+        assert [(s.kind, s.assignee_id, s.status) for s in open_slots(a)] == [("crowd", c1.pk, "active")]
+        assert not RoutingDecision.objects.filter(item_id=a, stage="crowd_overdue").exists()
+        assert RoutingDecision.objects.filter(item_id=b, stage="crowd_overdue", outcome="expert").exists()
+
+    def test_a_lapsed_crowd_lease_on_an_item_gone_to_the_experts_is_not_replaced(self, settings):
+        settings.ASSIGNMENT_LEASE_MINUTES = 30
+        proj = project(policy=PolicyConfig(crowd_overlap=2, gold_check_rate=0.0))
+        c1, c2 = person(Role.CROWD), person(Role.CROWD)
+        person(Role.EXPERT, name="ada", expertise={"pets": 4})
+        [kept, escalated] = ingest_at(proj, [row("k", MIDDLING), row("e", MIDDLING)])
+        held = [services.assignment_claim_next(user=u, project=proj, now=NOW) for u in (c1, c2, c1)]
+        assert [h.item_id for h in held] == [kept, kept, escalated]
+        # c1's slot of "e" is left to finish when the item goes to the experts.
+        Item.objects.filter(pk=escalated).update(status="escalated")
+        assert services.assignments_expire(now=NOW + dt.timedelta(hours=1)) == 3
+        # "k" is still with the crowd: both its lapsed slots come back to the queue; "e" gets no new one.
+        assert [(s.kind, s.assignee_id) for s in open_slots(kept)] == [("crowd", None), ("crowd", None)]
+        assert len(slots(kept)) == 4 and len(slots(escalated)) == 2
+        assert [s.status for s in slots(escalated)] == ["expired", "offered"]
 
 
 class TestWaitingQueue:
