@@ -224,34 +224,46 @@ else:
     _PreparingCursor = _LoggedPreparedCursor = None
 
 
-# insert_few takes the hand-written path up to this many rows; more go through bulk_create, which knows
-# each database's limits on parameters per statement.
+# Up to this many rows insert_objects sends one prepared INSERT ... RETURNING; more go by COPY.
 FEW_ROWS = 8
 
 
-def insert_few(objs: Sequence[models.Model]) -> list[models.Model]:
-    """Save new instances of one model and set their primary keys, as bulk_create does: on PostgreSQL, for
-    a few rows (every submit inserts one routing decision), by one prepared INSERT ... RETURNING whose
-    values each field prepares as it would for the ORM (pre_save, then get_db_prep_save); else bulk_create."""
+def insert_objects(objs: Sequence[models.Model]) -> list[models.Model]:
+    """Save new instances of one model and set their primary keys, as bulk_create does, each value prepared
+    by its field as for the ORM (pre_save, then get_db_prep_save). On PostgreSQL a few rows (every submit
+    inserts one routing decision) go by one prepared INSERT ... RETURNING, and many (routing a batch) by
+    COPY, their keys drawn from the table's sequence first: bulk_create binds every value of a large batch
+    on the client, which cost more than routing it. Elsewhere bulk_create."""
     if not objs:
         return []
     model = type(objs[0])
-    if len(objs) > FEW_ROWS or connection.vendor != "postgresql":
+    if connection.vendor != "postgresql":
         return model.objects.bulk_create(objs)
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key]
     qn = connection.ops.quote_name
-    row = f"({', '.join(['%s'] * len(fields))})"
-    params = []
-    for obj in objs:
-        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)})"
-            f" VALUES {', '.join([row] * len(objs))} RETURNING {qn(meta.pk.column)}",
-            params,
-        )
-        ids = [pk for (pk,) in cursor.fetchall()]
+    table, column_list = qn(meta.db_table), ", ".join(qn(f.column) for f in fields)
+    db = connections[DEFAULT_DB_ALIAS]  # not the `connection` proxy: fields read it once per value
+    rows = [[f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields] for obj in objs]
+    if len(objs) <= FEW_ROWS:
+        placeholders = f"({', '.join(['%s'] * len(fields))})"
+        with prepared_cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} ({column_list}) VALUES {', '.join([placeholders] * len(objs))}"
+                f" RETURNING {qn(meta.pk.column)}",
+                [value for row in rows for value in row],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, meta.pk.column, len(objs)],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+            with cursor.cursor.copy(f"COPY {table} ({qn(meta.pk.column)}, {column_list}) FROM STDIN") as copy:
+                for pk, row in zip(ids, rows):
+                    copy.write_row((pk, *row))
     for obj, pk in zip(objs, ids):
         obj.pk = pk
         obj._state.adding = False

@@ -39,7 +39,7 @@ from labeling.models import (
     Review,
     ReviewVerdict,
 )
-from labeling.bulk import columns, datetime_value, insert_few, json_value, model_from_row, one_of, prepared_cursor
+from labeling.bulk import columns, datetime_value, insert_objects, json_value, model_from_row, one_of, prepared_cursor
 from labeling.services import audit_record
 from routing import claim_sql, selectors
 from routing.decision_inputs import inputs_to_dict
@@ -338,7 +338,7 @@ def items_route(
                 counts[decision.outcome.value] += 1
             # Planned before the insert: expert offers store their ranking on the decision row.
             plan = _work_plan(loaded=loaded, rows=decisions, configs=item_configs, now=now)
-            created += insert_few(decisions)
+            created += insert_objects(decisions)
             _items_update(decisions=decisions, now=now)
             _work_apply(plan, now=now)
     return RouteResult(counts={o.value: counts[o.value] for o in Outcome}, decisions=tuple(created))
@@ -728,7 +728,7 @@ def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
             )
     if not plan.create:  # most submits: the item's slots are already right
         return []
-    slots = Assignment.objects.bulk_create(
+    slots = insert_objects([
         Assignment(
             item_id=row.item_id,
             project_id=row.item.project_id,
@@ -740,7 +740,7 @@ def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
             created_at=now,
         )
         for row, kind, assignee_id, due_at in plan.create
-    )
+    ])
     _email_on_commit(_offer_emails(slots))
     return slots
 

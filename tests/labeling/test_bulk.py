@@ -75,17 +75,22 @@ def test_prepared_cursor_prepares_on_postgres(project, settings):
         assert cursor.fetchone() == (0,)
 
 
-def test_insert_few_stores_what_bulk_create_would(project):
+@pytest.mark.parametrize("n", [3, bulk.FEW_ROWS + 5])  # one INSERT ... RETURNING; COPY on PostgreSQL
+def test_insert_objects_stores_what_bulk_create_would(project, n):
     now = timezone.now()
-    made = bulk.insert_few([
-        Item(project=project, external_id=f"f{i}", data={"text": "é", "n": [i, None]}, metadata={"k": i},
+    made = bulk.insert_objects([
+        Item(project=project, external_id=f"f{i}", data={"text": "é\t\\n", "n": [i, None]}, metadata={"k": i},
              language="pt-BR", final_confidence=0.25 * i)
-        for i in range(3)
+        for i in range(n)
     ])
-    assert [m.pk for m in made] == sorted(m.pk for m in made) and all(m.pk for m in made)
+    assert len({m.pk for m in made}) == n and all(m.pk for m in made)
     for i, m in enumerate(made):
         stored = Item.objects.get(pk=m.pk)
-        assert (stored.external_id, stored.data, stored.metadata, stored.language) == (f"f{i}", {"text": "é", "n": [i, None]}, {"k": i}, "pt-BR")
+        assert (stored.external_id, stored.data, stored.metadata, stored.language) == (
+            f"f{i}", {"text": "é\t\\n", "n": [i, None]}, {"k": i}, "pt-BR")
         assert stored.final_confidence == 0.25 * i and stored.status == ItemStatus.NEW
         assert stored.created_at >= now and not m._state.adding  # auto_now_add filled in, as the ORM would
-    assert bulk.insert_few([]) == []
+    # The sequence moved past the keys drawn: the ORM's next insert does not collide.
+    later = Item.objects.create(project=project, external_id="after", data={"text": "later"})
+    assert later.pk not in {m.pk for m in made}
+    assert bulk.insert_objects([]) == []
