@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from experts import selectors as experts_selectors
 from labeling import selectors as labeling_selectors
 from labeling.models import Annotation, Item, Project, Review
-from routing import feedback_selectors, selectors, services
+from routing import feedback_selectors, page_selectors, selectors, services
 from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
 
 EXPORT_KINDS = ("events", "decisions")
@@ -44,7 +44,7 @@ class ReadsRoutingEvidence(BasePermission):
             return True
         if experts_selectors.is_on_roster(user_id=user.pk):
             return False
-        return isinstance(request.auth, Token) or user.has_perm("labeling.view_item")
+        return isinstance(request.auth, Token) or page_selectors.can_view_trail(user=user)
 
 
 class ItemDecisionTrailView(APIView):

@@ -76,7 +76,7 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
     `locked_items`: items the caller has already loaded as routing_item_sql reads them and locked in this
     transaction (a submit's assignment_locked); they are not read again.
     Hand-written, prepared SQL (every submit routes its item again): compiling the ORM's twins of these
-    four queries cost more than routing the item.
+    queries cost more than routing the item.
     """
     ids = sorted(set(item_ids))
     if not ids:
@@ -131,6 +131,7 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
     loaded = []
     for item in items:
         item_annotations = annotations.get(item.id, [])
+        slots = work.get(item.id, ())
         item_input = ItemInput(
             item_id=item.id,
             classes=classes_of[item.id],
@@ -140,7 +141,7 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
             metadata=item.metadata,
             language=item.language,
             domain=item.domain.path if item.domain_id else "",
-            crowd_overdue=crowd_overdue(work.get(item.id, ())),
+            crowd_overdue=crowd_overdue(slots),
         )
         project_reliabilities = reliabilities.get(item.project_id, {})
         used = {
@@ -148,7 +149,6 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
             for a in item_annotations
             if a.annotator_id in project_reliabilities
         }
-        slots = work.get(item.id, ())
         loaded.append(
             RouteInput(
                 item=item,

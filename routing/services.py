@@ -712,7 +712,8 @@ def _work_plan(
 
 
 def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
-    """Carry out a plan once its decision rows are saved: one update, one insert, offer emails on commit."""
+    """Carry out a plan once its decision rows are saved: one update for the slots to cancel, one for those
+    to withdraw, one insert for the new ones, offer emails on commit."""
     # Prepared statements: an accepted label cancels its item's other slots on many a submit. A slot to
     # withdraw that someone claimed since the plan read it stays theirs.
     for slot_ids, statuses in ((plan.cancel, OPEN_ASSIGNMENT_STATUSES), (plan.withdraw, (AssignmentStatus.OFFERED,))):
