@@ -142,6 +142,7 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
             language=item.language,
             domain=item.domain.path if item.domain_id else "",
             crowd_overdue=crowd_overdue(slots),
+            class_prior=class_prior_of(item.project),
         )
         project_reliabilities = reliabilities.get(item.project_id, {})
         used = {
@@ -291,6 +292,15 @@ def reliabilities_for(
             n_observations=float(row.n_observations),
         )
     return result
+
+
+def class_prior_of(project: Project) -> tuple[float, ...]:
+    """The project's learned class prior in its classes' order, or () when none was learned for these classes."""
+    policy = getattr(project, "escalation_policy", None)
+    stored = policy.class_prior if policy is not None else None
+    if not stored or list(stored.get("classes", ())) != project.class_names:
+        return ()
+    return tuple(float(p) for p in stored["prior"])
 
 
 def live_version_of(project: Project) -> PolicyVersion | None:

@@ -1520,6 +1520,7 @@ def waiting_assign(*, now: dt.datetime | None = None) -> int:
 class AccuracyRefreshResult:
     accuracy_rows: int
     reliabilities: Mapping[str, int]  # project slug -> annotators estimated
+    rechecked: Mapping[str, int] = dataclasses.field(default_factory=dict)  # project slug -> items routed again
 
 
 def _accuracy_counts(*, now: dt.datetime) -> dict[tuple[int, int | None], dict[str, int]]:
@@ -1559,7 +1560,13 @@ def _accuracy_counts(*, now: dt.datetime) -> dict[tuple[int, int | None], dict[s
     return counts
 
 
-def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> list[AnnotatorReliability]:
+@dataclass(frozen=True)
+class ProjectEstimate:
+    reliabilities: list[AnnotatorReliability]  # by annotator id
+    class_prior: tuple[float, ...]  # the classes' prevalence among labeled items; () without labels
+
+
+def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> ProjectEstimate:
     """The annotators' confusion matrices from the project's annotations submitted up to `now`, by the
     pilot's learner (simulation.reliability_learner, the same settings the replay uses):
     MAP Dawid-Skene with the gold labels pinned, each item's latest prediction as its prior (to the live
@@ -1569,7 +1576,7 @@ def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> lis
     classes = project.class_names
     k = len(classes)
     if k < 2:
-        return []
+        return ProjectEstimate([], ())
     class_index = {name: i for i, name in enumerate(classes)}
     config = _live_config(project)
     learn = reliability_learner(k, config)
@@ -1589,7 +1596,7 @@ def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> lis
             if role in aggregation.EXPERT_ROLES:
                 expert_tier.add(annotator_id)
     if not rows:
-        return []
+        return ProjectEstimate([], ())
     for item_id, annotator_id, given in rows:
         learn.add_label(item_id, annotator_id, given, role="expert" if annotator_id in expert_tier else "crowd")
     ids = sorted(item_ids)
@@ -1610,7 +1617,39 @@ def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> lis
                 vector = [max(float(probabilities.get(c, 0.0)), 0.0) for c in classes]
                 if sum(vector) > 0:
                     learn.set_model_prior(item_id, vector)
-    return sorted(learn.refit().values(), key=lambda r: r.annotator_id)
+    reliabilities = sorted(learn.refit().values(), key=lambda r: r.annotator_id)
+    return ProjectEstimate(reliabilities, learn.class_prior())
+
+
+def class_prior_save(*, project: Project, class_prior: Sequence[float]) -> None:
+    """Store the project's learned class prior with the classes it is for (routing reads it)."""
+    policy = policy_for_project(project)
+    policy.class_prior = {"classes": list(project.class_names), "prior": list(class_prior)}
+    policy.save(update_fields=["class_prior"])
+
+
+def consensus_recheck(*, project: Project, now: dt.datetime) -> int:
+    """When the live policy asks for it (consensus_recheck), route again the project's items labeled by
+    consensus whose decision the current estimates change: a label accepted on reliabilities that have
+    since been revised asks for more labels or changes, as the pilot's replay does after every refit.
+    Returns how many items were routed again (stage "recheck")."""
+    config = _live_config(project)
+    if not config.consensus_recheck:
+        return 0
+    ids = list(
+        Item.objects.filter(project=project, status=ItemStatus.LABELED, final_source=FinalSource.CONSENSUS)
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+    changed = []
+    for chunk in selectors.chunked(ids):
+        for loaded in selectors.route_inputs(item_ids=chunk):
+            decision = evaluate(loaded.item_input, config, loaded.reliabilities)
+            if decision.outcome != Outcome.ACCEPT or decision.final_label != loaded.item.final_label:
+                changed.append(loaded.item.id)
+    if changed:
+        items_route(item_ids=changed, stage=Stage.RECHECK, now=now)
+    return len(changed)
 
 
 def accuracy_refresh(*, now: dt.datetime | None = None) -> AccuracyRefreshResult:
@@ -1632,12 +1671,15 @@ def accuracy_refresh(*, now: dt.datetime | None = None) -> AccuracyRefreshResult
         )
         written += 1
     estimated: dict[str, int] = {}
+    rechecked: dict[str, int] = {}
     for project in Project.objects.filter(items__annotations__isnull=False).distinct().order_by("id"):
-        reliabilities = project_reliabilities_estimate(project=project, now=now)
-        if reliabilities:
-            annotator_reliabilities_save(project=project, reliabilities=reliabilities)
-        estimated[project.slug] = len(reliabilities)
-    return AccuracyRefreshResult(accuracy_rows=written, reliabilities=estimated)
+        estimate = project_reliabilities_estimate(project=project, now=now)
+        if estimate.reliabilities:
+            annotator_reliabilities_save(project=project, reliabilities=estimate.reliabilities)
+            class_prior_save(project=project, class_prior=estimate.class_prior)
+            rechecked[project.slug] = consensus_recheck(project=project, now=now)
+        estimated[project.slug] = len(estimate.reliabilities)
+    return AccuracyRefreshResult(accuracy_rows=written, reliabilities=estimated, rechecked=rechecked)
 
 
 # Dotted task path -> (schedule type, minutes for the MINUTES type); see routing/tasks.py.

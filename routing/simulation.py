@@ -275,7 +275,7 @@ class LearnerOptions:
     # Refit at the start of every round and whenever the revealed labels have grown by this share.
     refit_growth: float = 0.2
     refit_min_labels: int = 50
-    # EM per refit: warm-started, so a few iterations usually settle it.
+    # EM per refit, from majority vote each time.
     iterations: int = 30
     tol: float = 1e-3
 
@@ -409,33 +409,65 @@ def replay(
     steps: list[Step] = []
     next_annotation_id = 1
     revealed_at_refit = learn.n_labels
+    # As live routing reads them: the class prior stored by the last refresh, when the policy weighs it.
+    class_prior = learn.class_prior() if policy.class_prior_weight > 0 else ()
+    # Items accepted by consensus, in acceptance order: what a consensus recheck routes again.
+    by_consensus: dict[int, None] = {}
     open_items = order
     rounds = 0
+
+    def route(n: int) -> Decision:
+        state = states[n]
+        item_input = ItemInput(
+            item_id=n + 1,
+            classes=classes,
+            predictions=predictions[n],
+            annotations=state.annotations,
+            class_prior=class_prior,
+        )
+        # What live routing passes too: the reliabilities of the item's annotators that have one.
+        relevant = {
+            a.annotator_id: reliabilities[a.annotator_id] for a in state.annotations if a.annotator_id in reliabilities
+        }
+        decision = evaluate(item_input, policy, relevant)
+        state.evaluations += 1
+        if record_steps:
+            steps.append(Step(rounds, data.items[n], item_input, relevant, decision))
+        if decision.outcome == Outcome.ACCEPT:
+            outcomes[data.items[n]] = state.outcome(
+                data.items[n], decision.final_label, decision.final_source, exhausted=False
+            )
+            if decision.final_source == "consensus":
+                by_consensus[n] = None
+        return decision
+
+    def refit() -> list[int]:
+        """Re-estimate, then (consensus_recheck) route the consensus items again as the live refresh job
+        does; returns those that reopened."""
+        nonlocal reliabilities, revealed_at_refit, class_prior
+        reliabilities = learn.refit()
+        revealed_at_refit = learn.n_labels
+        if policy.class_prior_weight > 0:
+            class_prior = learn.class_prior()
+        if not policy.consensus_recheck:
+            return []
+        reopened = []
+        for n in list(by_consensus):
+            del by_consensus[n]
+            if route(n).outcome != Outcome.ACCEPT:
+                del outcomes[data.items[n]]
+                reopened.append(n)
+        return reopened
+
     while open_items:
         rounds += 1
         if learn.n_labels > revealed_at_refit:
-            reliabilities = learn.refit()
-            revealed_at_refit = learn.n_labels
+            open_items = open_items + refit()
         still_open = []
         for n in open_items:
             state = states[n]
-            item_input = ItemInput(
-                item_id=n + 1, classes=classes, predictions=predictions[n], annotations=state.annotations
-            )
-            # What live routing passes too: the reliabilities of the item's annotators that have one.
-            relevant = {
-                a.annotator_id: reliabilities[a.annotator_id]
-                for a in state.annotations
-                if a.annotator_id in reliabilities
-            }
-            decision = evaluate(item_input, policy, relevant)
-            state.evaluations += 1
-            if record_steps:
-                steps.append(Step(rounds, data.items[n], item_input, relevant, decision))
+            decision = route(n)
             if decision.outcome == Outcome.ACCEPT:
-                outcomes[data.items[n]] = state.outcome(
-                    data.items[n], decision.final_label, decision.final_source, exhausted=False
-                )
                 continue
             role = CROWD if decision.outcome == Outcome.CROWD else EXPERT
             state.escalated = state.escalated or role == EXPERT
@@ -457,8 +489,7 @@ def replay(
             if learn.n_labels - revealed_at_refit >= max(
                 learner.refit_min_labels, learner.refit_growth * learn.n_labels
             ):
-                reliabilities = learn.refit()
-                revealed_at_refit = learn.n_labels
+                still_open += refit()
         open_items = still_open
     return ReplayResult(outcomes=outcomes, rounds=rounds, gold_check_labels=gold_check_labels, steps=tuple(steps))
 
@@ -624,21 +655,27 @@ def baselines(
     return out
 
 
-def majority_vote_curve(history: History, scored_gold: Mapping[str, str]) -> list[dict[str, float]]:
-    """Majority vote on each item's first k judgments, for k = 1 .. the most any item has."""
+def majority_vote_curve(
+    history: History, scored_gold: Mapping[str, str], *, dawid_skene_too: bool = False
+) -> list[dict[str, float]]:
+    """Majority vote on each item's first k judgments, for k = 1 .. the most any item has; with
+    `dawid_skene_too`, also batch Dawid-Skene on the same judgments ("dawid_skene_accuracy"). With the
+    judgments shuffled, each item's first k are a random subset of its judgments."""
     gs = _GoldScoring.of(history, scored_gold)
     k, enc, counts, scored, truth = gs.k, gs.enc, gs.counts, gs.scored, gs.truth
     rows = []
     for first in range(1, int(counts.max(initial=0)) + 1):
         sub = enc.first(first)
         post = majority_posteriors(sub[:, 0], sub[:, 2], enc.n_items, k)
-        rows.append(
-            {
-                "k": first,
-                "accuracy": expected_accuracy(post[scored], truth),
-                "labels_per_item": float(np.minimum(counts[scored], first).mean()),
-            }
-        )
+        row = {
+            "k": first,
+            "accuracy": expected_accuracy(post[scored], truth),
+            "labels_per_item": float(np.minimum(counts[scored], first).mean()),
+        }
+        if dawid_skene_too:
+            ds_post, _ = dawid_skene(k, sub, enc.n_items, enc.n_workers)
+            row["dawid_skene_accuracy"] = expected_accuracy(ds_post[scored], truth)
+        rows.append(row)
     return rows
 
 

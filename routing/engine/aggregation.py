@@ -43,6 +43,8 @@ DEFAULT_PRIOR_STRENGTH = 2.0
 DEFAULT_REFIT_PRIOR_STRENGTH = 1.0
 DEFAULT_REFIT_POOLED_STRENGTH = 4.0
 EXPERT_ROLES = frozenset({"expert", "reviewer"})
+# A learned class prior is stored with every decision that used it: six decimals say all it knows.
+CLASS_PRIOR_DIGITS = 6
 
 
 def _k_of(classes: int | Sequence[str]) -> int:
@@ -177,6 +179,7 @@ def item_posterior(
     """Posterior over `item.classes` from a prediction vector (class order) and annotations, under `policy`."""
     k = len(item.classes)
     index = {name: i for i, name in enumerate(item.classes)}
+    prior, weight = item_prior(item, model_probs, policy)
     columns = [
         reliability_column(
             a,
@@ -188,7 +191,19 @@ def item_posterior(
         )
         for a in annotations
     ]
-    return tuple(_posterior_from_columns(model_probs, policy.model_prior_weight, k, columns))
+    return tuple(_posterior_from_columns(prior, weight, k, columns))
+
+
+def item_prior(
+    item: ItemInput, model_probs: Sequence[float] | None, policy: PolicyConfig
+) -> tuple[Sequence[float] | None, float]:
+    """(probabilities, weight) an item's posterior starts from: the model's prediction, else the project's
+    learned class prevalence when the policy weighs it, else nothing (uniform)."""
+    if model_probs is not None:
+        return model_probs, policy.model_prior_weight
+    if item.class_prior and policy.class_prior_weight > 0:
+        return item.class_prior, policy.class_prior_weight
+    return None, 0.0
 
 
 def confusion_from_counts(counts: np.ndarray, prior_counts: np.ndarray) -> np.ndarray:
@@ -354,7 +369,9 @@ class RefitReliability:
     """Per-annotator confusions re-estimated from every label seen so far by MAP Dawid-Skene.
 
     Where `OnlineReliability` updates counts label by label, this re-fits everything at once when asked
-    (`refit`), warm-started from the previous fit, so early estimates are revised as evidence accumulates
+    (`refit`), each time from majority vote rather than from the previous fit (a warm start can carry a
+    mirrored solution forward: with a few adversaries among weak annotators it settled on every class
+    swapped), so early estimates are revised as evidence accumulates
     (two spammers who agreed on the first items stop looking reliable once others disagree with them).
     Each annotator's rows get `prior_strength` pseudo-labels towards the role's prior accuracy and
     `pooled_strength` towards the average confusion of the annotators of its role (a hierarchical prior:
@@ -399,6 +416,7 @@ class RefitReliability:
         self._truth: dict[int, int] = {}
         self._model: dict[int, np.ndarray] = {}
         self._post: np.ndarray | None = None
+        self._labeled = np.zeros(0, dtype=bool)
 
     @property
     def n_labels(self) -> int:
@@ -433,8 +451,6 @@ class RefitReliability:
             return {}
         rows = np.frombuffer(self._rows, dtype=np.int64).reshape(-1, 3).copy()
         initial = majority_posteriors(rows[:, 0], rows[:, 2], n_items, k)
-        if self._post is not None:
-            initial[: len(self._post)] = self._post
         item_priors = None
         if self._model and self.model_weight != 0:
             item_priors = np.full((n_items, k), 1.0 / k)
@@ -454,11 +470,21 @@ class RefitReliability:
             groups=[role == "expert" for role in self._roles],
             initial=initial,
         )
+        self._labeled = np.bincount(rows[:, 0], minlength=n_items) > 0
         observed = np.bincount(rows[:, 1], minlength=len(self._roles))
         return {
             annotator_id: as_reliability(annotator_id, confusions[index], float(observed[index]))
             for annotator_id, index in self._annotators.items()
         }
+
+
+    def class_prior(self) -> tuple[float, ...]:
+        """The classes' prevalence among the labeled items at the last refit (each item's posterior
+        counted, one pseudo-item per class), rounded to CLASS_PRIOR_DIGITS; empty before any refit."""
+        if self._post is None:
+            return ()
+        counts = self._post[: len(self._labeled)][self._labeled].sum(axis=0) + 1.0
+        return tuple(round(float(p), CLASS_PRIOR_DIGITS) for p in counts / counts.sum())
 
 
 def _target_weight(target: Sequence[float]) -> float:

@@ -36,7 +36,19 @@ from .types import (
     json_ready,
 )
 
-DEFAULT_POLICY = PolicyConfig()
+# New projects start from this. Chosen leave-one-data-set-out over the five shared crowd data sets
+# (bench/pilot_curves.py --choose-defaults, docs/pilot.md): one crowd label first, then another while the
+# posterior (learned reliabilities, the project's class prior) is below consensus_min_posterior, up to
+# max_crowd_labels; consensus items are checked again after every reliability refresh.
+DEFAULT_POLICY = PolicyConfig(
+    crowd_overlap=1,
+    max_crowd_labels=20,
+    consensus_min_agreement=0.0,
+    consensus_min_posterior=0.96,
+    class_prior_weight=1.0,
+    consensus_requires_majority=False,
+    consensus_recheck=True,
+)
 
 _COMPARE = {
     Comparison.LT: lambda a, b: a < b,
@@ -262,7 +274,7 @@ def _crowd_decision(item: ItemInput, policy: PolicyConfig, analysis: Analysis) -
     ]
     # The posterior may favour a label most of the crowd did not give (a strong model prior, one very
     # reliable annotator); accepting that as the crowd's "consensus" would misname it.
-    agrees = label in modal
+    agrees = label in modal or not policy.consensus_requires_majority
     if not agrees:
         checks.append(
             (
@@ -406,14 +418,16 @@ def policy_errors(config: PolicyConfig) -> list[str]:
     number("crowd_prior_accuracy", 0.0, 1.0, low_open=True, high_open=True)
     number("expert_prior_accuracy", 0.0, 1.0, low_open=True, high_open=True)
     number("model_prior_weight", 0.0, math.inf, high_open=True)
+    number("class_prior_weight", 0.0, math.inf, high_open=True)
     number("sla_hours", 0.0, math.inf, low_open=True, high_open=True)
     number("expert_cost", 0.0, math.inf, low_open=True, high_open=True)
     if whole("crowd_overlap", 1) and whole("max_crowd_labels", 1) and config.max_crowd_labels < config.crowd_overlap:
         errors.append(
             f"max_crowd_labels ({config.max_crowd_labels}) must be at least crowd_overlap ({config.crowd_overlap})"
         )
-    if not isinstance(config.second_expert_on_conflict, bool):
-        errors.append("second_expert_on_conflict must be true or false")
+    for name in ("second_expert_on_conflict", "consensus_requires_majority", "consensus_recheck"):
+        if not isinstance(getattr(config, name), bool):
+            errors.append(f"{name} must be true or false")
     if not isinstance(config.metadata_conflict_field, str):
         errors.append("metadata_conflict_field must be text")
     elif config.metadata_conflict_field:

@@ -45,6 +45,12 @@ def check_item(item: ItemInput) -> None:
     if len(set(item.classes)) != len(item.classes):
         raise ValueError(f"item {item.item_id}: duplicate class names in {list(item.classes)}")
     known = set(item.classes)
+    if item.class_prior:
+        prior = item.class_prior
+        if len(prior) != len(item.classes):
+            raise ValueError(f"item {item.item_id}: class_prior has {len(prior)} values for {len(item.classes)} classes")
+        if any(not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0 for p in prior) or sum(prior) <= 0:
+            raise ValueError(f"item {item.item_id}: class_prior must be finite numbers >= 0 with a positive sum")
     for prediction in item.predictions:
         unknown = set(prediction.probabilities) - known
         if unknown:

@@ -25,6 +25,8 @@ class Stage(StrEnum):
     REROUTE = "reroute"
     # The crowd left the item's slots unclaimed past their SLA deadline (routing.services.crowd_breaches_escalate).
     CROWD_OVERDUE = "crowd_overdue"
+    # A reliability refresh changed what the item's consensus rests on (PolicyConfig.consensus_recheck).
+    RECHECK = "recheck"
 
 
 class Comparison(StrEnum):
@@ -94,9 +96,25 @@ class PolicyConfig:
     # reviewers start from the expert prior.
     crowd_prior_accuracy: float = 0.70
     expert_prior_accuracy: float = 0.90
+    # Fields added after versions were first stored. Their defaults here are the behaviour before they
+    # existed, and `to_dict` leaves a field out while it holds that value, so a stored version (and the
+    # digest of every decision it made) reads and replays exactly as before. DEFAULT_POLICY sets them.
+    # Weight of the project's learned class prevalence (ItemInput.class_prior) as the prior of an item
+    # the model did not predict (0: a uniform prior).
+    class_prior_weight: float = 0.0
+    # Accept a crowd consensus only when the posterior's label is also the crowd's most given label. Off,
+    # the learned reliabilities decide alone (a known contrarian's label counts for its opposite).
+    consensus_requires_majority: bool = True
+    # After every reliability refresh, route consensus-labeled items again: an item accepted on estimates
+    # that have since changed asks for more labels (or changes its label) instead of keeping a stale answer.
+    consensus_recheck: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return json_ready(dataclasses.asdict(self))
+        data = json_ready(dataclasses.asdict(self))
+        for name, legacy in LATER_FIELDS.items():
+            if data[name] == legacy:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicyConfig:
@@ -117,6 +135,14 @@ class PolicyConfig:
         )
         values["feature_rules"] = tuple(FeatureRule(**r) for r in values.get("feature_rules", ()))
         return cls(**values)
+
+
+# PolicyConfig fields added later -> the value that means "as before the field existed" (see to_dict).
+LATER_FIELDS: Mapping[str, Any] = {
+    "class_prior_weight": 0.0,
+    "consensus_requires_majority": True,
+    "consensus_recheck": False,
+}
 
 
 @dataclass(frozen=True)
@@ -148,11 +174,16 @@ class ItemInput:
     domain: str = ""
     # The crowd let the item's SLA deadline pass with slots nobody claimed: crowd work becomes an expert's.
     crowd_overdue: bool = False
+    # The project's class prevalence (in `classes` order) as the last reliability refresh learned it; the
+    # prior of an item without a prediction when the policy's class_prior_weight is above 0. Empty: none.
+    class_prior: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict: this runs once per routed item.
         # crowd_overdue only when set, so the inputs (and digests) of every other decision stay as they were.
         overdue = {"crowd_overdue": True} if self.crowd_overdue else {}
+        # Likewise class_prior: only when known, so decisions made without one keep their digests.
+        prior = {"class_prior": list(self.class_prior)} if self.class_prior else {}
         return {
             "item_id": self.item_id,
             "classes": list(self.classes),
@@ -169,6 +200,7 @@ class ItemInput:
             "language": self.language,
             "domain": self.domain,
             **overdue,
+            **prior,
         }
 
     @classmethod
@@ -187,6 +219,7 @@ class ItemInput:
             language=data.get("language", ""),
             domain=data.get("domain", ""),
             crowd_overdue=data.get("crowd_overdue", False) is True,
+            class_prior=tuple(float(p) for p in data.get("class_prior", ())),
         )
 
 

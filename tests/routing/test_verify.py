@@ -81,7 +81,7 @@ def test_a_tampered_probability_is_caught(routed):
     [("outcome", "expert"), ("final_label", "bird"), ("confidence", 0.5), ("reasons", []), ("labels_requested", 7)],
 )
 def test_a_tampered_outcome_field_is_caught(routed, field, value):
-    decision = RoutingDecision.objects.filter(outcome="accept").first()
+    decision = RoutingDecision.objects.filter(outcome="accept").exclude(**{field: value}).first()
     RoutingDecision.objects.filter(pk=decision.pk).update(**{field: value})
     (mismatch,) = selectors.decisions_verify().mismatches
     assert mismatch == selectors.Mismatch(decision.pk, (field,))

@@ -1,0 +1,94 @@
+"""Live routing learns what the replay learns: the reliability refresh stores the project's class prior,
+routing hands it to the engine, and consensus items are routed again when revised estimates change them."""
+
+import dataclasses
+
+import pytest
+
+from labeling.models import Item, ItemStatus
+from routing import selectors, services
+from routing.engine.aggregation import RefitReliability
+from routing.engine.policy import DEFAULT_POLICY
+from routing.engine.types import AnnotatorReliability, Stage
+from routing.models import RoutingDecision
+from tests.routing.assignment_helpers import CLASSES, NOW, ingest_at, person, project, row
+
+pytestmark = pytest.mark.django_db
+
+LENIENT = dataclasses.replace(DEFAULT_POLICY, gold_check_rate=0.0, consensus_min_posterior=0.6)
+
+
+def unpredicted(external_id):
+    rows = row(external_id, {})
+    del rows["predictions"]
+    return rows
+
+
+def label_next(user, proj, label):
+    claimed = services.assignment_claim_next(user=user, project=proj, now=NOW)
+    services.assignment_submit(assignment_id=claimed.pk, user=user, label=label, now=NOW)
+    return claimed.item_id
+
+
+def test_a_consensus_resting_on_an_annotator_now_known_as_a_spammer_is_asked_again():
+    proj = project(policy=LENIENT)
+    crowd = person(name="c1")
+    (item_id,) = ingest_at(proj, [unpredicted("x")])
+    label_next(crowd, proj, "dog")
+    item = Item.objects.get(pk=item_id)
+    # One label of an annotator read at the role's prior (0.7) is enough under this lenient policy.
+    assert (item.status, item.final_source, item.final_label) == (ItemStatus.LABELED, "consensus", "dog")
+    assert services.consensus_recheck(project=proj, now=NOW) == 0
+    spammer = tuple(tuple(1 / 3 for _ in CLASSES) for _ in CLASSES)
+    services.annotator_reliabilities_save(project=proj, reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
+    assert services.consensus_recheck(project=proj, now=NOW) == 1
+    item.refresh_from_db()
+    assert item.status == ItemStatus.IN_CROWD_REVIEW and item.final_label == ""
+    latest = RoutingDecision.objects.filter(item=item).latest("id")
+    assert (latest.stage, latest.outcome) == (Stage.RECHECK, "crowd")
+    assert selectors.decisions_verify(project=proj).mismatches == ()
+
+
+def test_recheck_leaves_projects_whose_policy_does_not_ask_for_it_alone():
+    proj = project(policy=dataclasses.replace(LENIENT, consensus_recheck=False))
+    crowd = person(name="c1")
+    ingest_at(proj, [unpredicted("x")])
+    label_next(crowd, proj, "dog")
+    spammer = tuple(tuple(1 / 3 for _ in CLASSES) for _ in CLASSES)
+    services.annotator_reliabilities_save(project=proj, reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
+    assert services.consensus_recheck(project=proj, now=NOW) == 0
+
+
+def test_the_refresh_stores_the_class_prior_and_routing_uses_it_as_the_replay_would():
+    proj = project(policy=dataclasses.replace(LENIENT, consensus_min_posterior=0.99))
+    people = [person(name=f"c{n}") for n in range(3)]
+    ingest_at(proj, [unpredicted(f"x{n}") for n in range(4)])
+    for user in people:
+        for _ in range(4):
+            label_next(user, proj, "cat")
+    result = services.accuracy_refresh(now=NOW)
+    stored = services.policy_for_project(proj).class_prior
+    assert stored["classes"] == list(CLASSES)
+    # The learner's own figure, from the same labels.
+    learner = RefitReliability(len(CLASSES))
+    for n in range(4):
+        for user in people:
+            learner.add_label(n, user.pk, 0)
+    learner.refit()
+    assert stored["prior"] == pytest.approx(list(learner.class_prior()), abs=1e-6)
+    assert stored["prior"][0] > 0.6
+    assert result.rechecked == {"pets": 0}
+    (new_id,) = ingest_at(proj, [unpredicted("y")])
+    decision = RoutingDecision.objects.filter(item_id=new_id).latest("id")
+    assert decision.inputs["item"]["class_prior"] == stored["prior"]
+    assert selectors.decisions_verify(project=proj).mismatches == ()
+
+
+def test_a_prior_learned_for_other_classes_is_not_used():
+    proj = project(policy=LENIENT)
+    policy = services.policy_for_project(proj)
+    policy.class_prior = {"classes": ["x", "y", "z"], "prior": [0.8, 0.1, 0.1]}
+    policy.save()
+    (item_id,) = ingest_at(proj, [unpredicted("x")])
+    decision = RoutingDecision.objects.filter(item_id=item_id).latest("id")
+    assert "class_prior" not in decision.inputs["item"]
