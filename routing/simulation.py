@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import numpy as np
-import plotly.graph_objects as go
 
 from routing.engine.aggregation import (
     DEFAULT_REFIT_POOLED_STRENGTH,
@@ -909,6 +908,9 @@ def curve_html(
     title: str = "Pilot",
 ) -> str:
     """A self-contained HTML chart of the sweep: plotly.js is inlined, so it opens offline (no CDN)."""
+    # Imported here: routing.services imports this module, and no web worker should load plotly for it.
+    import plotly.graph_objects as go
+
     front = pareto(rows)
     figure = go.Figure()
     figure.add_trace(
