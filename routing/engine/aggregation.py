@@ -477,13 +477,12 @@ class RefitReliability:
             for annotator_id, index in self._annotators.items()
         }
 
-
     def class_prior(self) -> tuple[float, ...]:
         """The classes' prevalence among the labeled items at the last refit (each item's posterior
         counted, one pseudo-item per class), rounded to CLASS_PRIOR_DIGITS; empty before any refit."""
         if self._post is None:
             return ()
-        counts = self._post[: len(self._labeled)][self._labeled].sum(axis=0) + 1.0
+        counts = self._post[self._labeled].sum(axis=0) + 1.0
         return tuple(round(float(p), CLASS_PRIOR_DIGITS) for p in counts / counts.sum())
 
 
