@@ -22,7 +22,7 @@ from django.utils.html import format_html, format_html_join
 from routing import feedback, feedback_selectors, selectors, services
 from routing.engine.policy import policy_errors
 from routing.engine.rules import OPERATORS, validate_rule
-from routing.engine.types import FeatureRule, PolicyConfig
+from routing.engine.types import FeatureRule, PolicyConfig, json_ready
 from routing.models import Assignment, EscalationPolicy, PolicyVersion, RoutedItem, RoutingDecision
 
 PREVIEW_LAST_N = 1000
@@ -97,7 +97,8 @@ class PolicyConfigForm(forms.Form):
 
     @staticmethod
     def initial_for(config: PolicyConfig) -> dict[str, Any]:
-        initial = config.to_dict()
+        # Every field, even those to_dict leaves out at their legacy values: the form posts them all.
+        initial = json_ready(dataclasses.asdict(config))
         for name in JSON_FIELDS:
             initial[name] = json.dumps(initial[name], indent=2)
         return initial

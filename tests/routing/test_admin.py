@@ -1,6 +1,7 @@
 """Routing admin: a policy is edited by publishing versions (with preview, diff and rollback); decisions
 and versions are read-only; items can be re-routed."""
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from labeling.models import AuditEvent, Item
 from routing import services
 from routing.admin import PolicyConfigForm
 from routing.engine.policy import DEFAULT_POLICY
+from routing.engine.types import LATER_FIELDS, PolicyConfig
 from routing.models import PolicyVersion, RoutingDecision
 from tests.routing.persistence_helpers import CONFIDENT, UNSURE, ingest, item_row, make_project
 
@@ -214,3 +216,18 @@ def test_override_action_asks_for_label_and_reason_then_audits(admin_client, adm
     assert response.status_code == 302
     assert set(Item.objects.filter(id__in=items).values_list("final_label", "final_source")) == {("dog", "expert")}
     assert AuditEvent.objects.filter(action="item.final_label_override", actor=admin_user).count() == 2
+
+
+def test_the_form_starts_from_every_field_of_a_version_that_predates_later_fields(admin_client, policy):
+    # A version stored before class_prior_weight & co. existed omits them; the form must still show
+    # their legacy values, or an unchanged preview fails with "This field is required".
+    legacy = PolicyConfig()
+    initial = PolicyConfigForm.initial_for(legacy)
+    assert set(initial) == {f.name for f in dataclasses.fields(PolicyConfig)}
+    services.policy_version_publish(policy=policy, config=legacy, author=None, change_note="legacy fields")
+    page = admin_client.get(change_url(policy)).content.decode()
+    assert 'name="class_prior_weight" value="0.0"' in page
+    posted = {k: v for k, v in form_data().items() if k not in LATER_FIELDS}
+    posted.update({k: ("on" if v is True else v) for k, v in initial.items() if k in LATER_FIELDS and v is not False})
+    response = admin_client.post(change_url(policy), {**posted, "_preview": "1"})
+    assert 'class="preview-counts"' in response.content.decode()
