@@ -414,15 +414,21 @@ def replay(
     by_consensus: dict[int, None] = {}
     open_items = order
     rounds = 0
+    # The budget's count as live routing reads it: crowd labels per item routed so far.
+    budget = {"items": 0, "crowd": 0}
 
     def route(n: int) -> Decision:
         state = states[n]
+        if state.evaluations == 0:
+            budget["items"] += 1
+        spent = round(budget["crowd"] / budget["items"], 4) if policy.target_labels_per_item > 0 else None
         item_input = ItemInput(
             item_id=n + 1,
             classes=classes,
             predictions=predictions[n],
             annotations=state.annotations,
             class_prior=class_prior,
+            project_labels_per_item=spent,
         )
         # What live routing passes too: the reliabilities of the item's annotators that have one.
         relevant = {
@@ -477,6 +483,8 @@ def replay(
                 outcomes[data.items[n]] = state.outcome(data.items[n], label, source, exhausted=True)
                 continue
             state.taken[role] = start + len(revealed)
+            if role == CROWD:
+                budget["crowd"] += len(revealed)
             added = []
             for w, c in revealed:
                 added.append(AnnotationInput(id=next_annotation_id, annotator_id=w + 1, label=classes[c], role=role))
