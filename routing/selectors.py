@@ -147,6 +147,7 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
             crowd_overdue=crowd_overdue(slots),
             class_prior=class_prior_of(item.project),
             project_labels_per_item=spent.get(item.project_id),
+            model_temperature=model_temperature_of(item.project),
         )
         project_reliabilities = reliabilities.get(item.project_id, {})
         used = {
@@ -312,6 +313,15 @@ def project_labels_per_item(project_ids: Iterable[int]) -> dict[int, float]:
         .values_list("item__project_id", "n")
     )
     return {p: round(crowd.get(p, 0) / items[p], 4) for p in ids if items.get(p)}
+
+
+def model_temperature_of(project: Project) -> float | None:
+    """The model's temperature the last refresh learned, while the live policy learns one; else None."""
+    policy = getattr(project, "escalation_policy", None)
+    version = live_version_of(project)
+    if policy is None or version is None or not version.config.get("learn_model_temperature"):
+        return None
+    return policy.model_temperature
 
 
 def class_prior_of(project: Project) -> tuple[float, ...]:

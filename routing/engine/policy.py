@@ -48,6 +48,7 @@ DEFAULT_POLICY = PolicyConfig(
     class_prior_weight=1.0,
     consensus_requires_majority=False,
     consensus_recheck=True,
+    learn_model_temperature=True,
 )
 
 _COMPARE = {
@@ -448,7 +449,7 @@ def policy_errors(config: PolicyConfig) -> list[str]:
         errors.append(
             f"max_crowd_labels ({config.max_crowd_labels}) must be at least crowd_overlap ({config.crowd_overlap})"
         )
-    for name in ("second_expert_on_conflict", "consensus_requires_majority", "consensus_recheck"):
+    for name in ("second_expert_on_conflict", "consensus_requires_majority", "consensus_recheck", "learn_model_temperature"):
         if not isinstance(getattr(config, name), bool):
             errors.append(f"{name} must be true or false")
     if not isinstance(config.metadata_conflict_field, str):

@@ -113,6 +113,9 @@ class PolicyConfig:
     # crowd_overlap labels gets no more: its posterior's label is accepted (reason budget_spent) rather
     # than asking again; max_crowd_labels still bounds every single item.
     target_labels_per_item: float = 0.0
+    # Learn the model's temperature (routing.engine.temperature) at every reliability refresh and read
+    # predictions through it; items the model's label was accepted for are checked again when it changes.
+    learn_model_temperature: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = json_ready(dataclasses.asdict(self))
@@ -148,6 +151,7 @@ LATER_FIELDS: Mapping[str, Any] = {
     "consensus_requires_majority": True,
     "consensus_recheck": False,
     "target_labels_per_item": 0.0,
+    "learn_model_temperature": False,
 }
 
 
@@ -186,6 +190,9 @@ class ItemInput:
     # Crowd labels the project has spent per routed item so far, when the policy sets a budget
     # (target_labels_per_item); None: no budget in play.
     project_labels_per_item: float | None = None
+    # The model's temperature the last reliability refresh learned (policy learn_model_temperature): every
+    # prediction is read as p^(1/T), renormalised. None: as the model gave it.
+    model_temperature: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict: this runs once per routed item.
@@ -195,6 +202,8 @@ class ItemInput:
         prior = {"class_prior": list(self.class_prior)} if self.class_prior else {}
         if self.project_labels_per_item is not None:
             prior["project_labels_per_item"] = self.project_labels_per_item
+        if self.model_temperature is not None:
+            prior["model_temperature"] = self.model_temperature
         return {
             "item_id": self.item_id,
             "classes": list(self.classes),
@@ -232,6 +241,7 @@ class ItemInput:
             crowd_overdue=data.get("crowd_overdue", False) is True,
             class_prior=tuple(float(p) for p in data.get("class_prior", ())),
             project_labels_per_item=data.get("project_labels_per_item"),
+            model_temperature=data.get("model_temperature"),
         )
 
 
