@@ -42,6 +42,10 @@ def test_an_unknown_page_for_a_visitor_is_styled_too(client):
     assert_styled(client.get("/no-such-page/"), 404, "Page not found")
 
 
+def test_a_host_not_in_allowed_hosts_is_a_styled_400(client):
+    assert_styled(client.get("/accounts/login/", HTTP_HOST="evil.example.com"), 400, "Bad request")
+
+
 def test_an_unknown_api_address_is_a_json_404(client):
     assert assert_api_error(client.get("/api/no-such-endpoint/"), 404) == "There is nothing at this address."
 
