@@ -146,16 +146,12 @@ def one_expert(data: PilotData, scored: dict[str, str]) -> float:
     return statistics.fmean(first[i] == label for i, label in scored.items())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--expert-cost", type=float, default=5.0)
-    parser.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True)
-    args = parser.parse_args()
-    policy = dataclasses.replace(DEFAULT_POLICY, expert_cost=args.expert_cost, learn_model_temperature=args.temperature)
+def scenario_table(seeds: int = 3, expert_cost: float = 5.0, temperature: bool = True) -> None:
+    """Print the scenarios' table (bench/pilot_curves.py prints it too)."""
+    policy = dataclasses.replace(DEFAULT_POLICY, expert_cost=expert_cost, learn_model_temperature=temperature)
     start = time.perf_counter()
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"## Model + crowd + expert scenarios, default policy, expert cost {args.expert_cost:g}, {args.seeds} seeds (load {load})")
+    print(f"\n## Model + crowd + expert scenarios, default policy, expert cost {expert_cost:g}, {seeds} seeds (load {load})")
     print(
         "| scenario | items | model alone | one expert per item (cost) | MV all crowd | adaptive accuracy | cost/item "
         "| crowd labels/item | expert labels/item | model accepted | aim met |"
@@ -163,7 +159,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for scenario in SCENARIOS:
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(seeds):
             data = build(scenario, seed)
             # Gold checks at the policy's rate, as live routing hides them in crowd work.
             setup = prepare(data, seed=seed, gold_checks=policy.gold_check_rate)
@@ -185,10 +181,19 @@ def main() -> None:
         m = [statistics.fmean(column) for column in zip(*rows)]
         met = m[4] >= 0.97 and m[5] <= 2.0
         print(
-            f"| {scenario.name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} ({args.expert_cost:g}) | {m[3]:.3f} | **{m[4]:.3f}** "
+            f"| {scenario.name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} ({expert_cost:g}) | {m[3]:.3f} | **{m[4]:.3f}** "
             f"| {m[5]:.2f} | {m[6] - m[7]:.2f} | {m[7]:.2f} | {m[8]:.0%} | {'yes' if met else 'no'} |"
         )
     print(f"\n{time.perf_counter() - start:.0f} s; load {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--expert-cost", type=float, default=5.0)
+    parser.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+    scenario_table(args.seeds, args.expert_cost, args.temperature)
 
 
 if __name__ == "__main__":
