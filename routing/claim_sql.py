@@ -17,8 +17,8 @@ from typing import Any
 
 from django.db import connection
 
+from core.bulk import columns, datetime_value, model_from_row, prepared_cursor
 from experts.models import Expert, Role
-from labeling.bulk import columns, datetime_value, model_from_row, prepared_cursor
 from labeling.models import Item, Project
 from routing import selectors
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentStatus

@@ -17,8 +17,9 @@ from django.db import transaction
 from django.utils import timezone
 from django_q.tasks import async_task
 
-from labeling.models import AuditEvent, JobStatus, Project
-from labeling.services import audit_record
+from core.audit import audit_record
+from core.models import AuditEvent
+from labeling.models import JobStatus, Project
 from routing import calibration
 from routing.engine.types import PolicyConfig
 from routing.feedback_selectors import ProjectHistory, latest_calibration_goal, project_history

@@ -13,7 +13,8 @@ from typing import Any
 
 from django.db.models import F, Q
 
-from labeling.models import Annotation, AuditEvent, Item, Prediction, Project, Review
+from core.models import AuditEvent
+from labeling.models import Annotation, Item, Prediction, Project, Review
 from labeling.presentation import ItemView, item_view
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 from routing.selectors import DUE_SOON, claimable_slots, presented_kind, worker_for

@@ -16,11 +16,12 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from core.bulk import columns, model_from_row, model_value, one_of, prepared_cursor
+from core.models import AuditEvent
 from experts.availability import ExpertSnapshot, primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
 from experts.selectors import expert_snapshots
-from labeling.bulk import columns, model_from_row, model_value, one_of, prepared_cursor
-from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction, Project
+from labeling.models import Annotation, GoldLabel, Item, Prediction, Project
 from labeling.presentation import without_hidden
 from routing.decision_inputs import inputs_from_dict, ordered_probabilities
 from routing.engine.policy import evaluate, inputs_digest

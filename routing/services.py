@@ -22,6 +22,9 @@ from django.db.models import Count, F, Max, Q
 from django.utils import timezone
 from django_q.models import Schedule
 
+from core.audit import audit_record
+from core.bulk import columns, datetime_value, insert_objects, json_value, model_from_row, one_of, prepared_cursor
+from core.models import AuditEvent
 from experts.availability import ExpertSnapshot, on_call
 from experts.models import Domain, Expert, Role
 from experts.ranking import Ranking, rank_experts
@@ -29,7 +32,6 @@ from experts.selectors import on_call_rotations
 from experts.services import expert_accuracy_record
 from labeling.models import (
     Annotation,
-    AuditEvent,
     FinalSource,
     GoldLabel,
     Item,
@@ -39,8 +41,6 @@ from labeling.models import (
     Review,
     ReviewVerdict,
 )
-from labeling.bulk import columns, datetime_value, insert_objects, json_value, model_from_row, one_of, prepared_cursor
-from labeling.services import audit_record
 from routing import claim_sql, selectors
 from routing.decision_inputs import inputs_to_dict
 from routing.engine import aggregation

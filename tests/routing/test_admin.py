@@ -7,7 +7,8 @@ import json
 import pytest
 from django.urls import reverse
 
-from labeling.models import AuditEvent, Item
+from core.models import AuditEvent
+from labeling.models import Item
 from routing import services
 from routing.admin import PolicyConfigForm
 from routing.engine.policy import DEFAULT_POLICY

@@ -9,8 +9,9 @@ from django.core import mail
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.models import AuditEvent
 from experts.models import Expert, Role
-from labeling.models import Annotation, AuditEvent, Item, ItemStatus, Project, Review
+from labeling.models import Annotation, Item, ItemStatus, Project, Review
 from routing import selectors, services
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentKind, AssignmentStatus, RoutingDecision

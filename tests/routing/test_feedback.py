@@ -14,8 +14,9 @@ from django.urls import reverse
 from django_q.conf import Conf
 from django_q.models import Schedule
 
+from core.models import AuditEvent
 from experts.models import Role
-from labeling.models import AuditEvent, JobStatus
+from labeling.models import JobStatus
 from routing import calibration, feedback, services
 from routing.engine.types import Comparison, PolicyConfig, Trigger
 from routing.feedback_selectors import project_history

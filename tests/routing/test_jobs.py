@@ -13,9 +13,10 @@ from django_q.conf import Conf
 from django_q.models import Schedule, Success
 from django_q.scheduler import scheduler
 
+from core.models import AuditEvent
 from experts.models import Domain, ExpertAccuracy, Role
 from experts.services import on_call_rotation_create
-from labeling.models import AuditEvent, Item
+from labeling.models import Item
 from routing import page_selectors, selectors, services
 from routing.engine.types import PolicyConfig
 from routing.models import AnnotatorReliability, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision

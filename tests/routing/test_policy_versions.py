@@ -6,7 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db.models import RestrictedError
 
-from labeling.models import AuditEvent, Item
+from core.models import AuditEvent
+from labeling.models import Item
 from routing import services
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import FeatureRule, PolicyConfig, Stage

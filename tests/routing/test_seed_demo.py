@@ -7,8 +7,9 @@ from django.core.management import CommandError, call_command
 from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
+from core.models import AuditEvent
 from experts.models import Domain, Expert, Role
-from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction, Project, Review
+from labeling.models import Annotation, GoldLabel, Item, Prediction, Project, Review
 from routing import demo, selectors
 from routing.models import Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 

@@ -9,7 +9,8 @@ from django.db import connection
 from django.db.models import AutoField
 from django.test.utils import CaptureQueriesContext
 
-from labeling.models import Annotation, AuditEvent, Item, ItemStatus, Prediction
+from core.models import AuditEvent
+from labeling.models import Annotation, Item, ItemStatus, Prediction
 from labeling.signals import items_ingested
 from routing import selectors, services
 from routing.engine.types import AnnotatorReliability, Outcome, PolicyConfig, Stage

@@ -3,7 +3,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from labeling import bulk, services
+from core import bulk
+from labeling import services
 from labeling.models import Item, ItemStatus
 from tests.labeling.conftest import row
 

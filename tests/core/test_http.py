@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from labeling.http import CONTENT_SECURITY_POLICY
+from core.http import CONTENT_SECURITY_POLICY
 
 pytestmark = pytest.mark.django_db
 

@@ -1,4 +1,4 @@
-"""HTTP helpers shared by the workbench pages of every app (labeling is the lowest app with pages)."""
+"""HTTP helpers shared by the pages of every app."""
 from __future__ import annotations
 
 from collections.abc import Callable
