@@ -26,8 +26,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np
 
+from pilot.readers import EXPERT, PilotData, load_pilot_data
+from pilot.simulation import simulate
+from pilot.synthetic import synthetic_data
 from routing.engine.types import PolicyConfig
-from routing.simulation import EXPERT, PilotData, load_pilot_data, simulate, synthetic_data
 
 CLASSES = ("a", "b", "c")
 EXPERTS = (0.88, 0.90, 0.91, 0.93)

@@ -28,9 +28,11 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pilot.curves import CURVE_POSTERIORS
+from pilot.readers import load_pilot_data
+from pilot.simulation import majority_vote_curve, prepare, run_pilot
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import PolicyConfig
-from routing.simulation import CURVE_POSTERIORS, load_pilot_data, majority_vote_curve, prepare, run_pilot
 
 SETS = ("snow-rte", "barzan-mozafari", "snow-wsd", "duck", "jn-product")
 # The grid the defaults are chosen from: the stopping threshold and the per-item maximum.

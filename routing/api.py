@@ -21,7 +21,7 @@ from rest_framework.views import APIView
 from experts import selectors as experts_selectors
 from labeling import selectors as labeling_selectors
 from labeling.models import Annotation, Item, Project, Review
-from routing import feedback_selectors, page_selectors, selectors, services
+from routing import page_selectors, selectors, services
 from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
 
 EXPORT_KINDS = ("events", "decisions")
@@ -358,7 +358,7 @@ class NextToLabelView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "limit", int, description=f"items to return, 1 to {feedback_selectors.NEXT_TO_LABEL_MAX} (default "
+                "limit", int, description=f"items to return, 1 to {selectors.NEXT_TO_LABEL_MAX} (default "
                 f"{NEXT_TO_LABEL_DEFAULT})"
             ),
             OpenApiParameter("offset", int, description="items to skip (default 0)"),
@@ -394,12 +394,12 @@ class NextToLabelView(APIView):
         limit = _whole_param(request, "limit", NEXT_TO_LABEL_DEFAULT)
         offset = _whole_param(request, "offset", 0)
         errors = []
-        if isinstance(limit, str) or not 1 <= limit <= feedback_selectors.NEXT_TO_LABEL_MAX:
-            reason = limit if isinstance(limit, str) else f"must be 1 to {feedback_selectors.NEXT_TO_LABEL_MAX}"
+        if isinstance(limit, str) or not 1 <= limit <= selectors.NEXT_TO_LABEL_MAX:
+            reason = limit if isinstance(limit, str) else f"must be 1 to {selectors.NEXT_TO_LABEL_MAX}"
             errors.append({"field": "limit", "message": reason})
         if isinstance(offset, str) or offset < 0:
             errors.append({"field": "offset", "message": offset if isinstance(offset, str) else "must be 0 or more"})
         if errors:
             return Response({"errors": errors}, status=400)
-        rows = feedback_selectors.next_to_label_rows(project=project, limit=limit, offset=offset)
+        rows = selectors.next_to_label_rows(project=project, limit=limit, offset=offset)
         return Response({"project": project.slug, "limit": limit, "offset": offset, "results": rows})

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, FloatField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -21,7 +23,7 @@ from core.models import AuditEvent
 from experts.availability import ExpertSnapshot, primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
 from experts.selectors import expert_snapshots
-from labeling.models import Annotation, GoldLabel, Item, Prediction, Project
+from labeling.models import Annotation, GoldLabel, Item, ItemStatus, Prediction, Project
 from labeling.presentation import without_hidden
 from routing.decision_inputs import inputs_from_dict, ordered_probabilities
 from routing.engine.policy import evaluate, inputs_digest
@@ -349,6 +351,57 @@ def decision_trail_row(decision: RoutingDecision) -> dict[str, Any]:
         "inputs_digest": decision.inputs_digest,
         "created_at": decision.created_at.isoformat(),
     }
+
+
+# --- next to label -----------------------------------------------------------------------------------------
+
+LABELED = (ItemStatus.LABELED, ItemStatus.AUDITED)
+NEXT_TO_LABEL_MAX = 1000
+
+
+def _latest_signal(name: str) -> Subquery:
+    latest = RoutingDecision.objects.filter(item=OuterRef("pk")).order_by("-created_at", "-id")
+    return Subquery(latest.annotate(value=Cast(KeyTextTransform(name, "signals"), FloatField())).values("value")[:1])
+
+
+def items_next_to_label(*, project: Project) -> QuerySet[Item]:
+    """The project's items not yet labeled (status other than labeled and audited), most uncertain first:
+    by the normalised entropy of the latest prediction (highest first), then its margin between the top two
+    classes (smallest first), then id. Both come from the item's latest routing decision's signals, which
+    routing computed from the latest prediction. Items without a prediction come last.
+
+    A correlated subquery per unlabeled item over the (item, created_at) index of decisions: cost grows
+    with the project's unlabeled items; slice the result (next_to_label_rows bounds it).
+    """
+    return (
+        Item.objects.filter(project=project)
+        .exclude(status__in=LABELED)
+        .annotate(uncertainty=_latest_signal("entropy"), margin=_latest_signal("margin"))
+        .order_by(F("uncertainty").desc(nulls_last=True), F("margin").asc(nulls_last=True), "id")
+    )
+
+
+def next_to_label_rows(*, project: Project, limit: int, offset: int = 0) -> list[dict[str, Any]]:
+    """One page of `items_next_to_label` with each item's latest decision's signals (two queries)."""
+    if not 1 <= limit <= NEXT_TO_LABEL_MAX:
+        raise ValueError(f"limit must be between 1 and {NEXT_TO_LABEL_MAX}")
+    if offset < 0:
+        raise ValueError("offset must be 0 or more")
+    items = list(
+        items_next_to_label(project=project).only("id", "external_id", "data", "status")[offset : offset + limit]
+    )
+    signals: dict[int, dict[str, Any]] = {}
+    # Newest first per item: the first row seen of each item is its latest decision.
+    for item_id, values in (
+        RoutingDecision.objects.filter(item_id__in=[i.id for i in items])
+        .order_by("item_id", "-created_at", "-id")
+        .values_list("item_id", "signals")
+    ):
+        signals.setdefault(item_id, values)
+    return [
+        {"external_id": i.external_id, "data": i.data, "status": i.status, "signals": signals.get(i.id, {})}
+        for i in items
+    ]
 
 
 # --- policy history -------------------------------------------------------------------------------------

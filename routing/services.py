@@ -20,7 +20,6 @@ from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Max, Q
 from django.utils import timezone
-from django_q.models import Schedule
 
 from core.audit import audit_record
 from core.bulk import columns, datetime_value, insert_objects, json_value, model_from_row, one_of, prepared_cursor
@@ -45,6 +44,7 @@ from routing import claim_sql, selectors
 from routing.decision_inputs import inputs_to_dict
 from routing.engine import aggregation
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest, policy_errors
+from routing.engine.reliability import reliability_learner
 from routing.engine.types import AnnotatorReliability, Decision, Outcome, PolicyConfig, Stage
 
 # The assignment errors are part of this module's interface: callers catch services.AssignmentNotFound etc.
@@ -59,7 +59,6 @@ from routing.models import (
     RoutingDecision,
 )
 from routing.models import AnnotatorReliability as AnnotatorReliabilityRow
-from routing.simulation import reliability_learner
 
 logger = logging.getLogger(__name__)
 
@@ -1680,29 +1679,3 @@ def accuracy_refresh(*, now: dt.datetime | None = None) -> AccuracyRefreshResult
             rechecked[project.slug] = consensus_recheck(project=project, now=now)
         estimated[project.slug] = len(estimate.reliabilities)
     return AccuracyRefreshResult(accuracy_rows=written, reliabilities=estimated, rechecked=rechecked)
-
-
-# Dotted task path -> (schedule type, minutes for the MINUTES type); see routing/tasks.py.
-SCHEDULES: Mapping[str, tuple[str, int | None]] = {
-    "routing.tasks.assignments_expire": (Schedule.MINUTES, 1),
-    "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5),
-    "routing.tasks.crowd_breaches_escalate": (Schedule.MINUTES, 5),
-    "routing.tasks.waiting_assign": (Schedule.MINUTES, 5),
-    "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None),
-    # Queues one calibration per project (routing.feedback.calibration_recommend).
-    "routing.tasks.calibration_recommendations_enqueue": (Schedule.DAILY, None),
-}
-
-
-def schedules_ensure() -> list[Schedule]:
-    """Create or update the django-q schedules of the assignment jobs (named after their task), so every
-    deployment runs them; idempotent."""
-    schedules = []
-    with transaction.atomic():
-        for func, (schedule_type, minutes) in SCHEDULES.items():
-            schedule, _ = Schedule.objects.update_or_create(
-                name=func.rsplit(".", 1)[1],
-                defaults={"func": func, "schedule_type": schedule_type, "minutes": minutes, "repeats": -1},
-            )
-            schedules.append(schedule)
-    return schedules

@@ -45,7 +45,9 @@ INSTALLED_APPS = [
     "experts",
     "labeling",
     "routing",
+    "pilot",
     "dashboards",
+    "workbench",
 ]
 
 MIDDLEWARE = [

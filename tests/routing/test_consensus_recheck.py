@@ -7,8 +7,8 @@ import pytest
 
 from labeling.models import Item, ItemStatus
 from routing import selectors, services
-from routing.engine.aggregation import RefitReliability
 from routing.engine.policy import DEFAULT_POLICY
+from routing.engine.reliability import RefitReliability
 from routing.engine.types import AnnotatorReliability, Stage
 from routing.models import RoutingDecision
 from tests.routing.assignment_helpers import CLASSES, NOW, ingest_at, person, project, row

@@ -33,9 +33,11 @@ from tests.routing.assignment_helpers import (
     row,
     slots,
 )
+from workbench.schedules import schedules_ensure
 
 pytestmark = pytest.mark.django_db
-ROUTING = Q(func__startswith="routing.tasks.")
+# The schedules ensure_schedules makes: every one but the dashboards' (their migration makes those).
+ENSURED = ~Q(func__startswith="dashboards.tasks.")
 LATER = NOW + dt.timedelta(minutes=5)
 
 
@@ -302,16 +304,16 @@ class TestAccuracyRefresh:
 
 class TestSchedules:
     def test_ensure_is_idempotent(self):
-        services.schedules_ensure()
-        services.schedules_ensure()
-        schedules = {s.func: (s.schedule_type, s.minutes, s.repeats) for s in Schedule.objects.filter(ROUTING)}
+        schedules_ensure()
+        schedules_ensure()
+        schedules = {s.func: (s.schedule_type, s.minutes, s.repeats) for s in Schedule.objects.filter(ENSURED)}
         assert schedules == {
             "routing.tasks.assignments_expire": (Schedule.MINUTES, 1, -1),
             "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5, -1),
             "routing.tasks.crowd_breaches_escalate": (Schedule.MINUTES, 5, -1),
             "routing.tasks.waiting_assign": (Schedule.MINUTES, 5, -1),
             "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None, -1),
-            "routing.tasks.calibration_recommendations_enqueue": (Schedule.DAILY, None, -1),
+            "pilot.tasks.calibration_recommendations_enqueue": (Schedule.DAILY, None, -1),
         }
 
     def test_the_scheduler_runs_the_expiry_job(self, monkeypatch, settings):
@@ -321,27 +323,27 @@ class TestSchedules:
         proj = project()
         ingest_at(proj, [row("a", MIDDLING)])
         claimed = services.assignment_claim_next(user=crowd, project=proj, now=timezone.now() - dt.timedelta(hours=1))
-        services.schedules_ensure()
-        Schedule.objects.filter(ROUTING).update(next_run=timezone.now() - dt.timedelta(seconds=1))
+        schedules_ensure()
+        Schedule.objects.filter(ENSURED).update(next_run=timezone.now() - dt.timedelta(seconds=1))
         scheduler()
         claimed.refresh_from_db()
         assert claimed.status == AssignmentStatus.EXPIRED
         assert Success.objects.filter(func="routing.tasks.assignments_expire", result=1).exists()
         # Every job ran once and rescheduled itself in the future.
-        assert set(Success.objects.filter(ROUTING).values_list("func", flat=True)) == {
+        assert set(Success.objects.filter(ENSURED).values_list("func", flat=True)) == {
             "routing.tasks.assignments_expire",
             "routing.tasks.sla_breaches_handle",
             "routing.tasks.crowd_breaches_escalate",
             "routing.tasks.waiting_assign",
             "routing.tasks.accuracy_refresh",
-            "routing.tasks.calibration_recommendations_enqueue",
+            "pilot.tasks.calibration_recommendations_enqueue",
             # Queued by the one above, one per project (run at once here: the queue is synchronous).
-            "routing.tasks.calibration_recommend",
+            "pilot.tasks.calibration_recommend",
         }
-        assert not Schedule.objects.filter(ROUTING, next_run__lte=timezone.now()).exists()
+        assert not Schedule.objects.filter(ENSURED, next_run__lte=timezone.now()).exists()
 
     def test_ensure_schedules_command(self):
         out = io.StringIO()
         call_command("ensure_schedules", stdout=out)
         assert "assignments_expire: routing.tasks.assignments_expire (every 1 min)" in out.getvalue()
-        assert Schedule.objects.filter(ROUTING).count() == 6
+        assert Schedule.objects.filter(ENSURED).count() == 6

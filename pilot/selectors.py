@@ -7,21 +7,15 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-from django.db.models import F, FloatField, OuterRef, QuerySet, Subquery
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast
 
 from experts.models import Expert
 from labeling.models import Annotation, FinalSource, GoldLabel, Item, ItemStatus, JobStatus, Prediction, Project
-from routing.history import HistoryItem, pilot_data, worker_role
-from routing.models import CalibrationRun, RoutingDecision
+from pilot.history import HistoryItem, pilot_data, worker_role
+from pilot.models import CalibrationRun
+from pilot.readers import EXPERT, PilotData
 from routing.selectors import chunked
-from routing.simulation import EXPERT, PilotData
 
 LABELED = (ItemStatus.LABELED, ItemStatus.AUDITED)
-NEXT_TO_LABEL_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -105,48 +99,3 @@ def latest_calibration_goal(*, project: Project) -> CalibrationRun | None:
         .order_by("-finished_at", "-id")
         .first()
     )
-
-
-def _latest_signal(name: str) -> Subquery:
-    latest = RoutingDecision.objects.filter(item=OuterRef("pk")).order_by("-created_at", "-id")
-    return Subquery(latest.annotate(value=Cast(KeyTextTransform(name, "signals"), FloatField())).values("value")[:1])
-
-
-def items_next_to_label(*, project: Project) -> QuerySet[Item]:
-    """The project's items not yet labeled (status other than labeled and audited), most uncertain first:
-    by the normalised entropy of the latest prediction (highest first), then its margin between the top two
-    classes (smallest first), then id. Both come from the item's latest routing decision's signals, which
-    routing computed from the latest prediction. Items without a prediction come last.
-
-    A correlated subquery per unlabeled item over the (item, created_at) index of decisions: cost grows
-    with the project's unlabeled items; slice the result (next_to_label_rows bounds it).
-    """
-    return (
-        Item.objects.filter(project=project)
-        .exclude(status__in=LABELED)
-        .annotate(uncertainty=_latest_signal("entropy"), margin=_latest_signal("margin"))
-        .order_by(F("uncertainty").desc(nulls_last=True), F("margin").asc(nulls_last=True), "id")
-    )
-
-
-def next_to_label_rows(*, project: Project, limit: int, offset: int = 0) -> list[dict[str, Any]]:
-    """One page of `items_next_to_label` with each item's latest decision's signals (two queries)."""
-    if not 1 <= limit <= NEXT_TO_LABEL_MAX:
-        raise ValueError(f"limit must be between 1 and {NEXT_TO_LABEL_MAX}")
-    if offset < 0:
-        raise ValueError("offset must be 0 or more")
-    items = list(
-        items_next_to_label(project=project).only("id", "external_id", "data", "status")[offset : offset + limit]
-    )
-    signals: dict[int, dict[str, Any]] = {}
-    # Newest first per item: the first row seen of each item is its latest decision.
-    for item_id, values in (
-        RoutingDecision.objects.filter(item_id__in=[i.id for i in items])
-        .order_by("item_id", "-created_at", "-id")
-        .values_list("item_id", "signals")
-    ):
-        signals.setdefault(item_id, values)
-    return [
-        {"external_id": i.external_id, "data": i.data, "status": i.status, "signals": signals.get(i.id, {})}
-        for i in items
-    ]

@@ -5,8 +5,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from labeling.models import Project
-from routing import calibration, services
-from routing.management.commands.simulate import add_data_arguments, check_fraction, load_data, load_policy, write_json
+from pilot import calibration
+from pilot.management.commands.simulate import add_data_arguments, check_fraction, load_data, load_policy, write_json
+from routing import services
 
 
 class Command(BaseCommand):

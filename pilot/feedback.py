@@ -20,17 +20,18 @@ from django_q.tasks import async_task
 from core.audit import audit_record
 from core.models import AuditEvent
 from labeling.models import JobStatus, Project
-from routing import calibration
+from pilot import calibration
+from pilot.models import CalibrationRun
+from pilot.selectors import ProjectHistory, latest_calibration_goal, project_history
 from routing.engine.types import PolicyConfig
-from routing.feedback_selectors import ProjectHistory, latest_calibration_goal, project_history
-from routing.models import CalibrationRun, EscalationPolicy, PolicyVersion
+from routing.models import EscalationPolicy, PolicyVersion
 from routing.services import policy_draft_save, policy_for_project
 
 logger = logging.getLogger(__name__)
 
 RECOMMENDATION_ACTION = "calibration.recommendation"
-CALIBRATION_RUN_TASK = "routing.tasks.calibration_run"
-RECOMMEND_TASK = "routing.tasks.calibration_recommend"
+CALIBRATION_RUN_TASK = "pilot.tasks.calibration_run"
+RECOMMEND_TASK = "pilot.tasks.calibration_recommend"
 # Items calibrated on: the scheduled recommendation reads the last RECOMMEND_LAST_N labeled items, a run
 # what the admin asks for, up to RUN_MAX_LAST_N. A replay of 1,000 items takes about half a second and a
 # search replays 196 candidates with predictions (40 without): about 100 s for 1,000 items and 300 s for

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from routing.services import schedules_ensure
+from workbench.schedules import schedules_ensure
 
 
 class Command(BaseCommand):

@@ -18,20 +18,12 @@ from typing import Any
 import numpy as np
 from sklearn.isotonic import IsotonicRegression
 
+from pilot.curves import CURVE_POSTERIORS, CURVE_TOP_PROBABILITIES
+from pilot.readers import PilotData
+from pilot.simulation import PilotSetup, adaptive_metrics, baselines, prepare, replay
 from routing.engine.policy import policy_errors
+from routing.engine.reliability import DEFAULT_LEARNER, LearnerOptions
 from routing.engine.types import PolicyConfig
-from routing.simulation import (
-    CURVE_POSTERIORS,
-    CURVE_TOP_PROBABILITIES,
-    DEFAULT_LEARNER,
-    LearnerOptions,
-    PilotData,
-    PilotSetup,
-    adaptive_metrics,
-    baselines,
-    prepare,
-    replay,
-)
 
 # Overlaps tried (those above the policy's max_crowd_labels are skipped).
 OVERLAPS = (1, 2, 3)

@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from routing.simulation import CROWD, EXPERT, History, PilotData, Worker
+from pilot.readers import CROWD, EXPERT, History, PilotData, Worker
 
 EXPERT_TIER = frozenset({"expert", "reviewer"})
 

@@ -10,25 +10,23 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from routing import simulation
-from routing.engine.policy import DEFAULT_POLICY, evaluate
-from routing.engine.types import Outcome, PolicyConfig
-from routing.simulation import (
+from pilot import simulation
+from pilot.readers import (
     History,
     PilotData,
     PilotDataError,
     Worker,
     class_order,
-    expected_accuracy,
     load_pilot_data,
     read_gold,
     read_judgments,
     read_predictions,
     read_workers,
-    replay,
-    simulate,
-    synthetic_data,
 )
+from pilot.simulation import expected_accuracy, replay, simulate
+from pilot.synthetic import synthetic_data
+from routing.engine.policy import DEFAULT_POLICY, evaluate
+from routing.engine.types import Outcome, PolicyConfig
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "pilot"
 CROWD_POLICY = PolicyConfig(

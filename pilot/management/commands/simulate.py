@@ -6,7 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from labeling.models import Project
-from routing import simulation
+from pilot import curves, readers, simulation
 from routing.engine.policy import DEFAULT_POLICY, policy_errors
 from routing.engine.types import PolicyConfig
 from routing.selectors import live_versions
@@ -32,19 +32,19 @@ def add_data_arguments(parser: CommandParser) -> None:
     parser.add_argument("--shuffle-judgments", action="store_true", help="shuffle each item's judgments (seeded)")
 
 
-def load_data(options: dict) -> simulation.PilotData:
+def load_data(options: dict) -> readers.PilotData:
     for name in ("judgments", "gold", "predictions", "workers"):
         path = options.get(name)
         if path is not None and not path.is_file():
             raise CommandError(f"--{name}: {path} is not a file")
     try:
-        return simulation.load_pilot_data(
+        return readers.load_pilot_data(
             judgments=options["judgments"],
             gold=options["gold"],
             predictions=options.get("predictions"),
             workers=options.get("workers"),
         )
-    except simulation.PilotDataError as error:
+    except readers.PilotDataError as error:
         raise CommandError(str(error)) from error
 
 
@@ -117,16 +117,16 @@ class Command(BaseCommand):
         document = report.to_dict()
         want_curve = options["curve"] or options["plot"] is not None
         if want_curve:
-            rows = simulation.curve(setup, policy)
+            rows = curves.curve(setup, policy)
             mv_rows = simulation.majority_vote_curve(setup.history, setup.scored_gold)
             document["curve"] = rows
             document["majority_vote_curve"] = mv_rows
         write_json(self, document, options["out"])
         if want_curve:
             with_predictions = bool(setup.history.predictions)
-            self.stdout.write(simulation.curve_table(rows, mv_rows, with_predictions))
+            self.stdout.write(curves.curve_table(rows, mv_rows, with_predictions))
             if options["plot"] is not None:
-                html = simulation.curve_html(
+                html = curves.curve_html(
                     rows,
                     mv_rows,
                     report,

@@ -8,9 +8,9 @@ import pathlib
 import pytest
 from django.core.management import CommandError, call_command
 
-from routing.calibration import Candidate, calibrate, candidate_policies, choose, with_accuracy_trend
+from pilot.calibration import Candidate, calibrate, candidate_policies, choose, with_accuracy_trend
+from pilot.synthetic import synthetic_data
 from routing.engine.types import PolicyConfig
-from routing.simulation import synthetic_data
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "pilot"
 # 3 good and 5 noisy annotators; every item labelled by all 8.

@@ -17,13 +17,17 @@ from django_q.models import Schedule
 from core.models import AuditEvent
 from experts.models import Role
 from labeling.models import JobStatus
-from routing import calibration, feedback, services
+from pilot import calibration, feedback
+from pilot.history import HistoryItem, pilot_data
+from pilot.models import CalibrationRun
+from pilot.selectors import project_history
+from pilot.simulation import simulate
+from pilot.synthetic import synthetic_data
+from routing import services
 from routing.engine.types import Comparison, PolicyConfig, Trigger
-from routing.feedback_selectors import project_history
-from routing.history import HistoryItem, pilot_data
-from routing.models import AnnotatorReliability, CalibrationRun, PolicyVersion
-from routing.simulation import simulate, synthetic_data
+from routing.models import AnnotatorReliability, PolicyVersion
 from tests.routing.assignment_helpers import CLASSES, MIDDLING, NOW, UNSURE, ingest_at, person, project, row
+from workbench.schedules import schedules_ensure
 
 LATER = NOW + dt.timedelta(hours=1)
 # Asks for three crowd labels and a confident consensus: wasteful when the crowd is always right.
@@ -164,10 +168,10 @@ class TestReliabilityRefresh:
         assert after.posterior["dog"] > 2 * after.posterior["bird"]
 
     def test_the_refresh_and_the_daily_calibration_are_scheduled(self):
-        services.schedules_ensure()
+        schedules_ensure()
         schedules = {s.func: s.schedule_type for s in Schedule.objects.all()}
         assert schedules["routing.tasks.accuracy_refresh"] == Schedule.HOURLY
-        assert schedules["routing.tasks.calibration_recommendations_enqueue"] == Schedule.DAILY
+        assert schedules["pilot.tasks.calibration_recommendations_enqueue"] == Schedule.DAILY
 
 
 # --- the scheduled recommendation ------------------------------------------------------------------------
