@@ -55,7 +55,7 @@ from experts.models import Domain, Expert, Expertise, Role, Shift
 from labeling.models import Annotation, GoldLabel, Item, Prediction, Project
 from labeling.services import project_create
 from routing.models import Assignment, RoutingDecision
-from routing.services import policy_for_project
+from routing.policies import policy_for_project
 
 SLUG = "bench-dashboard"
 CLASSES = tuple(f"class-{k}" for k in range(10))

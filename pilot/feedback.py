@@ -25,7 +25,7 @@ from pilot.models import CalibrationRun
 from pilot.selectors import ProjectHistory, latest_calibration_goal, project_history
 from routing.engine.types import PolicyConfig
 from routing.models import EscalationPolicy, PolicyVersion
-from routing.services import policy_draft_save, policy_for_project
+from routing.policies import policy_draft_save, policy_for_project
 
 logger = logging.getLogger(__name__)
 

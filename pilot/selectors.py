@@ -13,7 +13,7 @@ from labeling.models import Annotation, FinalSource, GoldLabel, Item, ItemStatus
 from pilot.history import HistoryItem, pilot_data, worker_role
 from pilot.models import CalibrationRun
 from pilot.readers import EXPERT, PilotData
-from routing.selectors import chunked
+from routing.inputs import chunked
 
 LABELED = (ItemStatus.LABELED, ItemStatus.AUDITED)
 

@@ -19,7 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from routing import selectors, services
+from routing import policies, selectors, services
 from routing.engine.policy import policy_errors
 from routing.engine.rules import OPERATORS, validate_rule
 from routing.engine.types import FeatureRule, PolicyConfig, json_ready
@@ -202,7 +202,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: EscalationPolicy, form: forms.Form, change: bool) -> None:
         # Adding = creating the project's policy with the default version 1, through the service.
-        created = services.policy_for_project(obj.project)
+        created = policies.policy_for_project(obj.project)
         obj.pk = created.pk
         obj.live_version = created.live_version
         obj.created_at = created.created_at
@@ -219,7 +219,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
         if request.method == "POST" and not can_change:
             raise PermissionDenied
         if policy.live_version is None:
-            policy = services.policy_for_project(policy.project)
+            policy = policies.policy_for_project(policy.project)
         live = PolicyConfig.from_dict(policy.live_version.config)
         preview = None
         form = PolicyConfigForm(initial=PolicyConfigForm.initial_for(live))
@@ -234,11 +234,11 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
                 note = form.cleaned_data["change_note"]
                 try:
                     if "_preview" in request.POST:
-                        preview = services.policy_preview(
+                        preview = policies.policy_preview(
                             project=policy.project, config=form.config, last_n=PREVIEW_LAST_N
                         )
                     elif "_save_draft" in request.POST:
-                        draft = services.policy_draft_save(
+                        draft = policies.policy_draft_save(
                             policy=policy, config=form.config, author=request.user, change_note=note
                         )
                         self.message_user(request, f"Saved draft v{draft.number}; it is not live.", messages.SUCCESS)
@@ -246,7 +246,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
                     else:
                         if form.config == live:
                             raise ValidationError("Nothing changed: the fields equal the live version's.")
-                        version = services.policy_version_publish(
+                        version = policies.policy_version_publish(
                             policy=policy, config=form.config, author=request.user, change_note=note
                         )
                         self.message_user(request, f"Published v{version.number}; it is now live.", messages.SUCCESS)
@@ -289,7 +289,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
             self.message_user(request, "No such version of this policy.", messages.ERROR)
             return HttpResponseRedirect(request.path)
         try:
-            new = services.policy_version_rollback(
+            new = policies.policy_version_rollback(
                 policy=policy, version=version, author=request.user, note=request.POST.get("note", "")
             )
         except ValidationError as exc:

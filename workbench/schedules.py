@@ -10,10 +10,10 @@ from django_q.models import Schedule
 
 # Dotted task path -> (schedule type, minutes for the MINUTES type); each app's tasks.py.
 SCHEDULES: Mapping[str, tuple[str, int | None]] = {
-    "routing.tasks.assignments_expire": (Schedule.MINUTES, 1),
-    "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5),
-    "routing.tasks.crowd_breaches_escalate": (Schedule.MINUTES, 5),
-    "routing.tasks.waiting_assign": (Schedule.MINUTES, 5),
+    "work.tasks.assignments_expire": (Schedule.MINUTES, 1),
+    "work.tasks.sla_breaches_handle": (Schedule.MINUTES, 5),
+    "work.tasks.crowd_breaches_escalate": (Schedule.MINUTES, 5),
+    "work.tasks.waiting_assign": (Schedule.MINUTES, 5),
     "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None),
     # Queues one calibration per project (pilot.feedback.calibration_recommend).
     "pilot.tasks.calibration_recommendations_enqueue": (Schedule.DAILY, None),
@@ -21,7 +21,7 @@ SCHEDULES: Mapping[str, tuple[str, int | None]] = {
 
 
 def schedules_ensure() -> list[Schedule]:
-    """Create or update the django-q schedules of the assignment jobs (named after their task), so every
+    """Create or update the django-q schedules of the recurring jobs (named after their task), so every
     deployment runs them; idempotent."""
     schedules = []
     with transaction.atomic():

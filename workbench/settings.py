@@ -45,8 +45,10 @@ INSTALLED_APPS = [
     "experts",
     "labeling",
     "routing",
+    "work",
     "pilot",
     "dashboards",
+    "demo",
     "workbench",
 ]
 

@@ -17,10 +17,12 @@ urlpatterns = [
     # routing first: its ".../items/<external_id>/decisions/" would otherwise match labeling's item detail
     # (external ids may contain slashes).
     path("api/", include("routing.api_urls")),
+    path("api/", include("work.api_urls")),
     path("api/", include("labeling.api_urls")),
     path("api/", include("dashboards.api_urls")),
     path("experts/", include("experts.urls")),
     path("", include("labeling.urls")),
     path("", include("routing.urls")),
+    path("", include("work.urls")),
     path("dashboards/", include("dashboards.urls")),
 ]

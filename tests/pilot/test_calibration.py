@@ -10,6 +10,7 @@ from django.core.management import CommandError, call_command
 
 from pilot.calibration import Candidate, calibrate, candidate_policies, choose, with_accuracy_trend
 from pilot.synthetic import synthetic_data
+from routing import policies
 from routing.engine.types import PolicyConfig
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "pilot"
@@ -122,10 +123,9 @@ def test_candidates_vary_only_the_thresholds_and_stay_valid():
 @pytest.mark.django_db
 def test_calibrate_command_saves_a_draft_that_is_not_published(tmp_path):
     from labeling.services import project_create
-    from routing import services
 
     project = project_create(name="Pilot", slug="pilot", classes=["no", "yes"])
-    live_before = services.policy_for_project(project).live_version
+    live_before = policies.policy_for_project(project).live_version
     out = tmp_path / "calibration.json"
     call_command(
         "calibrate",
@@ -140,7 +140,7 @@ def test_calibrate_command_saves_a_draft_that_is_not_published(tmp_path):
         stderr=io.StringIO(),
     )
     doc = json.loads(out.read_text())
-    policy = services.policy_for_project(project)
+    policy = policies.policy_for_project(project)
     assert policy.live_version == live_before  # nothing published
     draft = policy.versions.get(number=doc["draft"]["version"])
     assert draft.is_draft

@@ -23,10 +23,11 @@ from pilot.models import CalibrationRun
 from pilot.selectors import project_history
 from pilot.simulation import simulate
 from pilot.synthetic import synthetic_data
-from routing import services
+from routing import policies, reliabilities, services
 from routing.engine.types import Comparison, PolicyConfig, Trigger
 from routing.models import AnnotatorReliability, PolicyVersion
 from tests.routing.assignment_helpers import CLASSES, MIDDLING, NOW, UNSURE, ingest_at, person, project, row
+from work import claims, submissions
 from workbench.schedules import schedules_ensure
 
 LATER = NOW + dt.timedelta(hours=1)
@@ -156,7 +157,7 @@ class TestReliabilityRefresh:
         # Two annotators nobody knows anything about: their labels weigh the same.
         assert before.posterior["dog"] == pytest.approx(before.posterior["bird"])
 
-        services.accuracy_refresh(now=LATER)
+        reliabilities.accuracy_refresh(now=LATER)
         stored = {r.annotator.username: r for r in AnnotatorReliability.objects.filter(project=proj).select_related("annotator")}
         dog, bird = CLASSES.index("dog"), CLASSES.index("bird")
         assert stored["good"].confusion[dog][dog] > 0.7 > stored["bad"].confusion[dog][dog]
@@ -208,8 +209,8 @@ class TestCalibrationRecommend:
         ).latest("id")
         assert from_dashboard == event
 
-        services.policy_version_publish(
-            policy=services.policy_for_project(proj),
+        policies.policy_version_publish(
+            policy=policies.policy_for_project(proj),
             config=dataclasses.replace(THOROUGH, **data["recommended"]),
             author=None,
             change_note="take the recommendation",
@@ -279,7 +280,7 @@ class TestCalibrationRun:
 
     def test_execute_stores_progress_and_saves_a_draft_that_is_never_published(self, admin_user, no_queue, monkeypatch):
         proj = history_project()
-        live_before = services.policy_for_project(proj).live_version
+        live_before = policies.policy_for_project(proj).live_version
         published = set(PolicyVersion.objects.filter(published_at__isnull=False).values_list("pk", flat=True))
         run = feedback.calibration_run_start(project=proj, actor=admin_user, target_accuracy=0.95, now=LATER)
         stored_progress = []
@@ -298,7 +299,7 @@ class TestCalibrationRun:
         assert run.status == JobStatus.SUCCEEDED and run.progress == 100 and run.finished_at
         assert stored_progress == sorted(stored_progress) and len(set(stored_progress)) > 10
         assert feedback.PROGRESS_READ <= stored_progress[0] and stored_progress[-1] == feedback.PROGRESS_REPLAYED
-        policy = services.policy_for_project(proj)
+        policy = policies.policy_for_project(proj)
         assert policy.live_version == live_before
         draft = run.draft
         assert draft.is_draft and draft.author == admin_user and f"Calibration run {run.pk}" in draft.change_note
@@ -336,7 +337,7 @@ class TestCalibrationRun:
 class TestPolicyPage:
     def test_the_admin_starts_a_run_and_polls_its_progress(self, admin_client, no_queue):
         proj = history_project(n=3)
-        policy = services.policy_for_project(proj)
+        policy = policies.policy_for_project(proj)
         url = reverse("admin:routing_escalationpolicy_change", args=[policy.pk])
         page = admin_client.get(url).content.decode()
         assert "Calibrate from history" in page and "htmx" in page
@@ -363,7 +364,7 @@ class TestPolicyPage:
 
     def test_a_goal_must_be_one_of_the_two(self, admin_client, no_queue):
         proj = history_project(n=3)
-        url = reverse("admin:routing_escalationpolicy_change", args=[services.policy_for_project(proj).pk])
+        url = reverse("admin:routing_escalationpolicy_change", args=[policies.policy_for_project(proj).pk])
         response = admin_client.post(url, {"_calibrate": "1", "target_accuracy": "0.9", "budget": "2", "last_n": "500"})
         assert response.status_code == 200
         assert "not both" in response.content.decode()
@@ -374,7 +375,7 @@ class TestPolicyPage:
         crowd = person(Role.CROWD)
         client.force_login(crowd)
         partial_url = reverse(
-            "admin:routing_escalationpolicy_calibration_runs", args=[services.policy_for_project(proj).pk]
+            "admin:routing_escalationpolicy_calibration_runs", args=[policies.policy_for_project(proj).pk]
         )
         response = client.get(partial_url)
         assert response.status_code == 302 and "login" in response["Location"]
@@ -395,14 +396,14 @@ def test_the_training_export_carries_expert_labels_rationales_and_factors(admin_
     )
     proj = project("train", policy=escalate, decision_factors=["sarcasm", "jargon"])
     ingest_at(proj, [row("hard", UNSURE), row("split", MIDDLING), row("easy", MIDDLING)])
-    claimed = services.assignment_claim_next(user=ada, project=proj, now=LATER)
-    services.assignment_submit(
+    claimed = claims.assignment_claim_next(user=ada, project=proj, now=LATER)
+    submissions.assignment_submit(
         assignment_id=claimed.pk, user=ada, label="dog", rationale="the bark gives it away", factors=["jargon"], now=LATER
     )
     for user, labels in ((crowd1, {"split": "cat", "easy": "cat"}), (crowd2, {"split": "bird", "easy": "cat"})):
         for _ in range(2):
-            slot = services.assignment_claim_next(user=user, project=proj, now=LATER)
-            services.assignment_submit(assignment_id=slot.pk, user=user, label=labels[slot.item.external_id], now=LATER)
+            slot = claims.assignment_claim_next(user=user, project=proj, now=LATER)
+            submissions.assignment_submit(assignment_id=slot.pk, user=user, label=labels[slot.item.external_id], now=LATER)
 
     def export(subset):
         response = admin_client.get(f"/api/projects/{proj.slug}/export?subset={subset}")

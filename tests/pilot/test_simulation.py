@@ -25,6 +25,7 @@ from pilot.readers import (
 )
 from pilot.simulation import expected_accuracy, replay, simulate
 from pilot.synthetic import synthetic_data
+from routing import policies
 from routing.engine.policy import DEFAULT_POLICY, evaluate
 from routing.engine.types import Outcome, PolicyConfig
 
@@ -435,12 +436,11 @@ def test_simulate_command_names_a_bad_row(tmp_path):
 @pytest.mark.django_db
 def test_simulate_command_uses_a_projects_live_policy():
     from labeling.services import project_create
-    from routing import services
 
     project = project_create(name="Pilot", slug="pilot", classes=["no", "yes"])
     live = PolicyConfig(crowd_overlap=1, max_crowd_labels=2, consensus_min_posterior=0.6)
-    services.policy_version_publish(
-        policy=services.policy_for_project(project), config=live, author=None, change_note="for the pilot"
+    policies.policy_version_publish(
+        policy=policies.policy_for_project(project), config=live, author=None, change_note="for the pilot"
     )
     stdout = io.StringIO()
     call_command(

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from labeling.models import Project
 from pilot import calibration
 from pilot.management.commands.simulate import add_data_arguments, check_fraction, load_data, load_policy, write_json
-from routing import services
+from routing import policies
 
 
 class Command(BaseCommand):
@@ -60,8 +60,8 @@ class Command(BaseCommand):
                 f"{result.held_out['accuracy']:.4f} at {result.held_out['labels_per_item']:.2f} labels/item"
                 f"{'' if result.met else '; the goal was NOT met on the calibration split'}"
             )
-            draft = services.policy_draft_save(
-                policy=services.policy_for_project(project), config=result.policy, author=None, change_note=note
+            draft = policies.policy_draft_save(
+                policy=policies.policy_for_project(project), config=result.policy, author=None, change_note=note
             )
             document["draft"] = {"project": project.slug, "version": draft.number}
             self.stderr.write(f"saved draft v{draft.number} of {project.slug}'s policy (not published)")

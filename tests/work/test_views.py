@@ -7,10 +7,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from labeling.models import Annotation, GoldLabel, Review
-from routing import services
+from routing import policies
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentKind, AssignmentStatus
 from tests.browser.state import ESCALATION_REASON, build_workbench
+from work import claims, submissions
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +32,7 @@ def login(client, user):
 
 
 def start(client, scope=""):
-    response = client.post(reverse("routing:queue_start"), {"scope": scope})
+    response = client.post(reverse("work:queue_start"), {"scope": scope})
     assert response.status_code == 302
     match = re.match(r"^/work/(\d+)/", response["Location"])
     assert match, response["Location"]
@@ -40,14 +41,14 @@ def start(client, scope=""):
 
 def test_queue_counts_and_start_labeling_claims_and_opens_the_next_item(client, wb):
     login(client, wb["expert"])
-    page = client.get(reverse("routing:queue"))
+    page = client.get(reverse("work:queue"))
     assert page.status_code == 200
     assert re.search(r'data-count="open_for_you">3<', page.content.decode())
     assignment, location = start(client)
     assert assignment.assignee == wb["expert"] and assignment.status == AssignmentStatus.ACTIVE
     # An overdue held item is counted as assigned and overdue.
     Assignment.objects.filter(pk=assignment.pk).update(due_at=timezone.now() - dt.timedelta(hours=1))
-    body = client.get(reverse("routing:project_queue", args=["tickets"])).content.decode()
+    body = client.get(reverse("work:project_queue", args=["tickets"])).content.decode()
     assert re.search(r'data-count="assigned">1<', body) and re.search(r'data-count="overdue">1<', body)
     # Starting again reopens the held item instead of claiming another.
     again, _ = start(client, "tickets")
@@ -72,10 +73,10 @@ def test_someone_elses_assignment_answers_404(client, wb):
     login(client, wb["crowd1"])
     mine, _ = start(client)
     login(client, wb["crowd2"])
-    assert client.get(reverse("routing:work", args=[mine.pk])).status_code == 404
-    response = client.post(reverse("routing:submit", args=[mine.pk]), {"label": "bug"})
+    assert client.get(reverse("work:work", args=[mine.pk])).status_code == 404
+    response = client.post(reverse("work:submit", args=[mine.pk]), {"label": "bug"})
     assert response.status_code == 404
-    assert client.get(reverse("routing:work", args=[999_999])).status_code == 404
+    assert client.get(reverse("work:work", args=[999_999])).status_code == 404
     assert not Annotation.objects.exists()
 
 
@@ -111,10 +112,10 @@ def test_crowd_sees_the_suggestion_when_the_project_allows_it(client, wb):
 def test_htmx_submit_stores_the_label_and_swaps_in_the_next_item(client, wb):
     login(client, wb["expert"])
     first, _ = start(client)
-    page = client.get(reverse("routing:work", args=[first.pk])).content.decode()
+    page = client.get(reverse("work:work", args=[first.pk])).content.decode()
     started = re.search(r'name="started" value="([^"]+)"', page).group(1)
     response = client.post(
-        reverse("routing:submit", args=[first.pk]),
+        reverse("work:submit", args=[first.pk]),
         {"label": "bug", "rationale": "Stack trace in the text", "factors": ["jargon"], "confidence": "4",
          "unsure": "on", "started": started, "time_spent_ms": str(10 * 60 * 1000), "scope": "tickets"},
         HTTP_HX_REQUEST="true",
@@ -126,7 +127,7 @@ def test_htmx_submit_stores_the_label_and_swaps_in_the_next_item(client, wb):
     # The browser claimed ten minutes; the server saw the page rendered moments ago.
     assert annotation.time_spent_ms is not None and annotation.time_spent_ms < 60_000
     following = Assignment.objects.get(assignee=wb["expert"], status=AssignmentStatus.ACTIVE)
-    assert response["HX-Push-Url"] == reverse("routing:work", args=[following.pk]) + "?scope=tickets"
+    assert response["HX-Push-Url"] == reverse("work:work", args=[following.pk]) + "?scope=tickets"
     body = response.content.decode()
     assert "<html" not in body and 'id="work-panel"' in body and following.item.external_id in body
     assert 'hx-swap-oob="true"' in body and "Saved “bug” for exp-0." in body
@@ -136,9 +137,9 @@ def test_plain_form_submit_redirects_to_the_next_item(client, wb):
     login(client, wb["crowd1"])
     first, location = start(client)
     started = re.search(r'name="started" value="([^"]+)"', client.get(location).content.decode()).group(1)
-    response = client.post(reverse("routing:submit", args=[first.pk]), {"label": "feature", "started": started})
+    response = client.post(reverse("work:submit", args=[first.pk]), {"label": "feature", "started": started})
     following = Assignment.objects.get(assignee=wb["crowd1"], status=AssignmentStatus.ACTIVE)
-    assert response.status_code == 302 and response["Location"] == reverse("routing:work", args=[following.pk])
+    assert response.status_code == 302 and response["Location"] == reverse("work:work", args=[following.pk])
     # Without a browser timer (no JavaScript) the server's own measure since it rendered the page is stored.
     annotation = Annotation.objects.get(annotator=wb["crowd1"])
     assert annotation.time_spent_ms is not None and 0 <= annotation.time_spent_ms < 60_000
@@ -148,7 +149,7 @@ def test_plain_form_submit_redirects_to_the_next_item(client, wb):
 def test_a_forged_start_is_ignored(client, wb):
     login(client, wb["crowd1"])
     first, _ = start(client)
-    client.post(reverse("routing:submit", args=[first.pk]),
+    client.post(reverse("work:submit", args=[first.pk]),
                 {"label": "feature", "started": "forged:token", "time_spent_ms": "5000"})
     # The service still bounds the browser's figure by the time since the claim (a few ms ago, plus slack).
     assert Annotation.objects.get(annotator=wb["crowd1"]).time_spent_ms == 5000
@@ -158,7 +159,7 @@ def test_invalid_submit_shows_the_errors_keeps_the_input_and_stores_nothing(clie
     login(client, wb["expert"])
     first, _ = start(client)
     response = client.post(
-        reverse("routing:submit", args=[first.pk]), {"label": "bug", "rationale": " ", "factors": ["jargon"]},
+        reverse("work:submit", args=[first.pk]), {"label": "bug", "rationale": " ", "factors": ["jargon"]},
         HTTP_HX_REQUEST="true",
     )
     assert response.status_code == 400
@@ -173,7 +174,7 @@ def test_submit_on_an_expired_lease_is_a_conflict(client, wb):
     login(client, wb["crowd1"])
     first, _ = start(client)
     Assignment.objects.filter(pk=first.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
-    response = client.post(reverse("routing:submit", args=[first.pk]), {"label": "bug"}, HTTP_HX_REQUEST="true")
+    response = client.post(reverse("work:submit", args=[first.pk]), {"label": "bug"}, HTTP_HX_REQUEST="true")
     assert response.status_code == 409 and "expired" in response.content.decode()
     assert not Annotation.objects.exists()
 
@@ -181,10 +182,10 @@ def test_submit_on_an_expired_lease_is_a_conflict(client, wb):
 def test_decline_needs_a_reason_then_moves_on(client, wb):
     login(client, wb["expert"])
     first, _ = start(client)
-    refused = client.post(reverse("routing:decline", args=[first.pk]), {"reason": ""}, HTTP_HX_REQUEST="true")
+    refused = client.post(reverse("work:decline", args=[first.pk]), {"reason": ""}, HTTP_HX_REQUEST="true")
     assert refused.status_code == 400 and "Say why you decline" in refused.content.decode()
     response = client.post(
-        reverse("routing:decline", args=[first.pk]), {"reason": "Outside my expertise"}, HTTP_HX_REQUEST="true"
+        reverse("work:decline", args=[first.pk]), {"reason": "Outside my expertise"}, HTTP_HX_REQUEST="true"
     )
     assert response.status_code == 200
     first.refresh_from_db()
@@ -195,36 +196,36 @@ def test_decline_needs_a_reason_then_moves_on(client, wb):
 def test_the_last_item_leads_to_the_queue_done_panel(client, wb):
     login(client, wb["expert"])
     for _ in range(3):
-        held = services.assignment_claim_next(user=wb["expert"])
-        services.assignment_submit(assignment_id=held.pk, user=wb["expert"], label="bug", rationale="r")
+        held = claims.assignment_claim_next(user=wb["expert"])
+        submissions.assignment_submit(assignment_id=held.pk, user=wb["expert"], label="bug", rationale="r")
     done_before = Annotation.objects.count()
     login(client, wb["crowd1"])
     last, _ = start(client)
     Assignment.objects.filter(assignee__isnull=True, kind=AssignmentKind.CROWD).update(
         status=AssignmentStatus.CANCELLED)
-    response = client.post(reverse("routing:submit", args=[last.pk]), {"label": "bug"}, HTTP_HX_REQUEST="true")
+    response = client.post(reverse("work:submit", args=[last.pk]), {"label": "bug"}, HTTP_HX_REQUEST="true")
     assert Annotation.objects.count() == done_before + 1
     assert "Your queue is done" in response.content.decode()
-    assert response["HX-Push-Url"] == reverse("routing:queue")
+    assert response["HX-Push-Url"] == reverse("work:queue")
 
 
 def test_review_agree_and_override(client, wb):
     for _ in range(2):
-        held = services.assignment_claim_next(user=wb["expert"])
-        services.assignment_submit(assignment_id=held.pk, user=wb["expert"], label="bug", rationale="trace")
+        held = claims.assignment_claim_next(user=wb["expert"])
+        submissions.assignment_submit(assignment_id=held.pk, user=wb["expert"], label="bug", rationale="trace")
     login(client, wb["reviewer"])
     first, location = start(client)
     assert first.kind == AssignmentKind.REVIEW
     page = client.get(location).content.decode()
     assert 'data-current-label="bug"' in page and "trace" in page and "Submit review" in page
-    response = client.post(reverse("routing:review", args=[first.pk]), {"verdict": "agree", "label": "bug"},
+    response = client.post(reverse("work:review", args=[first.pk]), {"verdict": "agree", "label": "bug"},
                            HTTP_HX_REQUEST="true")
     second = Assignment.objects.get(assignee=wb["reviewer"], status=AssignmentStatus.ACTIVE)
-    assert response.status_code == 200 and response["HX-Push-Url"].startswith(reverse("routing:work", args=[second.pk]))
-    missing_reason = client.post(reverse("routing:review", args=[second.pk]), {"verdict": "override", "label": "billing"},
+    assert response.status_code == 200 and response["HX-Push-Url"].startswith(reverse("work:work", args=[second.pk]))
+    missing_reason = client.post(reverse("work:review", args=[second.pk]), {"verdict": "override", "label": "billing"},
                                  HTTP_HX_REQUEST="true")
     assert missing_reason.status_code == 400 and "Say why the label is wrong" in missing_reason.content.decode()
-    client.post(reverse("routing:review", args=[second.pk]),
+    client.post(reverse("work:review", args=[second.pk]),
                 {"verdict": "override", "label": "billing", "reason": "Asks for a refund"}, HTTP_HX_REQUEST="true")
     reviews = list(Review.objects.order_by("created_at").values_list("verdict", "previous_label", "label", "reason"))
     assert reviews == [("agree", "bug", "bug", ""), ("override", "bug", "billing", "Asks for a refund")]
@@ -242,10 +243,10 @@ def test_a_gold_check_looks_like_any_crowd_item(client):
     gold_page = client.get(location).content.decode()
     assert "gold" not in gold_page.lower()
     login(client, wb["crowd2"])
-    services.policy_version_publish(
-        policy=services.policy_for_project(wb.project),
+    policies.policy_version_publish(
+        policy=policies.policy_for_project(wb.project),
         config=PolicyConfig.from_dict({
-            **services.policy_for_project(wb.project).live_version.config, "gold_check_rate": 0.0}),
+            **policies.policy_for_project(wb.project).live_version.config, "gold_check_rate": 0.0}),
         author=wb["admin"], change_note="no gold",
     )
     plain, plain_location = start(client)
@@ -263,11 +264,11 @@ def test_a_gold_check_looks_like_any_crowd_item(client):
 
 class TestTrail:
     def test_admin_sees_every_step_of_an_item(self, client, wb):
-        held = services.assignment_claim_next(user=wb["expert"])
-        services.assignment_submit(assignment_id=held.pk, user=wb["expert"], label="bug", rationale="Trace in text",
+        held = claims.assignment_claim_next(user=wb["expert"])
+        submissions.assignment_submit(assignment_id=held.pk, user=wb["expert"], label="bug", rationale="Trace in text",
                                    factors=["jargon"], confidence=5, time_spent_ms=1200)
-        review = services.assignment_claim_next(user=wb["reviewer"])
-        services.review_submit(assignment_id=review.pk, user=wb["reviewer"], verdict="override", label="billing",
+        review = claims.assignment_claim_next(user=wb["reviewer"])
+        submissions.review_submit(assignment_id=review.pk, user=wb["reviewer"], verdict="override", label="billing",
                                reason="Refund request")
         login(client, wb["admin"])
         response = client.get(reverse("routing:item_trail", args=[held.item_id]))
@@ -306,7 +307,7 @@ class TestTrail:
 class TestHome:
     def test_annotators_land_on_their_queue(self, client, wb):
         login(client, wb["crowd1"])
-        assert client.get(reverse("home"))["Location"] == reverse("routing:queue")
+        assert client.get(reverse("home"))["Location"] == reverse("work:queue")
 
     def test_admins_get_admin_links(self, client, wb):
         login(client, wb["admin"])

@@ -25,17 +25,31 @@ from sklearn.preprocessing import StandardScaler
 from routing.engine.types import Comparison, PolicyConfig, Trigger
 
 DEFAULT_SEED = 7
+
+
 GOLD_SHARE = 0.15
+
+
 PROBABILITY_DECIMALS = 6
 
+
 DIGITS_SLUG = "handwritten-digits"
+
+
 BIOPSY_SLUG = "biopsy-records"
+
+
 DEMO_PROJECT_SLUGS = (DIGITS_SLUG, BIOPSY_SLUG)
+
 
 # Training sizes: the weak first model sees few examples, so its confidences are spread wide; the
 # second sees three times as many, so the two versions also disagree on some items.
 DIGITS_TRAIN_WEAK = 150
+
+
 DIGITS_TRAIN = 450
+
+
 BIOPSY_TRAIN = 170
 
 
@@ -90,9 +104,9 @@ class DemoPerson:
         return self.role in {"expert", "crowd", "reviewer"}
 
 
-# ---------------------------------------------------------------------------------------------- people
-
 WEEKDAYS = (0, 1, 2, 3, 4)
+
+
 ALL_DAYS = (0, 1, 2, 3, 4, 5, 6)
 
 
@@ -207,9 +221,6 @@ DEMO_PEOPLE: tuple[DemoPerson, ...] = (
     ),
     DemoPerson(username="stakeholder", password="stakeholder", role="stakeholder", display_name="Sam Stakeholder"),
 )
-
-
-# ------------------------------------------------------------------------------------------ projects
 
 
 def build_demo(*, seed: int = DEFAULT_SEED, max_items: int | None = None) -> tuple[DemoProject, ...]:
@@ -388,8 +399,6 @@ def biopsy_project(*, seed: int = DEFAULT_SEED, max_items: int | None = None) ->
     )
 
 
-# ------------------------------------------------------------------------------ policies and history
-
 # Each project's escalation policy, published before its items arrive so routing splits them three ways
 # with reasons that read well: confident items are accepted, uncertain ones go to the crowd, and the
 # ones a crowd cannot settle (or whose metadata contradicts the model) go straight to an expert.
@@ -410,75 +419,17 @@ DEMO_POLICIES: Mapping[str, PolicyConfig] = {
         sla_hours=24.0,
     ),
 }
+
+
 DEMO_POLICY_NOTES: Mapping[str, str] = {
     DIGITS_SLUG: "Demo policy: a scanner tag contradicting the model, or a prediction spread over many digits "
     "(normalised entropy > 0.6), goes straight to an expert.",
     BIOPSY_SLUG: "Demo policy: a record the model barely separates (margin < 0.15) goes straight to an expert.",
 }
+
+
 # Share of labeled items a reviewer re-checks besides every expert label.
 DEMO_REVIEW_SAMPLE_RATE: Mapping[str, float] = {DIGITS_SLUG: 0.0, BIOPSY_SLUG: 0.0}
-
-
-@dataclass(frozen=True)
-class DemoWorker:
-    """How a demo person behaves in the simulated history: how often they give the true label."""
-
-    username: str
-    accuracy: float
-
-
-# Crowd annotators of mixed quality (crowd4 is noisy, which reliability estimation should find out), experts
-# who are right nearly always, and a careful reviewer.
-HISTORY_CROWD = (
-    DemoWorker("crowd1", 0.93),
-    DemoWorker("crowd2", 0.88),
-    DemoWorker("crowd3", 0.82),
-    DemoWorker("crowd4", 0.62),
-)
-HISTORY_EXPERTS = (
-    DemoWorker("dr.ada", 0.97),
-    DemoWorker("dr.grace", 0.96),
-    DemoWorker("dr.alan", 0.95),
-    DemoWorker("dr.maria", 0.94),
-)
-HISTORY_REVIEWER = DemoWorker("reviewer", 0.97)
-# How much work the seeding does: crowd labels as a share of the crowd slots open after ingest, expert
-# labels as a share of the escalated items, reviews as a share of the review slots. The rest stays open,
-# so every queue has work waiting when the demo starts.
-HISTORY_CROWD_SHARE = 0.7
-HISTORY_EXPERT_SHARE = 0.6
-HISTORY_REVIEW_SHARE = 0.7
-RATIONALES: Mapping[str, tuple[str, ...]] = {
-    DIGITS_SLUG: (
-        "The loop closes at the top; the stroke below it is the tail of a {label}.",
-        "Stroke count and the open bottom fit a {label}, not the model's guess.",
-        "Ignoring the smudge, the ink outline is a {label}.",
-        "The scanner tag disagrees, but the shape is clearly a {label}.",
-    ),
-    BIOPSY_SLUG: (
-        "Concave points and concavity are both high for this radius: {label}.",
-        "Smooth, compact nuclei of ordinary area read {label}.",
-        "Perimeter and area are borderline, but texture settles it: {label}.",
-        "Measurements are consistent with the referral impression: {label}.",
-    ),
-}
-DECLINE_REASONS = ("Outside my sub-speciality; someone closer to it should take this.", "Conflict of interest.")
-
-
-def simulated_label(*, truth: str, classes: Sequence[str], accuracy: float, rng: np.random.Generator) -> str:
-    """The label a worker of this accuracy gives: the truth, or else a uniformly drawn wrong class."""
-    if rng.random() < accuracy:
-        return truth
-    wrong = [c for c in classes if c != truth]
-    return str(wrong[int(rng.integers(len(wrong)))]) if wrong else truth
-
-
-def rationale(slug: str, label: str, rng: np.random.Generator) -> str:
-    templates = RATIONALES[slug]
-    return templates[int(rng.integers(len(templates)))].format(label=label)
-
-
-# ------------------------------------------------------------------------------------------- helpers
 
 
 def digit_svg_data_uri(image: np.ndarray) -> str:

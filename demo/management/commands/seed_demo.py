@@ -15,15 +15,16 @@ from django.db import transaction
 from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
+from demo import datasets as demo
+from demo.history import demo_history_simulate
 from experts.models import Expert
 from experts.services import claim_counters_reset, domain_ensure, expert_create
 from labeling.models import Annotation, Project
 from labeling.selectors import item_list
 from labeling.services import IngestValidationError, items_ingest, project_create
-from routing import demo
-from routing.demo_history import demo_history_simulate
 from routing.models import RoutingDecision
-from routing.services import accuracy_refresh, policy_for_project, policy_version_publish
+from routing.policies import policy_for_project, policy_version_publish
+from routing.reliabilities import accuracy_refresh
 
 STAKEHOLDER_GROUP = "stakeholders"
 # Stakeholders read everything (dashboards, decisions, the roster) and change nothing.

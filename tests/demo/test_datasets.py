@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 
-from routing import demo
+from demo import datasets as demo
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from core.models import AuditEvent
 from experts.models import Domain, ExpertAccuracy, Role
 from experts.services import on_call_rotation_create
 from labeling.models import Item
-from routing import page_selectors, selectors, services
+from routing import inputs, page_selectors, reliabilities, selectors
 from routing.engine.types import PolicyConfig
 from routing.models import AnnotatorReliability, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 from tests.routing.assignment_helpers import (
@@ -33,6 +33,7 @@ from tests.routing.assignment_helpers import (
     row,
     slots,
 )
+from work import claims, exceptions, jobs, submissions
 from workbench.schedules import schedules_ensure
 
 pytestmark = pytest.mark.django_db
@@ -47,19 +48,19 @@ class TestLeaseExpiry:
         crowd, other = person(Role.CROWD), person(Role.CROWD)
         proj = project(policy=PolicyConfig(crowd_overlap=1, gold_check_rate=0))
         [item_id] = ingest_at(proj, [row("a", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=NOW)
-        assert services.assignments_expire(now=NOW + dt.timedelta(minutes=9)) == 0
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=NOW)
+        assert jobs.assignments_expire(now=NOW + dt.timedelta(minutes=9)) == 0
         # Past the lease the person may no longer submit, even before the job has run.
-        with pytest.raises(services.AssignmentConflict):
-            services.assignment_submit(
+        with pytest.raises(exceptions.AssignmentConflict):
+            submissions.assignment_submit(
                 assignment_id=claimed.pk, user=crowd, label="cat", now=NOW + dt.timedelta(minutes=10)
             )
-        assert services.assignments_expire(now=NOW + dt.timedelta(minutes=11)) == 1
+        assert jobs.assignments_expire(now=NOW + dt.timedelta(minutes=11)) == 1
         claimed.refresh_from_db()
         assert claimed.status == AssignmentStatus.EXPIRED
         [fresh] = open_slots(item_id)
         assert (fresh.kind, fresh.assignee_id, fresh.due_at) == ("crowd", None, claimed.due_at)
-        assert services.assignment_claim_next(user=other, project=proj, now=NOW + dt.timedelta(minutes=12)) == fresh
+        assert claims.assignment_claim_next(user=other, project=proj, now=NOW + dt.timedelta(minutes=12)) == fresh
         assert AuditEvent.objects.filter(action="assignment.expire", object_id=str(claimed.pk)).exists()
 
     def test_an_expired_expert_lease_is_offered_to_the_next_best_expert(self, settings):
@@ -68,9 +69,9 @@ class TestLeaseExpiry:
         bob = person(Role.EXPERT, name="bob", expertise={"pets": 2})
         proj = project(policy=ESCALATE_UNSURE)
         [item_id] = ingest_at(proj, [row("a", UNSURE)])
-        claimed = services.assignment_claim_next(user=ada, project=proj, now=NOW)
+        claimed = claims.assignment_claim_next(user=ada, project=proj, now=NOW)
         assert claimed.assignee_id == ada.pk
-        assert services.assignments_expire(now=NOW + dt.timedelta(hours=1)) == 1
+        assert jobs.assignments_expire(now=NOW + dt.timedelta(hours=1)) == 1
         [fresh] = open_slots(item_id)
         assert (fresh.kind, fresh.assignee_id, fresh.status) == ("expert", bob.pk, "offered")
 
@@ -79,9 +80,9 @@ class TestLeaseExpiry:
         crowd = person(Role.CROWD)
         [gold_item] = ingest_at(proj, [row("g", CONFIDENT, gold="cat")])
         ingest_at(proj, [row("w", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=NOW)
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=NOW)
         assert claimed.kind == AssignmentKind.GOLD_CHECK
-        assert services.assignments_expire(now=NOW + dt.timedelta(days=1)) == 1
+        assert jobs.assignments_expire(now=NOW + dt.timedelta(days=1)) == 1
         assert open_slots(gold_item) == []
 
 
@@ -100,9 +101,9 @@ class TestSlaBreaches:
         )
         assert open_slots(offered)[0].assignee_id == ada.pk
         due = open_slots(offered)[0].due_at
-        assert services.sla_breaches_handle(now=due - dt.timedelta(minutes=1)) == 0
+        assert jobs.sla_breaches_handle(now=due - dt.timedelta(minutes=1)) == 0
         with django_capture_on_commit_callbacks(execute=True):
-            moved = services.sla_breaches_handle(now=due + dt.timedelta(minutes=1))
+            moved = jobs.sla_breaches_handle(now=due + dt.timedelta(minutes=1))
         # bob already holds the second item, so only ada's is moved.
         assert moved == 1
         [fresh] = open_slots(offered)
@@ -114,13 +115,13 @@ class TestSlaBreaches:
         assert event.data["previous_assignee_id"] == ada.pk and event.data["on_call_user_id"] == bob.pk
         assert event.data["rotation"] == "Pets on call"
         # Nothing more to do on the next run.
-        assert services.sla_breaches_handle(now=due + dt.timedelta(minutes=6)) == 0
+        assert jobs.sla_breaches_handle(now=due + dt.timedelta(minutes=6)) == 0
 
     def test_without_a_rotation_nothing_moves(self):
         person(Role.EXPERT, name="ada")
         proj = project(policy=ESCALATE_UNSURE)
         ingest_at(proj, [row("a", UNSURE)])
-        assert services.sla_breaches_handle(now=NOW + dt.timedelta(days=2)) == 0
+        assert jobs.sla_breaches_handle(now=NOW + dt.timedelta(days=2)) == 0
 
 
 class TestCrowdBreaches:
@@ -131,17 +132,17 @@ class TestCrowdBreaches:
         ada = person(Role.EXPERT, name="ada", expertise={"pets": 4})
         [a, b] = ingest_at(proj, [row("a", MIDDLING), row("b", MIDDLING)])
         for crowd in (c1, c2):
-            held = services.assignment_claim_next(user=crowd, project=proj, now=NOW)
+            held = claims.assignment_claim_next(user=crowd, project=proj, now=NOW)
             assert held.item_id == a
-            services.assignment_submit(assignment_id=held.pk, user=crowd, label="cat", now=NOW)
+            submissions.assignment_submit(assignment_id=held.pk, user=crowd, label="cat", now=NOW)
         due = open_slots(a)[0].due_at
         # c1 starts on "b" shortly before the deadline and is still at it when the job runs.
-        working = services.assignment_claim_next(user=c1, project=proj, now=due - dt.timedelta(minutes=10))
+        working = claims.assignment_claim_next(user=c1, project=proj, now=due - dt.timedelta(minutes=10))
         assert working.item_id == b
 
-        assert services.crowd_breaches_escalate(now=due - dt.timedelta(minutes=1)) == 0
+        assert jobs.crowd_breaches_escalate(now=due - dt.timedelta(minutes=1)) == 0
         with django_capture_on_commit_callbacks(execute=True):
-            assert services.crowd_breaches_escalate(now=due + dt.timedelta(minutes=1)) == 2
+            assert jobs.crowd_breaches_escalate(now=due + dt.timedelta(minutes=1)) == 2
 
         for item_id in (a, b):
             decision = RoutingDecision.objects.filter(item_id=item_id).latest("id")
@@ -163,17 +164,17 @@ class TestCrowdBreaches:
             kind=AssignmentKind.CROWD, status=AssignmentStatus.OFFERED, item_id__in=[a, b]
         ).exists()
         assert [m.to for m in mail.outbox] == [[ada.email]]
-        assert services.crowd_breaches_escalate(now=due + dt.timedelta(minutes=6)) == 0
+        assert jobs.crowd_breaches_escalate(now=due + dt.timedelta(minutes=6)) == 0
         # c1 finishes "b" late: the item stays with the expert instead of drifting back to the crowd.
-        services.assignment_submit(assignment_id=working.pk, user=c1, label="cat", now=due + dt.timedelta(minutes=6))
+        submissions.assignment_submit(assignment_id=working.pk, user=c1, label="cat", now=due + dt.timedelta(minutes=6))
         late = RoutingDecision.objects.filter(item_id=b).latest("id")
         assert (late.stage, late.outcome, late.reasons[0]["code"]) == ("annotation", "expert", "crowd_overdue")
         assert [(s.kind, s.assignee_id) for s in open_slots(b)] == [("expert", ada.pk)]
         assert selectors.decisions_verify(project=proj).mismatches == ()
 
         # The expert's label settles the item.
-        claimed = services.assignment_claim_next(user=ada, project=proj, now=due + dt.timedelta(minutes=7))
-        services.assignment_submit(
+        claimed = claims.assignment_claim_next(user=ada, project=proj, now=due + dt.timedelta(minutes=7))
+        submissions.assignment_submit(
             assignment_id=claimed.pk, user=ada, label="cat", rationale="whiskers", now=due + dt.timedelta(minutes=8)
         )
         settled = Item.objects.get(pk=claimed.item_id)
@@ -184,10 +185,10 @@ class TestCrowdBreaches:
         person(Role.EXPERT, name="ada")
         [crowd_item, expert_item] = ingest_at(proj, [row("m", MIDDLING), row("u", UNSURE)])
         later = NOW + dt.timedelta(hours=23)
-        assert services.crowd_breaches_escalate(now=later) == 0
+        assert jobs.crowd_breaches_escalate(now=later) == 0
         assert {s.kind for s in open_slots(crowd_item)} == {"crowd"}
         # An overdue expert slot is the SLA job's (on-call), not this one's.
-        assert services.crowd_breaches_escalate(now=NOW + dt.timedelta(days=2)) == 1
+        assert jobs.crowd_breaches_escalate(now=NOW + dt.timedelta(days=2)) == 1
         assert RoutingDecision.objects.filter(item_id=expert_item, stage="crowd_overdue").count() == 0
 
 
@@ -202,11 +203,11 @@ class TestCrowdBreachEdges:
 
         def claim_first(*args, **kwargs):
             # c1 takes "a" between the job's read of the overdue offers and its locks.
-            assert services.assignment_claim_next(user=c1, project=proj, now=late).item_id == a
+            assert claims.assignment_claim_next(user=c1, project=proj, now=late).item_id == a
             return lock_items(*args, **kwargs)
 
         monkeypatch.setattr(Item.objects, "select_for_update", claim_first)
-        assert services.crowd_breaches_escalate(now=late) == 1
+        assert jobs.crowd_breaches_escalate(now=late) == 1
         assert [(s.kind, s.assignee_id, s.status) for s in open_slots(a)] == [("crowd", c1.pk, "active")]
         assert not RoutingDecision.objects.filter(item_id=a, stage="crowd_overdue").exists()
         assert RoutingDecision.objects.filter(item_id=b, stage="crowd_overdue", outcome="expert").exists()
@@ -217,11 +218,11 @@ class TestCrowdBreachEdges:
         c1, c2 = person(Role.CROWD), person(Role.CROWD)
         person(Role.EXPERT, name="ada", expertise={"pets": 4})
         [kept, escalated] = ingest_at(proj, [row("k", MIDDLING), row("e", MIDDLING)])
-        held = [services.assignment_claim_next(user=u, project=proj, now=NOW) for u in (c1, c2, c1)]
+        held = [claims.assignment_claim_next(user=u, project=proj, now=NOW) for u in (c1, c2, c1)]
         assert [h.item_id for h in held] == [kept, kept, escalated]
         # c1's slot of "e" is left to finish when the item goes to the experts.
         Item.objects.filter(pk=escalated).update(status="escalated")
-        assert services.assignments_expire(now=NOW + dt.timedelta(hours=1)) == 3
+        assert jobs.assignments_expire(now=NOW + dt.timedelta(hours=1)) == 3
         # "k" is still with the crowd: both its lapsed slots come back to the queue; "e" gets no new one.
         assert [(s.kind, s.assignee_id) for s in open_slots(kept)] == [("crowd", None), ("crowd", None)]
         assert len(slots(kept)) == 4 and len(slots(escalated)) == 2
@@ -242,13 +243,13 @@ class TestWaitingQueue:
         [slot] = open_slots(item_id)
         # Off shift until 09:00, after the 07:00 deadline: nobody eligible, the slot waits.
         assert slot.assignee_id is None
-        assert services.waiting_assign(now=monday_morning.replace(hour=8)) == 0
-        assert services.waiting_assign(now=monday_morning.replace(hour=9, minute=30)) == 1
+        assert jobs.waiting_assign(now=monday_morning.replace(hour=8)) == 0
+        assert jobs.waiting_assign(now=monday_morning.replace(hour=9, minute=30)) == 1
         slot.refresh_from_db()
         assert (slot.assignee_id, slot.status) == (day.pk, AssignmentStatus.OFFERED)
         event = AuditEvent.objects.get(action="assignment.offer", object_id=str(slot.pk))
         assert event.data["explanation"].startswith("picked day")
-        assert services.waiting_assign(now=monday_morning.replace(hour=10)) == 0
+        assert jobs.waiting_assign(now=monday_morning.replace(hour=10)) == 0
 
 
 class TestAccuracyRefresh:
@@ -259,10 +260,10 @@ class TestAccuracyRefresh:
         ingest_at(proj, [row("w", MIDDLING)])
         for user, label in ((good, "dog"), (bad, "bird")):
             for _ in range(4):
-                claimed = services.assignment_claim_next(user=user, project=proj, now=LATER)
+                claimed = claims.assignment_claim_next(user=user, project=proj, now=LATER)
                 assert claimed.kind == AssignmentKind.GOLD_CHECK
-                services.assignment_submit(assignment_id=claimed.pk, user=user, label=label, now=LATER)
-        result = services.accuracy_refresh(now=LATER)
+                submissions.assignment_submit(assignment_id=claimed.pk, user=user, label=label, now=LATER)
+        result = reliabilities.accuracy_refresh(now=LATER)
         pets = Domain.objects.get(path="pets")
         rows = {
             (a.expert.user.username, a.domain_id): (a.gold_correct, a.gold_total)
@@ -276,7 +277,7 @@ class TestAccuracyRefresh:
         dog = 1
         assert confusion[good.pk][dog, dog] > 0.7 > confusion[bad.pk][dog, dog]
         # Routing reads them.
-        assert set(selectors.reliabilities_for(project_ids=[proj.pk], annotator_ids=[good.pk], projects={proj.pk: proj})[proj.pk]) == {good.pk}
+        assert set(inputs.reliabilities_for(project_ids=[proj.pk], annotator_ids=[good.pk], projects={proj.pk: proj})[proj.pk]) == {good.pk}
 
     def test_an_expert_is_not_credited_for_agreeing_with_their_own_label(self):
         ada = person(Role.EXPERT, name="ada")
@@ -285,9 +286,9 @@ class TestAccuracyRefresh:
         ingest_at(proj, [row("a", UNSURE)])
         ingest_at(proj, [row("b", MIDDLING)])
         for user, label in ((ada, "dog"), (crowd, "cat")):
-            claimed = services.assignment_claim_next(user=user, project=proj, now=LATER)
-            services.assignment_submit(assignment_id=claimed.pk, user=user, label=label, rationale="because", now=LATER)
-        services.accuracy_refresh(now=LATER)
+            claimed = claims.assignment_claim_next(user=user, project=proj, now=LATER)
+            submissions.assignment_submit(assignment_id=claimed.pk, user=user, label=label, rationale="because", now=LATER)
+        reliabilities.accuracy_refresh(now=LATER)
         assert not ExpertAccuracy.objects.filter(expert__user=ada).exists()
         crowd_row = ExpertAccuracy.objects.get(expert__user=crowd, domain=None)
         assert (crowd_row.agreement_correct, crowd_row.agreement_total) == (1, 1)
@@ -296,9 +297,9 @@ class TestAccuracyRefresh:
         proj = project(policy=PolicyConfig(gold_check_rate=1.0))
         crowd = person(Role.CROWD)
         ingest_at(proj, [row("g", CONFIDENT, gold="dog"), row("w", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
-        services.assignment_submit(assignment_id=claimed.pk, user=crowd, label="dog", now=LATER)
-        result = services.accuracy_refresh(now=NOW)
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        submissions.assignment_submit(assignment_id=claimed.pk, user=crowd, label="dog", now=LATER)
+        result = reliabilities.accuracy_refresh(now=NOW)
         assert result.accuracy_rows == 0 and not ExpertAccuracy.objects.exists()
 
 
@@ -308,10 +309,10 @@ class TestSchedules:
         schedules_ensure()
         schedules = {s.func: (s.schedule_type, s.minutes, s.repeats) for s in Schedule.objects.filter(ENSURED)}
         assert schedules == {
-            "routing.tasks.assignments_expire": (Schedule.MINUTES, 1, -1),
-            "routing.tasks.sla_breaches_handle": (Schedule.MINUTES, 5, -1),
-            "routing.tasks.crowd_breaches_escalate": (Schedule.MINUTES, 5, -1),
-            "routing.tasks.waiting_assign": (Schedule.MINUTES, 5, -1),
+            "work.tasks.assignments_expire": (Schedule.MINUTES, 1, -1),
+            "work.tasks.sla_breaches_handle": (Schedule.MINUTES, 5, -1),
+            "work.tasks.crowd_breaches_escalate": (Schedule.MINUTES, 5, -1),
+            "work.tasks.waiting_assign": (Schedule.MINUTES, 5, -1),
             "routing.tasks.accuracy_refresh": (Schedule.HOURLY, None, -1),
             "pilot.tasks.calibration_recommendations_enqueue": (Schedule.DAILY, None, -1),
         }
@@ -322,19 +323,19 @@ class TestSchedules:
         crowd = person(Role.CROWD)
         proj = project()
         ingest_at(proj, [row("a", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=timezone.now() - dt.timedelta(hours=1))
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=timezone.now() - dt.timedelta(hours=1))
         schedules_ensure()
         Schedule.objects.filter(ENSURED).update(next_run=timezone.now() - dt.timedelta(seconds=1))
         scheduler()
         claimed.refresh_from_db()
         assert claimed.status == AssignmentStatus.EXPIRED
-        assert Success.objects.filter(func="routing.tasks.assignments_expire", result=1).exists()
+        assert Success.objects.filter(func="work.tasks.assignments_expire", result=1).exists()
         # Every job ran once and rescheduled itself in the future.
         assert set(Success.objects.filter(ENSURED).values_list("func", flat=True)) == {
-            "routing.tasks.assignments_expire",
-            "routing.tasks.sla_breaches_handle",
-            "routing.tasks.crowd_breaches_escalate",
-            "routing.tasks.waiting_assign",
+            "work.tasks.assignments_expire",
+            "work.tasks.sla_breaches_handle",
+            "work.tasks.crowd_breaches_escalate",
+            "work.tasks.waiting_assign",
             "routing.tasks.accuracy_refresh",
             "pilot.tasks.calibration_recommendations_enqueue",
             # Queued by the one above, one per project (run at once here: the queue is synchronous).
@@ -345,5 +346,5 @@ class TestSchedules:
     def test_ensure_schedules_command(self):
         out = io.StringIO()
         call_command("ensure_schedules", stdout=out)
-        assert "assignments_expire: routing.tasks.assignments_expire (every 1 min)" in out.getvalue()
+        assert "assignments_expire: work.tasks.assignments_expire (every 1 min)" in out.getvalue()
         assert Schedule.objects.filter(ENSURED).count() == 6

@@ -11,10 +11,10 @@ import pytest
 from django.db import connection
 
 from experts.models import Role
-from routing import services
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentStatus
 from tests.routing.assignment_helpers import MIDDLING, NOW, ingest_at, person, project, row
+from work import claims
 
 CLAIMERS = 16
 SLOTS = 500
@@ -32,7 +32,7 @@ def claim_all(users, proj) -> tuple[list[int], list[BaseException]]:
         try:
             start.wait()
             mine = []
-            while (assignment := services.assignment_claim_next(user=user, project=proj, now=NOW)) is not None:
+            while (assignment := claims.assignment_claim_next(user=user, project=proj, now=NOW)) is not None:
                 mine.append(assignment.pk)
             with lock:
                 claimed.extend(mine)

@@ -8,9 +8,10 @@ from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
 from core.models import AuditEvent
+from demo import datasets as demo
 from experts.models import Domain, Expert, Role
 from labeling.models import Annotation, GoldLabel, Item, Prediction, Project, Review
-from routing import demo, selectors
+from routing import selectors
 from routing.models import Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 
 ITEMS = 60

@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from core.models import AuditEvent
 from experts.models import Expert, Role
 from labeling.models import Annotation, Item, ItemStatus, Project, Review
-from routing import selectors, services
+from routing import inputs, offers, policies, selectors, services
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 from tests.routing.assignment_helpers import (
@@ -28,15 +28,17 @@ from tests.routing.assignment_helpers import (
     row,
     slots,
 )
+from work import claims, exceptions, submissions
+from work import selectors as work_selectors
 
 pytestmark = pytest.mark.django_db
 LATER = NOW + dt.timedelta(minutes=5)
 
 
 def claim_and_submit(user, proj, label, *, now=LATER, **kw):
-    assignment = services.assignment_claim_next(user=user, project=proj, now=now)
+    assignment = claims.assignment_claim_next(user=user, project=proj, now=now)
     assert assignment is not None, f"{user} found nothing to claim"
-    return assignment, services.assignment_submit(assignment_id=assignment.pk, user=user, label=label, now=now, **kw)
+    return assignment, submissions.assignment_submit(assignment_id=assignment.pk, user=user, label=label, now=now, **kw)
 
 
 class TestRoutingCreatesWork:
@@ -113,16 +115,16 @@ class TestClaim:
         proj = project(policy=PolicyConfig(sla_hours=48, gold_check_rate=0))
         [late] = ingest_at(proj, [row("late", MIDDLING)])
         proj_policy = PolicyConfig(sla_hours=2, gold_check_rate=0)
-        services.policy_version_publish(
-            policy=services.policy_for_project(proj), config=proj_policy, author=None, change_note="faster"
+        policies.policy_version_publish(
+            policy=policies.policy_for_project(proj), config=proj_policy, author=None, change_note="faster"
         )
         [soon] = ingest_at(proj, [row("soon", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
         assert claimed.item_id == soon
         assert (claimed.status, claimed.assignee_id, claimed.claimed_at) == ("active", crowd.pk, LATER)
         assert claimed.lease_expires_at == LATER + dt.timedelta(minutes=10)
         # The next claim skips the item the person already holds.
-        assert services.assignment_claim_next(user=crowd, project=proj, now=LATER).item_id == late
+        assert claims.assignment_claim_next(user=crowd, project=proj, now=LATER).item_id == late
 
     def test_roles_see_only_their_queue_and_experts_only_what_they_cover(self):
         crowd = person(Role.CROWD)
@@ -134,41 +136,41 @@ class TestClaim:
         [escalated] = ingest_at(proj, [row("a", UNSURE, domain="pets/dogs/puppies")])
         # Nobody had capacity, so the slot waits unassigned in the experts' queue.
         assert open_slots(escalated)[0].assignee_id is None
-        assert services.assignment_claim_next(user=crowd, project=proj, now=LATER) is None
-        assert services.assignment_claim_next(user=reviewer, project=proj, now=LATER) is None
-        assert services.assignment_claim_next(user=outsider, project=proj, now=LATER) is None
+        assert claims.assignment_claim_next(user=crowd, project=proj, now=LATER) is None
+        assert claims.assignment_claim_next(user=reviewer, project=proj, now=LATER) is None
+        assert claims.assignment_claim_next(user=outsider, project=proj, now=LATER) is None
         # Capacity 0 blocks the open queue; with room, coverage and language decide.
         Expert.objects.filter(user__in=[german, vet]).update(capacity=5)
-        assert services.assignment_claim_next(user=german, project=proj, now=LATER) is None
-        claimed = services.assignment_claim_next(user=vet, project=proj, now=LATER)
+        assert claims.assignment_claim_next(user=german, project=proj, now=LATER) is None
+        claimed = claims.assignment_claim_next(user=vet, project=proj, now=LATER)
         assert claimed.item_id == escalated and claimed.kind == AssignmentKind.EXPERT
 
     def test_own_offers_come_before_the_open_queue(self):
         ada = person(Role.EXPERT, name="ada")
         proj = project(policy=ESCALATE_UNSURE)
         [offered] = ingest_at(proj, [row("a", UNSURE)])
-        claimed = services.assignment_claim_next(user=ada, project=proj, now=LATER)
+        claimed = claims.assignment_claim_next(user=ada, project=proj, now=LATER)
         assert claimed.item_id == offered and claimed.status == AssignmentStatus.ACTIVE
 
     def test_capacity_limits_claims_from_the_open_queue(self):
         crowd = person(Role.CROWD, capacity=2)
         proj = project()
         ingest_at(proj, [row(f"m{i}", MIDDLING) for i in range(3)])
-        taken = [services.assignment_claim_next(user=crowd, project=proj, now=LATER) for _ in range(3)]
+        taken = [claims.assignment_claim_next(user=crowd, project=proj, now=LATER) for _ in range(3)]
         assert [t is not None for t in taken] == [True, True, False]
 
     def test_a_claim_comes_with_its_item_and_counts_towards_the_draw_sequence(self):
         crowd = person(Role.CROWD)
         proj = project(policy=PolicyConfig(gold_check_rate=0))
         ingest_at(proj, [row("m", MIDDLING, domain="pets/dogs")])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
         # The item, its domain and project are there without another query.
         with CaptureQueriesContext(connection) as queries:
             assert (claimed.item.external_id, claimed.item.domain.path) == ("m", "pets/dogs")
             assert claimed.item.project is proj and claimed.item.data == Item.objects.get(pk=claimed.item_id).data
         assert len(queries.captured_queries) == 1  # only the comparison's own read
         # Every claim bumps the counter, found work or not.
-        assert services.assignment_claim_next(user=crowd, project=proj, now=LATER) is None
+        assert claims.assignment_claim_next(user=crowd, project=proj, now=LATER) is None
         assert Expert.objects.get(user=crowd).claims_made == 2
 
     def test_an_inactive_roster_member_claims_nothing(self):
@@ -176,7 +178,7 @@ class TestClaim:
         proj = project()
         ingest_at(proj, [row("m", MIDDLING)])
         Expert.objects.filter(user=crowd).update(active=False)
-        assert services.assignment_claim_next(user=crowd, project=proj, now=LATER) is None
+        assert claims.assignment_claim_next(user=crowd, project=proj, now=LATER) is None
         assert not Assignment.objects.filter(assignee=crowd).exists()
 
     def test_queue_summary_counts(self):
@@ -185,7 +187,7 @@ class TestClaim:
         ingest_at(proj, [row("a", UNSURE)], now=NOW - dt.timedelta(hours=30))  # due 6 h ago
         ingest_at(proj, [row("b", UNSURE)], now=NOW - dt.timedelta(hours=21))  # due in 3 h
         ingest_at(proj, [row("c", UNSURE)], now=NOW)  # due in 24 h
-        assert selectors.queue_summary(user=ada, project=proj, now=NOW) == {
+        assert work_selectors.queue_summary(user=ada, project=proj, now=NOW) == {
             "assigned": 3,
             "due_soon": 1,
             "overdue": 1,
@@ -193,16 +195,16 @@ class TestClaim:
         }
         crowd = person(Role.CROWD)
         ingest_at(proj, [row("m", MIDDLING)])
-        assert selectors.queue_summary(user=crowd, now=NOW)["open_for_you"] == 2
+        assert work_selectors.queue_summary(user=crowd, now=NOW)["open_for_you"] == 2
 
     def test_assignment_for_user_hides_other_peoples_work(self):
         crowd, other = person(Role.CROWD), person(Role.CROWD)
         proj = project()
         ingest_at(proj, [row("a", MIDDLING)])
-        mine = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
-        assert selectors.assignment_for_user(assignment_id=mine.pk, user=crowd) == mine
-        with pytest.raises(services.AssignmentNotFound):
-            selectors.assignment_for_user(assignment_id=mine.pk, user=other)
+        mine = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        assert work_selectors.assignment_for_user(assignment_id=mine.pk, user=crowd) == mine
+        with pytest.raises(exceptions.AssignmentNotFound):
+            work_selectors.assignment_for_user(assignment_id=mine.pk, user=other)
 
 
 class TestSubmit:
@@ -227,9 +229,9 @@ class TestSubmit:
         c1, c2 = person(Role.CROWD), person(Role.CROWD)
         [item_id] = ingest_at(proj, [row("a", MIDDLING)])
         claim_and_submit(c1, proj, "cat")
-        held = services.assignment_claim_next(user=c2, project=proj, now=LATER)
+        held = claims.assignment_claim_next(user=c2, project=proj, now=LATER)
         with CaptureQueriesContext(connection) as queries:
-            services.assignment_submit(assignment_id=held.pk, user=c2, label="cat", now=LATER)
+            submissions.assignment_submit(assignment_id=held.pk, user=c2, label="cat", now=LATER)
         item_reads = [
             q["sql"]
             for q in queries.captured_queries
@@ -238,7 +240,7 @@ class TestSubmit:
         assert len(item_reads) == 1, item_reads
         # The routing that read nothing more still used the live policy and both labels.
         decision = RoutingDecision.objects.filter(item_id=item_id).latest("id")
-        assert decision.policy_version_id == selectors.live_version_of(Project.objects.get(pk=proj.pk)).pk
+        assert decision.policy_version_id == inputs.live_version_of(Project.objects.get(pk=proj.pk)).pk
         assert [a["label"] for a in decision.inputs["item"]["annotations"]] == ["cat", "cat"]
         assert Item.objects.get(pk=item_id).final_label == "cat"
 
@@ -247,15 +249,15 @@ class TestSubmit:
         c1, c2 = person(Role.CROWD), person(Role.CROWD)
         [item_id] = ingest_at(proj, [row("a", MIDDLING, domain="pets/dogs")])
         claim_and_submit(c1, proj, "dog")
-        held = services.assignment_claim_next(user=c2, project=proj, now=LATER)
-        locked = selectors.assignment_locked(assignment_id=held.pk, user_id=c2.pk)
-        [own] = selectors.route_inputs(item_ids=[item_id])
-        [given] = selectors.route_inputs(item_ids=[item_id], locked_items=[locked.item])
+        held = claims.assignment_claim_next(user=c2, project=proj, now=LATER)
+        locked = work_selectors.assignment_locked(assignment_id=held.pk, user_id=c2.pk)
+        [own] = inputs.route_inputs(item_ids=[item_id])
+        [given] = inputs.route_inputs(item_ids=[item_id], locked_items=[locked.item])
         assert given.item is locked.item
         assert given.item_input == own.item_input and given.reliabilities == own.reliabilities
         assert given.item_input.annotations[0].label == "dog" and given.item_input.domain == "pets/dogs"
-        assert selectors.live_version_of(given.item.project) == selectors.live_version_of(own.item.project)
-        assert selectors.assignment_locked(assignment_id=held.pk, user_id=c1.pk) is None  # not c1's
+        assert inputs.live_version_of(given.item.project) == inputs.live_version_of(own.item.project)
+        assert work_selectors.assignment_locked(assignment_id=held.pk, user_id=c1.pk) is None  # not c1's
 
     def test_disagreement_asks_the_crowd_for_one_more_label(self):
         proj = project(policy=PolicyConfig(crowd_overlap=2, gold_check_rate=0))
@@ -271,7 +273,7 @@ class TestSubmit:
         proj = project(policy=PolicyConfig(crowd_overlap=2, gold_check_rate=0))
         c1 = person(Role.CROWD)
         [item_id] = ingest_at(proj, [row("a", MIDDLING)])
-        held = services.assignment_claim_next(user=c1, project=proj, now=LATER)
+        held = claims.assignment_claim_next(user=c1, project=proj, now=LATER)
         assert len(open_slots(item_id)) == 2
         # Labels imported from elsewhere reach a consensus before anyone here submits.
         imported = [{"annotator": f"ext{i}", "label": "cat", "role": "crowd"} for i in range(3)]
@@ -279,8 +281,8 @@ class TestSubmit:
         assert Item.objects.get(pk=item_id).status == ItemStatus.LABELED
         assert open_slots(item_id) == []
         assert {s.status for s in slots(item_id)} == {AssignmentStatus.CANCELLED}
-        with pytest.raises(services.AssignmentConflict):
-            services.assignment_submit(assignment_id=held.pk, user=c1, label="cat", now=LATER)
+        with pytest.raises(exceptions.AssignmentConflict):
+            submissions.assignment_submit(assignment_id=held.pk, user=c1, label="cat", now=LATER)
 
     def test_expert_label_is_accepted_and_sent_for_review(self):
         ada = person(Role.EXPERT, name="ada")
@@ -297,9 +299,9 @@ class TestSubmit:
         ada = person(Role.EXPERT, name="ada")
         proj = project(policy=ESCALATE_UNSURE, decision_factors=["blurry"])
         [item_id] = ingest_at(proj, [row("a", UNSURE)])
-        claimed = services.assignment_claim_next(user=ada, project=proj, now=LATER)
-        with pytest.raises(services.AssignmentInvalid) as caught:
-            services.assignment_submit(
+        claimed = claims.assignment_claim_next(user=ada, project=proj, now=LATER)
+        with pytest.raises(exceptions.AssignmentInvalid) as caught:
+            submissions.assignment_submit(
                 assignment_id=claimed.pk,
                 user=ada,
                 label="horse",
@@ -321,8 +323,8 @@ class TestSubmit:
         crowd = person(Role.CROWD)
         proj = project()
         ingest_at(proj, [row("a", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
-        annotation = services.assignment_submit(
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        annotation = submissions.assignment_submit(
             assignment_id=claimed.pk, user=crowd, label="cat", time_spent_ms=60_000, now=LATER + dt.timedelta(seconds=59)
         )
         assert annotation.time_spent_ms == 60_000
@@ -331,9 +333,9 @@ class TestSubmit:
         crowd = person(Role.CROWD)
         proj = project(rationale_required=True)
         ingest_at(proj, [row("a", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
-        with pytest.raises(services.AssignmentInvalid) as caught:
-            services.assignment_submit(assignment_id=claimed.pk, user=crowd, label="cat", now=LATER)
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        with pytest.raises(exceptions.AssignmentInvalid) as caught:
+            submissions.assignment_submit(assignment_id=claimed.pk, user=crowd, label="cat", now=LATER)
         assert list(caught.value.errors) == ["rationale"]
 
     def test_someone_elses_assignment_is_not_found_and_a_completed_one_conflicts(self):
@@ -341,10 +343,10 @@ class TestSubmit:
         proj = project()
         ingest_at(proj, [row("a", MIDDLING)])
         claimed, _ = claim_and_submit(crowd, proj, "cat")
-        with pytest.raises(services.AssignmentNotFound):
-            services.assignment_submit(assignment_id=claimed.pk, user=other, label="cat", now=LATER)
-        with pytest.raises(services.AssignmentConflict):
-            services.assignment_submit(assignment_id=claimed.pk, user=crowd, label="dog", now=LATER)
+        with pytest.raises(exceptions.AssignmentNotFound):
+            submissions.assignment_submit(assignment_id=claimed.pk, user=other, label="cat", now=LATER)
+        with pytest.raises(exceptions.AssignmentConflict):
+            submissions.assignment_submit(assignment_id=claimed.pk, user=crowd, label="dog", now=LATER)
         assert Annotation.objects.filter(annotator=crowd).count() == 1
 
 
@@ -356,10 +358,10 @@ class TestDecline:
         [item_id] = ingest_at(proj, [row("a", UNSURE)])
         [first] = open_slots(item_id)
         assert first.assignee_id == ada.pk
-        with pytest.raises(services.AssignmentInvalid):
-            services.assignment_decline(assignment_id=first.pk, user=ada, reason=" ", now=LATER)
+        with pytest.raises(exceptions.AssignmentInvalid):
+            submissions.assignment_decline(assignment_id=first.pk, user=ada, reason=" ", now=LATER)
         with django_capture_on_commit_callbacks(execute=True):
-            declined = services.assignment_decline(
+            declined = submissions.assignment_decline(
                 assignment_id=first.pk, user=ada, reason="conflict of interest", now=LATER
             )
         assert (declined.status, declined.decline_reason) == ("declined", "conflict of interest")
@@ -369,30 +371,30 @@ class TestDecline:
         event = AuditEvent.objects.get(action="assignment.decline", object_id=str(first.pk))
         assert event.data["offered_to"] == bob.pk and event.data["reason"] == "conflict of interest"
         assert "picked bob" in event.data["explanation"] and "ada excluded" in event.data["explanation"]
-        services.assignment_decline(assignment_id=second.pk, user=bob, reason="on leave", now=LATER)
+        submissions.assignment_decline(assignment_id=second.pk, user=bob, reason="on leave", now=LATER)
         [third] = open_slots(item_id)
         assert third.assignee_id is None  # nobody left: waits in the experts' queue
         # A decliner never gets the item back from the queue.
-        assert services.assignment_claim_next(user=ada, project=proj, now=LATER) is None
+        assert claims.assignment_claim_next(user=ada, project=proj, now=LATER) is None
 
     def test_crowd_decline_returns_a_fresh_open_slot(self):
         c1, c2 = person(Role.CROWD), person(Role.CROWD)
         proj = project()
         [item_id] = ingest_at(proj, [row("a", MIDDLING)])
-        claimed = services.assignment_claim_next(user=c1, project=proj, now=LATER)
-        services.assignment_decline(assignment_id=claimed.pk, user=c1, reason="cannot see the image", now=LATER)
+        claimed = claims.assignment_claim_next(user=c1, project=proj, now=LATER)
+        submissions.assignment_decline(assignment_id=claimed.pk, user=c1, reason="cannot see the image", now=LATER)
         assert [(s.kind, s.assignee_id) for s in open_slots(item_id)] == [("crowd", None), ("crowd", None)]
-        assert services.assignment_claim_next(user=c1, project=proj, now=LATER) is None
-        assert services.assignment_claim_next(user=c2, project=proj, now=LATER).item_id == item_id
+        assert claims.assignment_claim_next(user=c1, project=proj, now=LATER) is None
+        assert claims.assignment_claim_next(user=c2, project=proj, now=LATER).item_id == item_id
 
     def test_declining_twice_conflicts(self):
         crowd = person(Role.CROWD)
         proj = project()
         ingest_at(proj, [row("a", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
-        services.assignment_decline(assignment_id=claimed.pk, user=crowd, reason="unsure", now=LATER)
-        with pytest.raises(services.AssignmentConflict):
-            services.assignment_decline(assignment_id=claimed.pk, user=crowd, reason="unsure", now=LATER)
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        submissions.assignment_decline(assignment_id=claimed.pk, user=crowd, reason="unsure", now=LATER)
+        with pytest.raises(exceptions.AssignmentConflict):
+            submissions.assignment_decline(assignment_id=claimed.pk, user=crowd, reason="unsure", now=LATER)
 
 
 class TestReview:
@@ -400,7 +402,7 @@ class TestReview:
         proj = project(review_sample_rate=1.0, **project_kw)
         reviewer = person(Role.REVIEWER)
         [item_id] = ingest_at(proj, [row("a", CONFIDENT)])
-        claimed = services.assignment_claim_next(user=reviewer, project=proj, now=LATER)
+        claimed = claims.assignment_claim_next(user=reviewer, project=proj, now=LATER)
         assert claimed is not None and claimed.kind == AssignmentKind.REVIEW and claimed.item_id == item_id
         return proj, reviewer, claimed
 
@@ -409,13 +411,13 @@ class TestReview:
         ids = ingest_at(proj, [row(f"c{i}", CONFIDENT) for i in range(60)])
         sampled = {a.item_id for a in Assignment.objects.filter(kind=AssignmentKind.REVIEW)}
         assert 5 <= len(sampled) <= 35
-        assert sampled == {i for i in ids if services.review_sampled(item_id=i, rate=0.3)}
+        assert sampled == {i for i in ids if offers.review_sampled(item_id=i, rate=0.3)}
         services.items_reroute(item_ids=ids, actor=None, note="again")
         assert Assignment.objects.filter(kind=AssignmentKind.REVIEW).count() == len(sampled)
 
     def test_agree_keeps_the_label(self):
         _, reviewer, claimed = self._reviewed_item()
-        review = services.review_submit(assignment_id=claimed.pk, user=reviewer, verdict="agree", now=LATER)
+        review = submissions.review_submit(assignment_id=claimed.pk, user=reviewer, verdict="agree", now=LATER)
         item = Item.objects.get(pk=claimed.item_id)
         assert (review.verdict, review.previous_label, review.label) == ("agree", "cat", "cat")
         assert (item.final_label, item.final_source) == ("cat", "model")
@@ -424,10 +426,10 @@ class TestReview:
 
     def test_override_needs_a_label_and_a_reason_and_replaces_the_final_label(self):
         _, reviewer, claimed = self._reviewed_item()
-        with pytest.raises(services.AssignmentInvalid) as caught:
-            services.review_submit(assignment_id=claimed.pk, user=reviewer, verdict="override", label="cat", now=LATER)
+        with pytest.raises(exceptions.AssignmentInvalid) as caught:
+            submissions.review_submit(assignment_id=claimed.pk, user=reviewer, verdict="override", label="cat", now=LATER)
         assert set(caught.value.errors) == {"label", "reason"}
-        review = services.review_submit(
+        review = submissions.review_submit(
             assignment_id=claimed.pk, user=reviewer, verdict="override", label="dog", reason="clearly a dog", now=LATER
         )
         item = Item.objects.get(pk=claimed.item_id)
@@ -440,9 +442,9 @@ class TestReview:
         crowd = person(Role.CROWD)
         proj = project()
         ingest_at(proj, [row("a", MIDDLING)])
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
-        with pytest.raises(services.AssignmentInvalid):
-            services.review_submit(assignment_id=claimed.pk, user=crowd, verdict="agree", now=LATER)
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        with pytest.raises(exceptions.AssignmentInvalid):
+            submissions.review_submit(assignment_id=claimed.pk, user=crowd, verdict="agree", now=LATER)
 
 
 class TestGoldChecks:
@@ -452,33 +454,33 @@ class TestGoldChecks:
         [gold_item] = ingest_at(proj, [row("g", CONFIDENT, gold="dog")])
         [work_item] = ingest_at(proj, [row("w", MIDDLING)])
         decisions_before = RoutingDecision.objects.filter(item_id=gold_item).count()
-        claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
+        claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
         assert (claimed.kind, claimed.item_id, claimed.status) == (AssignmentKind.GOLD_CHECK, gold_item, "active")
-        payload = selectors.assignment_payload(claimed)
+        payload = work_selectors.assignment_payload(claimed)
         assert payload["kind"] == "crowd" and "secret" not in payload["item"]["data"]
-        annotation = services.assignment_submit(assignment_id=claimed.pk, user=crowd, label="dog", now=LATER)
+        annotation = submissions.assignment_submit(assignment_id=claimed.pk, user=crowd, label="dog", now=LATER)
         assert annotation.role == "crowd"
         assert RoutingDecision.objects.filter(item_id=gold_item).count() == decisions_before
         # The gold item was seen: the next claim is the ordinary crowd slot (no other gold item is left).
-        assert services.assignment_claim_next(user=crowd, project=proj, now=LATER).item_id == work_item
+        assert claims.assignment_claim_next(user=crowd, project=proj, now=LATER).item_id == work_item
 
     def test_gold_check_draws_are_seeded_by_person_and_claim_number(self):
         proj = project(policy=PolicyConfig(gold_check_rate=0.5, crowd_overlap=1, max_crowd_labels=1))
         crowd = person(Role.CROWD)
         ingest_at(proj, [row(f"g{i}", CONFIDENT, gold="cat") for i in range(12)])
         ingest_at(proj, [row(f"w{i}", MIDDLING) for i in range(12)])
-        kinds = [services.assignment_claim_next(user=crowd, project=proj, now=LATER).kind for _ in range(12)]
-        expected = [services.gold_draw(user_id=crowd.pk, sequence=n) < 0.5 for n in range(12)]
+        kinds = [claims.assignment_claim_next(user=crowd, project=proj, now=LATER).kind for _ in range(12)]
+        expected = [claims.gold_draw(user_id=crowd.pk, sequence=n) < 0.5 for n in range(12)]
         assert [k == AssignmentKind.GOLD_CHECK for k in kinds] == expected
         assert set(kinds) == {AssignmentKind.GOLD_CHECK, AssignmentKind.CROWD}
-        draws = [services.gold_draw(user_id=crowd.pk, sequence=n) < 0.5 for n in range(400)]
+        draws = [claims.gold_draw(user_id=crowd.pk, sequence=n) < 0.5 for n in range(400)]
         assert 0.4 < np.mean(draws) < 0.6
 
     def test_no_gold_checks_at_rate_zero(self):
         proj = project(policy=PolicyConfig(gold_check_rate=0.0))
         crowd = person(Role.CROWD)
         ingest_at(proj, [row("g", CONFIDENT, gold="cat"), row("w", MIDDLING)])
-        assert services.assignment_claim_next(user=crowd, project=proj, now=LATER).kind == AssignmentKind.CROWD
+        assert claims.assignment_claim_next(user=crowd, project=proj, now=LATER).kind == AssignmentKind.CROWD
 
 
 class TestQueueSql:
@@ -507,19 +509,19 @@ class TestQueueSql:
         for n, r in enumerate(rows):
             ingest_at(proj if n % 2 else other, [r], now=NOW + dt.timedelta(minutes=n))
         for user in [crowd, reviewer, *experts]:
-            worker = selectors.worker_for(user=user)
+            worker = work_selectors.worker_for(user=user)
             for scope in (None, proj, other):
-                queue = list(selectors.claimable_slots(user=user, worker=worker, project=scope))
-                head = selectors.next_queued_slot(user=user, worker=worker, project=scope)
+                queue = list(work_selectors.claimable_slots(user=user, worker=worker, project=scope))
+                head = work_selectors.next_queued_slot(user=user, worker=worker, project=scope)
                 assert (head.id if head else None) == (queue[0].id if queue else None), (user.username, scope)
-        dogs = selectors.worker_for(user=experts[1])
-        assert {a.item.external_id for a in selectors.claimable_slots(user=experts[1], worker=dogs)} == {
+        dogs = work_selectors.worker_for(user=experts[1])
+        assert {a.item.external_id for a in work_selectors.claimable_slots(user=experts[1], worker=dogs)} == {
             "d-pt",
             "none",
         }
         # "_" in an expertise path is a character, not a LIKE wildcard.
-        under = selectors.worker_for(user=experts[2])
-        assert {a.item.external_id for a in selectors.claimable_slots(user=experts[2], worker=under)} == {"none"}
-        assert selectors.next_queued_slot(user=experts[2], worker=under).id == (
-            selectors.claimable_slots(user=experts[2], worker=under).get().id
+        under = work_selectors.worker_for(user=experts[2])
+        assert {a.item.external_id for a in work_selectors.claimable_slots(user=experts[2], worker=under)} == {"none"}
+        assert work_selectors.next_queued_slot(user=experts[2], worker=under).id == (
+            work_selectors.claimable_slots(user=experts[2], worker=under).get().id
         )

@@ -1,7 +1,4 @@
-"""Errors of the assignment services, shared by services, selectors, the API and the pages.
-
-`routing.services` re-exports them, so callers write `services.AssignmentNotFound` etc.
-"""
+"""Errors of the assignment services, shared by services, selectors, the API and the pages."""
 
 from __future__ import annotations
 

@@ -7,10 +7,11 @@ from django.db import IntegrityError, connection
 
 from experts.models import Expert, Role
 from labeling.models import Item
-from routing import claim_sql, selectors, services
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentKind, AssignmentStatus
 from tests.routing.assignment_helpers import MIDDLING, NOW, ingest_at, person, project, row
+from work import claim_sql, claims
+from work import selectors as work_selectors
 
 LATER = NOW + dt.timedelta(minutes=1)
 
@@ -22,7 +23,7 @@ def test_a_gold_check_lost_to_the_other_tab_leaves_the_claimed_slot_with_its_cla
     ingest_at(proj, [row("w", MIDDLING)])
     ingest_at(proj, [row("g", MIDDLING, gold="cat")])
     gold_item = Item.objects.get(external_id="g").pk
-    found_unseen = selectors.unseen_gold_items
+    found_unseen = work_selectors.unseen_gold_items
 
     def other_tab_meanwhile(**kwargs):
         found = found_unseen(**kwargs)
@@ -32,8 +33,8 @@ def test_a_gold_check_lost_to_the_other_tab_leaves_the_claimed_slot_with_its_cla
         )
         return found
 
-    monkeypatch.setattr(selectors, "unseen_gold_items", other_tab_meanwhile)
-    claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
+    monkeypatch.setattr(work_selectors, "unseen_gold_items", other_tab_meanwhile)
+    claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
     # No error, no gold check: they keep (and see) the slot they claimed.
     assert (claimed.item.external_id, claimed.kind, claimed.status) == ("w", AssignmentKind.CROWD, "active")
     held = set(Assignment.objects.filter(assignee=crowd, status="active").values_list("item__external_id", "kind"))
@@ -57,7 +58,7 @@ def test_a_claim_lost_to_a_unique_race_still_counts_once(monkeypatch):
         return real(**kwargs)
 
     monkeypatch.setattr(claim_sql, "crowd_claim", racing)
-    claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
+    claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
     assert claimed is not None and claimed.item.external_id == "w"
     # The failed attempt is counted once, whatever the database, so the next claim draws afresh.
     assert Expert.objects.get(user=crowd).claims_made == 1

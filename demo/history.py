@@ -15,9 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from demo import datasets as demo
+from demo import workers
 from labeling.models import GoldLabel, Item, ItemStatus, Project
-from routing import demo, services
 from routing.models import OPEN_ASSIGNMENT_STATUSES, AssignmentKind
+from work import claims, submissions
 
 # Pretend times spent, in milliseconds, drawn uniformly: quick crowd labels, slower expert judgements.
 CROWD_TIME_MS = (2_500, 30_000)
@@ -50,21 +52,21 @@ def demo_history_simulate(
     submitted: Counter[str] = Counter()
 
     def label_for(assignment, accuracy: float) -> str:
-        return demo.simulated_label(
+        return workers.simulated_label(
             truth=truth[assignment.item.external_id], classes=classes, accuracy=accuracy, rng=rng
         )
 
     # Crowd: round-robin over the annotators until the budget is spent or nobody finds work.
     open_crowd = project.assignments.filter(kind=AssignmentKind.CROWD, status__in=OPEN_ASSIGNMENT_STATUSES)
-    budget = int(demo.HISTORY_CROWD_SHARE * open_crowd.count())
-    active = list(demo.HISTORY_CROWD)
+    budget = int(workers.HISTORY_CROWD_SHARE * open_crowd.count())
+    active = list(workers.HISTORY_CROWD)
     while budget > 0 and active:
         for worker in list(active):
-            assignment = services.assignment_claim_next(user=users[worker.username], project=project)
+            assignment = claims.assignment_claim_next(user=users[worker.username], project=project)
             if assignment is None:
                 active.remove(worker)
                 continue
-            services.assignment_submit(
+            submissions.assignment_submit(
                 assignment_id=assignment.pk,
                 user=users[worker.username],
                 label=label_for(assignment, worker.accuracy),
@@ -76,29 +78,29 @@ def demo_history_simulate(
 
     # Experts: each takes their offers first, then what their expertise covers in the experts' queue.
     escalated = Item.objects.filter(project=project, status=ItemStatus.ESCALATED).count()
-    budget = int(demo.HISTORY_EXPERT_SHARE * escalated)
+    budget = int(workers.HISTORY_EXPERT_SHARE * escalated)
     declines = 0
-    active = list(demo.HISTORY_EXPERTS)
+    active = list(workers.HISTORY_EXPERTS)
     while budget > 0 and active:
         for worker in list(active):
             user = users[worker.username]
-            assignment = services.assignment_claim_next(user=user, project=project)
+            assignment = claims.assignment_claim_next(user=user, project=project)
             if assignment is None:
                 active.remove(worker)
                 continue
-            if declines < len(demo.DECLINE_REASONS) and assignment.kind == AssignmentKind.EXPERT:
-                services.assignment_decline(
-                    assignment_id=assignment.pk, user=user, reason=demo.DECLINE_REASONS[declines]
+            if declines < len(workers.DECLINE_REASONS) and assignment.kind == AssignmentKind.EXPERT:
+                submissions.assignment_decline(
+                    assignment_id=assignment.pk, user=user, reason=workers.DECLINE_REASONS[declines]
                 )
                 declines += 1
                 continue
             label = label_for(assignment, worker.accuracy)
             factors = list(spec.decision_factors[: int(rng.integers(0, 2))])
-            services.assignment_submit(
+            submissions.assignment_submit(
                 assignment_id=assignment.pk,
                 user=user,
                 label=label,
-                rationale=demo.rationale(spec.slug, label, rng),
+                rationale=workers.rationale(spec.slug, label, rng),
                 factors=factors,
                 confidence=int(rng.integers(3, 6)),
                 time_spent_ms=int(rng.integers(*EXPERT_TIME_MS)),
@@ -107,18 +109,18 @@ def demo_history_simulate(
             budget -= 1
 
     # The reviewer: agrees with labels it judges right, overrides the others with a reason.
-    reviewer = users[demo.HISTORY_REVIEWER.username]
+    reviewer = users[workers.HISTORY_REVIEWER.username]
     reviews: Counter[str] = Counter()
-    budget = int(demo.HISTORY_REVIEW_SHARE * project.assignments.filter(kind=AssignmentKind.REVIEW).count())
+    budget = int(workers.HISTORY_REVIEW_SHARE * project.assignments.filter(kind=AssignmentKind.REVIEW).count())
     while budget > 0:
-        assignment = services.assignment_claim_next(user=reviewer, project=project)
+        assignment = claims.assignment_claim_next(user=reviewer, project=project)
         if assignment is None:
             break
-        judged = label_for(assignment, demo.HISTORY_REVIEWER.accuracy)
+        judged = label_for(assignment, workers.HISTORY_REVIEWER.accuracy)
         if judged == assignment.item.final_label:
-            review = services.review_submit(assignment_id=assignment.pk, user=reviewer, verdict="agree")
+            review = submissions.review_submit(assignment_id=assignment.pk, user=reviewer, verdict="agree")
         else:
-            review = services.review_submit(
+            review = submissions.review_submit(
                 assignment_id=assignment.pk,
                 user=reviewer,
                 verdict="override",

@@ -20,8 +20,8 @@ from django.db import connection
 from core.bulk import columns, datetime_value, model_from_row, prepared_cursor
 from experts.models import Expert, Role
 from labeling.models import Item, Project
-from routing import selectors
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentStatus
+from work import selectors as work_selectors
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Claimed:
 
 def crowd_claim(
     *, user: Any, project: Project | None, now: dt.datetime, lease_end: dt.datetime
-) -> tuple[selectors.Worker | None, Claimed | None]:
+) -> tuple[work_selectors.Worker | None, Claimed | None]:
     """Bump the user's claim counter and, when they are an active crowd annotator, claim the head of the
     crowd queue: (their roster entry as a Worker with `claims_made` as it was before, the claim or None).
     (None, None) when they are not an active roster member; (worker, None) for other roles (nothing is
@@ -45,7 +45,7 @@ def crowd_claim(
             return worker, None
         return worker, queue_claim(user=user, worker=worker, project=project, now=now, lease_end=lease_end)
     # The crowd's queue needs nothing of the roster entry but the role and capacity, which the statement reads.
-    crowd = selectors.Worker(user_id=user.pk, role=Role.CROWD, capacity=0, expertise=(), languages=())
+    crowd = work_selectors.Worker(user_id=user.pk, role=Role.CROWD, capacity=0, expertise=(), languages=())
     update, params = _claim_update(
         user=user,
         worker=crowd,
@@ -56,11 +56,11 @@ def crowd_claim(
         # Only a crowd annotator takes from the crowd's queue; anyone else's call locks nothing.
         guard=f"(SELECT role FROM w) = '{Role.CROWD.value}'",
     )
-    select, joins = selectors.item_for_work_sql(project, outer=True)
+    select, joins = work_selectors.item_for_work_sql(project, outer=True)
     sql = (
-        f"WITH w AS ({_BUMP} RETURNING {selectors.WORKER_COLUMNS}),"
+        f"WITH w AS ({_BUMP} RETURNING {work_selectors.WORKER_COLUMNS}),"
         f" claimed AS ({update} RETURNING {columns(Assignment)})"
-        f" SELECT w.*, {columns(Assignment, 'claimed')}, {select}, {selectors.gold_rate_sql('claimed.project_id')}"
+        f" SELECT w.*, {columns(Assignment, 'claimed')}, {select}, {work_selectors.gold_rate_sql('claimed.project_id')}"
         f" FROM w LEFT JOIN claimed ON TRUE LEFT JOIN {Item._meta.db_table} it ON it.id = claimed.item_id{joins}"
     )
     with prepared_cursor() as cursor:
@@ -68,8 +68,8 @@ def crowd_claim(
         row = cursor.fetchone()
     if row is None:
         return None, None
-    n_worker = len(selectors.WORKER_COLUMNS.split(","))
-    worker = selectors.worker_from_row(user=user, row=_before_bump(row[:n_worker]))
+    n_worker = len(work_selectors.WORKER_COLUMNS.split(","))
+    worker = work_selectors.worker_from_row(user=user, row=_before_bump(row[:n_worker]))
     rest = row[n_worker:]
     if rest[0] is None:  # the claimed row's id: nothing taken
         return worker, None
@@ -77,7 +77,7 @@ def crowd_claim(
 
 
 def queue_claim(
-    *, user: Any, worker: selectors.Worker, project: Project | None, now: dt.datetime, lease_end: dt.datetime
+    *, user: Any, worker: work_selectors.Worker, project: Project | None, now: dt.datetime, lease_end: dt.datetime
 ) -> Claimed | None:
     """Claim the head of the worker's queue in one statement (plus a read of the item on SQLite) and return
     it with its item (pass the item's project when the caller holds it), or None when nothing was taken:
@@ -95,20 +95,20 @@ def queue_claim(
             if row is None:
                 return None
             assignment = model_from_row(Assignment, row)
-            select, joins = selectors.item_for_work_sql(project)
+            select, joins = work_selectors.item_for_work_sql(project)
             cursor.execute(
-                f"SELECT {select}, {selectors.gold_rate_sql('it.project_id')} FROM {Item._meta.db_table} it{joins}"
+                f"SELECT {select}, {work_selectors.gold_rate_sql('it.project_id')} FROM {Item._meta.db_table} it{joins}"
                 " WHERE it.id = %s",
                 [assignment.item_id],
             )
             rest = cursor.fetchone()
-        assignment.item = selectors.item_from_row(rest[:-1], project)
+        assignment.item = work_selectors.item_from_row(rest[:-1], project)
         return Claimed(assignment=assignment, gold_check_rate=float(rest[-1] or 0.0))
-    select, joins = selectors.item_for_work_sql(project)
+    select, joins = work_selectors.item_for_work_sql(project)
     with prepared_cursor() as cursor:
         cursor.execute(
             f"WITH claimed AS ({update} RETURNING {columns(Assignment)})"
-            f" SELECT {columns(Assignment, 'claimed')}, {select}, {selectors.gold_rate_sql('claimed.project_id')}"
+            f" SELECT {columns(Assignment, 'claimed')}, {select}, {work_selectors.gold_rate_sql('claimed.project_id')}"
             f" FROM claimed JOIN {Item._meta.db_table} it ON it.id = claimed.item_id{joins}",
             params,
         )
@@ -119,7 +119,7 @@ def queue_claim(
 def _claim_update(
     *,
     user: Any,
-    worker: selectors.Worker,
+    worker: work_selectors.Worker,
     project: Project | None,
     now: dt.datetime,
     lease_end: dt.datetime,
@@ -133,7 +133,7 @@ def _claim_update(
     The head of the queue is locked and skipped by other claimers on PostgreSQL; the write is a
     compare-and-set on a still-free slot; open slots are counted only up to the capacity, so the check
     costs no more for someone holding many."""
-    condition = selectors.queue_condition(user=user, worker=worker, project=project)
+    condition = work_selectors.queue_condition(user=user, worker=worker, project=project)
     if condition is None:
         return None, []
     joins, where, params = condition
@@ -158,22 +158,22 @@ _BUMP = (
 )
 
 
-def _worker_bumped(user: Any) -> selectors.Worker | None:
+def _worker_bumped(user: Any) -> work_selectors.Worker | None:
     """The claimer's roster entry, its claim counter bumped in the same statement (`claims_made` as it was
     before); None when they are not an active roster member."""
     with prepared_cursor() as cursor:
-        cursor.execute(f"{_BUMP} RETURNING {selectors.WORKER_COLUMNS}", [user.pk])
+        cursor.execute(f"{_BUMP} RETURNING {work_selectors.WORKER_COLUMNS}", [user.pk])
         row = cursor.fetchone()
-    return selectors.worker_from_row(user=user, row=_before_bump(row) if row is not None else None)
+    return work_selectors.worker_from_row(user=user, row=_before_bump(row) if row is not None else None)
 
 
-def claimer_after_conflict(user: Any) -> selectors.Worker | None:
+def claimer_after_conflict(user: Any) -> work_selectors.Worker | None:
     """The claimer after crowd_claim failed on a unique-constraint race, counted as that claim: PostgreSQL
     rolled the whole statement back, counter included, so it is bumped now; on SQLite the bump was its own
     statement and stands. Either way `claims_made` is the count before this claim, so no draw repeats."""
     if connection.vendor == "postgresql":
         return _worker_bumped(user)
-    worker = selectors.worker_for(user=user)
+    worker = work_selectors.worker_for(user=user)
     return dataclasses.replace(worker, claims_made=worker.claims_made - 1) if worker is not None else None
 
 
@@ -186,5 +186,5 @@ def _claimed_from_row(row: Sequence[Any], project: Project | None) -> Claimed:
     """Claimed from the claimed slot's columns, the item_for_work_sql columns and the gold rate, in order."""
     n = len(Assignment._meta.concrete_fields)
     assignment = model_from_row(Assignment, row[:n])
-    assignment.item = selectors.item_from_row(row[n:-1], project)
+    assignment.item = work_selectors.item_from_row(row[n:-1], project)
     return Claimed(assignment=assignment, gold_check_rate=float(row[-1] or 0.0))
