@@ -48,8 +48,8 @@ def assignment_lease() -> dt.timedelta:
 def _take(slot_id: int, *, user: Any, now: dt.datetime, lease_end: dt.datetime) -> bool:
     """Compare-and-set: the slot becomes the user's active assignment only if it is still offered, to
     nobody or to them; False when someone else got there first. (If the user already holds another slot of
-    the item, the unique constraint aborts the transaction; the caller retries.) Hand-written like
-    selectors.next_queued_slot, because every claim runs it."""
+    the item, the unique constraint aborts the transaction; the caller retries.) Hand-written, because
+    every expert's claim of an offer runs it."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {Assignment._meta.db_table} SET status = %s, assignee_id = %s, claimed_at = %s,"
@@ -77,18 +77,14 @@ def gold_draw(*, user_id: int, sequence: int) -> float:
 def _gold_check(
     *,
     user: Any,
-    slot: work_selectors.QueuedSlot,
+    slot: Assignment,
     sequence: int,
     now: dt.datetime,
     lease_end: dt.datetime,
-    candidates: Sequence[int] | None = None,
-) -> Assignment | None:
-    """A gold check in the slot's project for the user instead of the slot: one of the `candidates` (default:
-    selectors.unseen_gold_items), handed out like any crowd work; None when there is no such item."""
-    if candidates is None:
-        candidates = work_selectors.unseen_gold_items(user=user, project_id=slot.project_id, limit=GOLD_CANDIDATES)
-    if not candidates:
-        return None
+    candidates: Sequence[int],
+) -> Assignment:
+    """A gold check in the slot's project for the user instead of the slot: one of the `candidates`
+    (selectors.unseen_gold_items, not empty), handed out like any crowd work."""
     pick = int(unit_hash(GOLD_SEED, user.pk, sequence, "pick") * len(candidates))
     return Assignment.objects.create(
         item_id=candidates[pick],
@@ -115,31 +111,6 @@ def _claim_offered(*, user: Any, project: Project | None, now: dt.datetime, leas
     return slot_id if _take(slot_id, user=user, now=now, lease_end=lease_end) else _RETRY
 
 
-def _claim_from_queue_slowly(
-    *,
-    user: Any,
-    worker: work_selectors.Worker,
-    project: Project | None,
-    now: dt.datetime,
-    lease_end: dt.datetime,
-    draw: float | None,
-) -> Any:
-    """The claim step by step, for when the one-statement claim took nothing: finds out why (capacity, an
-    empty queue, every candidate locked by others) and acts on it. Runs inside a transaction."""
-    if work_selectors.open_assignment_count(user=user) >= worker.capacity:
-        return None
-    slot = work_selectors.next_queued_slot(user=user, worker=worker, project=project, lock=True)
-    if slot is None:
-        return None
-    if draw is not None and slot.kind == AssignmentKind.CROWD and draw < slot.gold_check_rate:
-        gold = _gold_check(user=user, slot=slot, sequence=worker.claims_made, now=now, lease_end=lease_end)
-        if gold is not None:
-            return gold.pk
-    if _take(slot.id, user=user, now=now, lease_end=lease_end):
-        return slot.id
-    return _RETRY
-
-
 def _savepoint_if_nested(run: Callable[[], Any]) -> Any:
     """Run a one-statement claim; inside someone else's transaction (a test, a batch) with a savepoint, so
     a unique-constraint race does not spoil that transaction. On its own it needs none."""
@@ -158,10 +129,10 @@ def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.
     Exclusive under concurrency: PostgreSQL skips rows other claimers have locked, and on every database
     the write is a compare-and-set that only succeeds on a still-free slot (else: try again).
 
-    A crowd claim is normally ONE statement on PostgreSQL (claim_sql.crowd_claim: the roster entry read and
-    its claim counter bumped, the head of the queue taken, the item returned) and no transaction; SQLite
-    runs the same steps as three statements. Only when that takes nothing does the claim go step by step
-    (_claim_from_queue_slowly), and only when a gold check is due does it hand the slot back.
+    A crowd claim is ONE statement on PostgreSQL (claim_sql.crowd_claim: the roster entry read and its
+    claim counter bumped, the head of the queue taken, the item returned) and no transaction; SQLite runs
+    the same steps as three statements. Only when a gold check is due does it hand the slot back. The
+    ORM's twin of the queue it takes from is selectors.claimable_slots, which tests compare it with.
     """
     now = now or timezone.now()
     lease_end = now + assignment_lease()
@@ -199,28 +170,21 @@ def _claim_from_queue(
     lease_end: dt.datetime,
     draw: float | None,
 ) -> Assignment | None:
-    """The head of the worker's queue: in one statement (claim_sql.queue_claim) or, when that takes nothing,
-    step by step; retried when another claimer got there first."""
+    """The head of the worker's queue, taken in one statement (claim_sql.queue_claim); None when it took
+    nothing (an empty queue for them, capacity reached, or every candidate held by other claimers). Tried
+    again only when the user's other tab claimed a slot of the same item at the same moment."""
     for _ in range(CLAIM_ATTEMPTS):
         try:
             claimed = _savepoint_if_nested(
                 lambda: claim_sql.queue_claim(user=user, worker=worker, project=project, now=now, lease_end=lease_end)
             )
-            if claimed is not None:
-                if draw is None:
-                    return claimed.assignment
-                return _gold_instead(claimed, user=user, worker=worker, draw=draw, now=now, lease_end=lease_end)
-            with transaction.atomic():
-                taken = _claim_from_queue_slowly(
-                    user=user, worker=worker, project=project, now=now, lease_end=lease_end, draw=draw
-                )
         except IntegrityError:
-            # The user claimed another slot of the same item at the same moment (two tabs): try again.
             continue
-        if taken is None:
+        if claimed is None:
             return None
-        if taken is not _RETRY:
-            return _with_item(Assignment.objects.get(pk=taken), project)
+        if draw is None:
+            return claimed.assignment
+        return _gold_instead(claimed, user=user, worker=worker, draw=draw, now=now, lease_end=lease_end)
     return None
 
 
@@ -238,9 +202,6 @@ def _gold_instead(
     slot = claimed.assignment
     if slot.kind != AssignmentKind.CROWD or draw >= claimed.gold_check_rate:
         return slot
-    queued = work_selectors.QueuedSlot(
-        id=slot.pk, kind=slot.kind, project_id=slot.project_id, due_at=slot.due_at, gold_check_rate=claimed.gold_check_rate
-    )
     # Looked for while the person still holds the slot, so the gold item is never the slot's own item.
     candidates = work_selectors.unseen_gold_items(user=user, project_id=slot.project_id, limit=GOLD_CANDIDATES)
     if not candidates:
@@ -248,7 +209,7 @@ def _gold_instead(
     try:
         with transaction.atomic():
             gold = _gold_check(
-                user=user, slot=queued, sequence=worker.claims_made, now=now, lease_end=lease_end, candidates=candidates
+                user=user, slot=slot, sequence=worker.claims_made, now=now, lease_end=lease_end, candidates=candidates
             )
             Assignment.objects.filter(pk=slot.pk, assignee_id=user.pk, status=AssignmentStatus.ACTIVE).update(
                 status=AssignmentStatus.OFFERED, assignee=None, claimed_at=None, lease_expires_at=None

@@ -13,7 +13,7 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from core.bulk import columns, model_from_row, model_value, prepared_cursor
+from core.bulk import columns, model_from_row, prepared_cursor
 from experts.availability import primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
 from labeling.models import Annotation, GoldLabel, Item, Prediction, Project
@@ -133,18 +133,6 @@ def claimable_slots(*, user: Any, worker: Worker | None, project: Project | None
     return qs.exclude(item_id__in=held).exclude(item_id__in=annotated).order_by("due_at", "id")
 
 
-@dataclass(frozen=True)
-class QueuedSlot:
-    """The head of a queue as the claim needs it."""
-
-    id: int
-    kind: str
-    project_id: int
-    due_at: dt.datetime | None
-    # The project's live policy's gold_check_rate (0 before it has a policy).
-    gold_check_rate: float
-
-
 def _like_prefix(value: str) -> str:
     """`value` as a LIKE pattern matching strings that start with it ("\\" escapes the wildcards)."""
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
@@ -229,32 +217,6 @@ def gold_rate_sql(project_column: str) -> str:
     return (
         f"(SELECT COALESCE({rate}, {default!r}) FROM {ep} pol JOIN {pv} v ON v.id = pol.live_version_id"
         f" WHERE pol.project_id = {project_column})"
-    )
-
-
-def next_queued_slot(
-    *, user: Any, worker: Worker | None, project: Project | None = None, lock: bool = False
-) -> QueuedSlot | None:
-    """The first row of `claimable_slots(...)`, by hand-written SQL (queue_condition); with lock=True
-    (inside a transaction, PostgreSQL only) the row is locked and rows other claimers hold are skipped."""
-    condition = queue_condition(user=user, worker=worker, project=project) if worker is not None else None
-    if condition is None:
-        return None
-    joins, where, params = condition
-    sql = (
-        f"SELECT q.id, q.kind, q.project_id, q.due_at, {gold_rate_sql('q.project_id')}"
-        f" FROM {Assignment._meta.db_table} q{joins} WHERE {where} ORDER BY q.due_at, q.id LIMIT 1"
-    )
-    if lock and connection.features.has_select_for_update_skip_locked:
-        sql += " FOR UPDATE OF q SKIP LOCKED"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        found = cursor.fetchone()
-    if found is None:
-        return None
-    due_at = model_value(Assignment, "due_at", found[3])
-    return QueuedSlot(
-        id=found[0], kind=found[1], project_id=found[2], due_at=due_at, gold_check_rate=float(found[4] or 0.0)
     )
 
 

@@ -1,12 +1,13 @@
 """Assignments: the work routing creates, claiming it, submitting, declining, reviewing, gold checks."""
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
 import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from core.models import AuditEvent
@@ -28,7 +29,7 @@ from tests.routing.assignment_helpers import (
     row,
     slots,
 )
-from work import claims, exceptions, submissions
+from work import claim_sql, claims, exceptions, submissions
 from work import selectors as work_selectors
 
 pytestmark = pytest.mark.django_db
@@ -483,8 +484,21 @@ class TestGoldChecks:
         assert claims.assignment_claim_next(user=crowd, project=proj, now=LATER).kind == AssignmentKind.CROWD
 
 
+def _claim_statement_head(user, worker, scope):
+    """The slot the claim's statement (claim_sql.queue_claim) takes for the worker, given back at once (the
+    savepoint is rolled back); their capacity is lifted, so only the queue decides."""
+    savepoint = transaction.savepoint()
+    try:
+        claimed = claim_sql.queue_claim(
+            user=user, worker=dataclasses.replace(worker, capacity=1_000), project=scope, now=LATER, lease_end=LATER
+        )
+    finally:
+        transaction.savepoint_rollback(savepoint)
+    return claimed.assignment.id if claimed is not None else None
+
+
 class TestQueueSql:
-    """The claim's hand-written queue query picks what the ORM's claimable_slots would."""
+    """The claim's statement takes the slot the ORM's claimable_slots (the reference) puts first."""
 
     def test_head_of_every_queue_matches_the_orm(self):
         crowd = person(Role.CROWD)
@@ -512,8 +526,8 @@ class TestQueueSql:
             worker = work_selectors.worker_for(user=user)
             for scope in (None, proj, other):
                 queue = list(work_selectors.claimable_slots(user=user, worker=worker, project=scope))
-                head = work_selectors.next_queued_slot(user=user, worker=worker, project=scope)
-                assert (head.id if head else None) == (queue[0].id if queue else None), (user.username, scope)
+                head = _claim_statement_head(user, worker, scope)
+                assert head == (queue[0].id if queue else None), (user.username, scope)
         dogs = work_selectors.worker_for(user=experts[1])
         assert {a.item.external_id for a in work_selectors.claimable_slots(user=experts[1], worker=dogs)} == {
             "d-pt",
@@ -522,6 +536,6 @@ class TestQueueSql:
         # "_" in an expertise path is a character, not a LIKE wildcard.
         under = work_selectors.worker_for(user=experts[2])
         assert {a.item.external_id for a in work_selectors.claimable_slots(user=experts[2], worker=under)} == {"none"}
-        assert work_selectors.next_queued_slot(user=experts[2], worker=under).id == (
+        assert _claim_statement_head(experts[2], under, None) == (
             work_selectors.claimable_slots(user=experts[2], worker=under).get().id
         )
