@@ -2,7 +2,7 @@
 expert's at well under the cost of sending everything to experts?
 
 Usage: .venv/bin/python bench/expert_scenario.py [--items 3000] [--seeds 3] [--out DIR]
-Synthetic data (routing.simulation.synthetic_data): 3 classes, 50 crowd workers right with probability
+Synthetic data (pilot.synthetic.synthetic_data): 3 classes, 50 crowd workers right with probability
 drawn from U(0.55, 0.80), 5 crowd judgments per item; 4 experts right with 0.88 / 0.90 / 0.91 / 0.93,
 2 expert judgments per item; a model right on 75% of items. The data is written as the simulator's CSV
 files (judgments, gold, predictions, workers) and read back by load_pilot_data, exactly as

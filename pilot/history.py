@@ -1,5 +1,5 @@
 """A project's own labeled history as pilot data, so the simulator and calibration can replay it (pure: no
-ORM; `routing.feedback_selectors.project_history` reads the rows).
+ORM; `pilot.selectors.project_history` reads the rows).
 
 Truth is an item's gold label, else its final label when an expert gave it. Judgments are the item's
 annotations in the order they were submitted, by worker; a worker is an expert when the roster says

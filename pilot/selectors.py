@@ -9,13 +9,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from experts.models import Expert
-from labeling.models import Annotation, FinalSource, GoldLabel, Item, ItemStatus, JobStatus, Prediction, Project
+from labeling.models import Annotation, FinalSource, GoldLabel, Item, JobStatus, Prediction, Project
 from pilot.history import HistoryItem, pilot_data, worker_role
 from pilot.models import CalibrationRun
 from pilot.readers import EXPERT, PilotData
 from routing.inputs import chunked
-
-LABELED = (ItemStatus.LABELED, ItemStatus.AUDITED)
+from routing.selectors import LABELED
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,7 @@ class ProjectHistory:
 
 def project_history(*, project: Project, last_n: int, now: dt.datetime) -> ProjectHistory:
     """The project's last `last_n` labeled items (by when they were labeled, up to `now`) as pilot data,
-    oldest first (routing.history.pilot_data). Only annotations submitted up to `now` count.
+    oldest first (pilot.history.pilot_data). Only annotations submitted up to `now` count.
     A fixed number of queries per chunk of items."""
     rows = list(
         Item.objects.filter(project=project, status__in=LABELED, labeled_at__lte=now)

@@ -185,7 +185,7 @@ def _work_of(item_ids: Sequence[int]) -> dict[int, list[WorkSlot]]:
 
 def crowd_overdue(slots: Iterable[WorkSlot]) -> bool:
     """Whether the crowd has let the item down: a crowd offer of it expired unclaimed at its SLA deadline
-    (services.crowd_breaches_escalate expires them; a lease that runs out expires a slot someone held).
+    (work.jobs.crowd_breaches_escalate expires them; a lease that runs out expires a slot someone held).
     Read from the slots at every routing, so the item stays with the experts once it went to them."""
     return any(
         s.kind == AssignmentKind.CROWD and s.status == AssignmentStatus.EXPIRED and s.assignee_id is None

@@ -23,7 +23,7 @@ class EscalationPolicy(models.Model):
         "PolicyVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # The classes' prevalence as the last reliability refresh learned it: {"classes": [...], "prior": [...]}
-    # (routing.services.accuracy_refresh). Routing hands it to the engine as ItemInput.class_prior.
+    # (routing.reliabilities.accuracy_refresh). Routing hands it to the engine as ItemInput.class_prior.
     class_prior = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

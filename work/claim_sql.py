@@ -1,4 +1,4 @@
-"""The claim's hand-written statements (writes, called by routing.services.assignment_claim_next).
+"""The claim's hand-written statements (writes, called by work.claims.assignment_claim_next).
 
 Every `next` of every annotator runs these, so they are built for one round trip: PostgreSQL bumps the
 claimer's claim counter, takes the head of their queue and returns the slot with its item in ONE prepared

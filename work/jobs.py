@@ -163,7 +163,7 @@ def sla_breaches_handle(*, now: dt.datetime | None = None) -> int:
 def crowd_breaches_escalate(*, now: dt.datetime | None = None) -> int:
     """Crowd offers still unclaimed past their SLA deadline expire, and their items are routed again (stage
     "crowd_overdue"): routing reads an expired unclaimed crowd offer as the engine input `crowd_overdue`
-    (selectors.crowd_overdue), so where the policy still wants the crowd an expert is asked instead
+    (routing.inputs.crowd_overdue), so where the policy still wants the crowd an expert is asked instead
     (offered to the best-ranked one, or waiting in the experts' queue) and the item's other crowd offers
     are withdrawn; claimed crowd slots finish (their lease bounds them). Every later routing reads the same,
     so the item does not drift back to the crowd. Without this, a slot nobody eligible is left to take

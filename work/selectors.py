@@ -37,7 +37,7 @@ DUE_SOON = dt.timedelta(hours=4)
 
 
 # Which queue each roster role claims from. Gold checks are never queued: a claim creates them for the
-# claimer (see services.assignment_claim_next).
+# claimer (see work.claims.assignment_claim_next).
 POOL_KINDS: Mapping[str, tuple[str, ...]] = {
     Role.CROWD: (AssignmentKind.CROWD,),
     Role.EXPERT: (AssignmentKind.EXPERT,),
