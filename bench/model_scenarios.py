@@ -39,7 +39,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from routing.engine.policy import DEFAULT_POLICY
-from routing.simulation import CROWD, EXPERT, History, PilotData, Worker, prepare, run_pilot
+from pilot.readers import CROWD, EXPERT, History, PilotData, Worker
+from pilot.simulation import prepare, run_pilot
 
 CROWD_PER_ITEM = 20
 EXPERTS = (0.88, 0.90, 0.93, 0.95)

@@ -13,7 +13,7 @@ each item's first k shuffled judgments, that is on random subsets of the same si
 the policy best on the other four (most aims met, then the smallest shortfall) is scored on it. The
 default is the policy best on all five.
 
---calibrate: `manage.py calibrate`'s search (routing.calibration) on each set, once with the set's aim
+--calibrate: `manage.py calibrate`'s search (pilot.calibration) on each set, once with the set's aim
 accuracy as --target-accuracy and once with its aim's labels per item as --budget, chosen on a
 calibration half of the gold items and reported on the held-out half.
 
@@ -35,11 +35,13 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pilot.calibration import candidate_policies, choose, evaluate_candidates, result_of
+from pilot.curves import CURVE_POSTERIORS
+from pilot.readers import load_pilot_data
+from pilot.simulation import majority_vote_curve, prepare, run_pilot
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import PolicyConfig
 from model_scenarios import scenario_table  # noqa: E402  (bench/ is on sys.path when run as a script)
-from routing.calibration import candidate_policies, choose, evaluate_candidates, result_of
-from routing.simulation import CURVE_POSTERIORS, load_pilot_data, majority_vote_curve, prepare, run_pilot
 
 SETS = ("snow-rte", "barzan-mozafari", "snow-wsd", "duck", "jn-product")
 # The grid the defaults are chosen from: the stopping threshold and the per-item maximum.

@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 
 from labeling import formats, selectors, services
 from labeling.filters import ItemFilter
-from labeling.http import MULTIPART_SLACK_BYTES
+from core.http import MULTIPART_SLACK_BYTES
 from labeling.models import Item, Project
 from labeling.serializers import (
     IngestErrorSerializer,

@@ -2,7 +2,7 @@
 from django.urls import path
 
 from labeling import api
-from labeling.http import accepts_large_body
+from core.http import accepts_large_body
 
 urlpatterns = [
     path("projects/", api.ProjectListCreateView.as_view(), name="api-project-list"),

@@ -2,7 +2,7 @@
 
 DRF's TokenAuthentication compiles an ORM query (token joined with its user) on every request; on the
 annotators' work loop that cost as much as the claim itself. This reads the same row by hand-written SQL
-(labeling.bulk.prepared_cursor) and answers exactly as DRF does.
+(core.bulk.prepared_cursor) and answers exactly as DRF does.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-from labeling.bulk import columns, model_from_row, prepared_cursor
+from core.bulk import columns, model_from_row, prepared_cursor
 
 
 class FastTokenAuthentication(TokenAuthentication):
