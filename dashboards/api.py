@@ -14,6 +14,7 @@ from dashboards.forms import DashboardFilterForm
 from dashboards.permissions import CanViewDashboards
 from dashboards.presentation import reports_for
 from dashboards.rollup import ALL_ROUTES
+from labeling import api_support
 from labeling.models import Project
 
 MetricResponse = inline_serializer(
@@ -42,10 +43,7 @@ MetricResponse = inline_serializer(
     },
 )
 
-ErrorResponse = inline_serializer(
-    name="DashboardFilterErrors",
-    fields={"errors": serializers.ListField(child=serializers.DictField())},
-)
+ErrorResponse = api_support.ErrorsSerializer
 
 
 class MetricView(APIView):

@@ -15,17 +15,18 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
 from rest_framework.exceptions import ParseError
-from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import formats, selectors, services
+from labeling.api_support import StrictCursorPagination, field_errors
 from labeling.filters import ItemFilter
 from labeling.http import MULTIPART_SLACK_BYTES
 from labeling.models import Item, Project
+from labeling.parsers import StorableJSONParser, UnstorableBody
 from labeling.serializers import (
     IngestErrorSerializer,
     IngestResultSerializer,
@@ -49,11 +50,9 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or user.is_staff
 
 
-class ItemCursorPagination(CursorPagination):
+class ItemCursorPagination(StrictCursorPagination):
     ordering = "id"
     page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
 
 
 def _errors_response(errors: list[RowError], error_count: int | None = None) -> Response:
@@ -89,7 +88,7 @@ class ProjectListCreateView(generics.ListAPIView):
             project = services.project_create(**serializer.validated_data, actor=request.user)
         except DjangoValidationError as exc:
             detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-            return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"errors": list(field_errors(detail))}, status=status.HTTP_400_BAD_REQUEST)
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="List projects")
@@ -111,7 +110,7 @@ class ItemListIngestView(generics.ListAPIView):
     serializer_class = ItemSerializer
     pagination_class = ItemCursorPagination
     filterset_class = ItemFilter
-    parser_classes = (JSONParser, MultiPartParser)
+    parser_classes = (StorableJSONParser, MultiPartParser)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no project
@@ -177,6 +176,8 @@ class ItemListIngestView(generics.ListAPIView):
                                  f"request of {length} bytes is over the limit of {max_bytes} bytes")]
         try:
             payload = request.data
+        except UnstorableBody as exc:
+            return [], [RowError(exc.row, exc.field, str(exc.errors[0]["message"]))]
         except ParseError as exc:
             return [], [RowError(None, "(body)", str(exc.detail))]
         if multipart:

@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experts import selectors as experts_selectors
+from labeling import api_support
 from labeling import selectors as labeling_selectors
 from labeling.models import Annotation, Item, Project, Review
 from routing import feedback_selectors, page_selectors, selectors, services
@@ -110,17 +111,8 @@ class AuditExportView(APIView):
 
 # --- the work loop ----------------------------------------------------------------------------------------
 
-ERRORS = inline_serializer(
-    "ValidationErrors",
-    {
-        "errors": serializers.ListField(
-            child=inline_serializer(
-                "FieldError", {"field": serializers.CharField(), "message": serializers.CharField()}
-            )
-        )
-    },
-)
-DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
+ERRORS = api_support.ErrorsSerializer
+DETAIL = api_support.DetailSerializer
 CLAIMED = inline_serializer(
     "ClaimedAssignment",
     {

@@ -1,0 +1,132 @@
+"""What every endpoint under /api/ shares, so the API answers bad input in one shape and its published schema
+says so: the error shape, the exception handler, the schema generator, the JSON 404, strict pagination.
+
+Errors: a 400 is `{"errors": [{"field", "message"}, ...]}` (ingest adds `row` and `error_count`); any other
+4xx is `{"detail": "..."}`. Labeling is the lowest app with endpoints, so routing and dashboards use these.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.urls import Resolver404, resolve
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from labeling.storable import BODY_FIELD
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="The bad field or query parameter, as a path (e.g. data.text).")
+    message = serializers.CharField()
+    row = serializers.IntegerField(required=False, allow_null=True, help_text="Ingest only: 0-based row index.")
+
+
+class ErrorsSerializer(serializers.Serializer):
+    errors = FieldErrorSerializer(many=True)
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
+ERRORS = OpenApiResponse(ErrorsSerializer, description="Bad input: every problem with its field; nothing was changed.")
+DETAIL = DetailSerializer
+# Answers any endpoint may give; an operation's own description of a code wins.
+DEFAULT_ERROR_RESPONSES = {
+    "400": ERRORS,
+    "401": OpenApiResponse(DETAIL, description="No credentials, or an unknown or inactive token."),
+    "403": OpenApiResponse(DETAIL, description="Authenticated, but not allowed to do this."),
+    "404": OpenApiResponse(DETAIL, description="No such object (or not yours to see)."),
+}
+
+
+def field_errors(detail: Any, prefix: str = "") -> Iterator[dict[str, str]]:
+    """DRF's nested error detail ({field: [messages]}, lists of those...) as flat {field, message} rows."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = BODY_FIELD if key == "non_field_errors" and not prefix else (f"{prefix}.{key}" if prefix else str(key))
+            yield from field_errors(value, name)
+    elif isinstance(detail, list):
+        nested = any(isinstance(value, (dict, list)) for value in detail)
+        for index, value in enumerate(detail):
+            yield from field_errors(value, f"{prefix}[{index}]" if nested else prefix)
+    else:
+        yield {"field": prefix or BODY_FIELD, "message": str(detail)}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, with 400s (validation and parse errors) in the API's `{"errors": [...]}` shape."""
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, (exceptions.ValidationError, exceptions.ParseError)):
+        errors = getattr(exc, "errors", None) or list(field_errors(exc.detail))
+        response.data = {"errors": errors}
+    return response
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's schema, with the error answers every operation may give (DEFAULT_ERROR_RESPONSES)."""
+
+    def _get_response_bodies(self, direction: str = "response") -> dict[str, Any]:
+        bodies = super()._get_response_bodies(direction)
+        if direction == "response":
+            for code, response in DEFAULT_ERROR_RESPONSES.items():
+                if code not in bodies:
+                    bodies[code] = self._get_response_for_code(response, code, direction=direction)
+        return bodies
+
+
+def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
+    """Any path under /api/ that no endpoint matched: a JSON 404, as the endpoints' own 404s. A path that
+    matches once a slash is appended is redirected there, as CommonMiddleware's APPEND_SLASH did before this
+    catch-all made every /api/ path match."""
+    if not request.path_info.endswith("/"):
+        try:
+            match = resolve(request.path_info + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    return JsonResponse({"detail": f"No endpoint at {request.path}."}, status=404)
+
+
+class StrictCursorPagination(CursorPagination):
+    """Cursor pagination whose `page_size` is checked, not silently replaced by the default when it is not a
+    whole number in range (DRF's behaviour, which accepts `page_size=null`)."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+    def get_page_size(self, request: Request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if not 1 <= size <= self.max_page_size:
+            raise exceptions.ValidationError({self.page_size_query_param: [
+                f"must be a whole number from 1 to {self.max_page_size}, not {raw!r}"
+            ]})
+        return size
+
+    def decode_cursor(self, request: Request) -> Any:
+        cursor = super().decode_cursor(request)
+        # The position is an id here: anything else (or an id past bigint) would reach the database.
+        if cursor is not None and cursor.position is not None:
+            if not cursor.position.isdigit() or int(cursor.position) >= 2**63:
+                raise exceptions.NotFound(self.invalid_cursor_message)
+        return cursor
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1, "maximum": self.max_page_size}
+        return parameters
