@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
-from rest_framework.exceptions import ParseError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import formats, selectors, services
-from labeling.api_support import StrictCursorPagination, field_errors
+from labeling.api_support import ErrorsSerializer, StrictCursorPagination, field_errors
 from labeling.filters import ItemFilter
 from labeling.http import MULTIPART_SLACK_BYTES
 from labeling.models import Item, Project
@@ -250,8 +250,10 @@ class ExportView(APIView):
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
             (200, "text/csv"): OpenApiTypes.STR,
-            (200, "application/json"): OpenApiTypes.STR,
-            400: OpenApiResponse(description="Unknown format or subset."),
+            (200, "application/json"): OpenApiResponse(
+                {"type": "array", "items": {"type": "object"}}, description="label-studio: an array of tasks."
+            ),
+            400: OpenApiResponse(ErrorsSerializer, description="Unknown format or subset."),
         },
     )
     def get(self, request: Request, slug: str) -> Any:
@@ -259,9 +261,9 @@ class ExportView(APIView):
         fmt = request.query_params.get("format", "jsonl")
         subset = request.query_params.get("subset") or None
         if fmt not in formats.EXPORT_FORMATS:
-            return Response({"format": [f"expected one of {', '.join(formats.EXPORT_FORMATS)}"]}, status=400)
+            raise ValidationError({"format": [f"expected one of {', '.join(formats.EXPORT_FORMATS)}"]})
         if subset is not None and subset not in selectors.SUBSETS:
-            return Response({"subset": [f"expected one of {', '.join(selectors.SUBSETS)}"]}, status=400)
+            raise ValidationError({"subset": [f"expected one of {', '.join(selectors.SUBSETS)}"]})
         rows = selectors.item_export_rows(project=project, subset=subset)
         chunks = formats.write_rows(rows, fmt, data_key=_DATA_KEYS.get(project.data_type, "text"))
         response = StreamingHttpResponse((chunk.encode() for chunk in chunks), content_type=formats.CONTENT_TYPES[fmt])

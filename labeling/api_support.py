@@ -60,6 +60,43 @@ def field_errors(detail: Any, prefix: str = "") -> Iterator[dict[str, str]]:
         yield {"field": prefix or BODY_FIELD, "message": str(detail)}
 
 
+# Left to the service, which says what is missing or wrong in the domain's words.
+_SERVICE_CHECKED_CODES = frozenset({"required", "blank", "invalid_choice"})
+
+
+def type_errors(serializer: serializers.Serializer, data: dict[str, Any]) -> list[dict[str, str]]:
+    """The fields of `data` whose type is not what the request's documented serializer says (a number
+    for a text field, a string for a list...), as {field, message} rows; meaning is the service's to check."""
+    checker = type(serializer)(data=data, partial=True)
+    if checker.is_valid():
+        return []
+    return [
+        {"field": field, "message": str(message)}
+        for field, messages in checker.errors.items()
+        for message in (messages if isinstance(messages, list) else [messages])
+        if getattr(message, "code", None) not in _SERVICE_CHECKED_CODES
+    ]
+
+
+def int_param(request: Request, name: str, *, default: int, minimum: int, maximum: int) -> int:
+    """A whole-number query parameter within [minimum, maximum] (absent or empty: the default); anything
+    else is a 400 naming it. Document it with `int_schema(minimum, maximum)`."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise exceptions.ValidationError({name: [f"must be a whole number, not {raw[:40]!r}"]}) from None
+    if not minimum <= value <= maximum:
+        raise exceptions.ValidationError({name: [f"must be from {minimum} to {maximum}"]})
+    return value
+
+
+def int_schema(minimum: int, maximum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with 400s (validation and parse errors) in the API's `{"errors": [...]}` shape."""
     response = drf_exception_handler(exc, context)

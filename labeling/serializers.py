@@ -3,12 +3,11 @@ row would be far too slow for 10,000-row batches); the row serializers below onl
 in the OpenAPI schema."""
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from experts.models import Role
-from labeling.models import Annotation, DataType, Item, Prediction, Project
+from labeling.models import Annotation, DataType, FinalSource, Item, Prediction, Project
 
 
 class LabelClassSerializer(serializers.Serializer):
@@ -68,7 +67,25 @@ class AnnotationSerializer(serializers.ModelSerializer):
         fields = ("annotator", "label", "rationale", "factors", "role", "time_spent_ms", "submitted_at", "confidence")
 
 
+class UnsetAsNullMixin:
+    """The model stores "not yet" as "" (a blank CharField); the API says null, as its schema documents."""
+
+    def to_representation(self, value):
+        return super().to_representation(value) if value else None
+
+
+class OptionalChoiceField(UnsetAsNullMixin, serializers.ChoiceField):
+    pass
+
+
+class OptionalCharField(UnsetAsNullMixin, serializers.CharField):
+    pass
+
+
 class ItemSerializer(serializers.ModelSerializer):
+    final_label = OptionalCharField(read_only=True, allow_null=True, help_text="null until the item is labeled.")
+    final_source = OptionalChoiceField(choices=FinalSource.choices, read_only=True, allow_null=True,
+                                       help_text="Who decided the final label; null until the item is labeled.")
     domain = serializers.SerializerMethodField()
     gold = serializers.SerializerMethodField()
     predictions = PredictionSerializer(many=True, read_only=True)
@@ -82,11 +99,11 @@ class ItemSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field({"type": "string", "nullable": True})
     def get_domain(self, item: Item) -> str | None:
         return item.domain.path if item.domain_id else None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field({"type": "string", "nullable": True})
     def get_gold(self, item: Item) -> str | None:
         gold = getattr(item, "gold", None)
         return gold.label if gold is not None else None

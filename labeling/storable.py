@@ -97,11 +97,13 @@ def json_problem(value: Any, path: str = "", *, root: str = BODY_FIELD, max_dept
             if depth >= max_depth:
                 return where or root, DEPTH_MESSAGE
             children = node.items() if isinstance(node, dict) else enumerate(node)
+            below = []
             for key, child in children:
                 if isinstance(key, str) and _UNSTORABLE_RE.search(key):
                     return where or root, f"has a key that {text_problem(key)}"
                 if isinstance(child, (str, dict, list)):
-                    stack.append((child, _child(where, key), depth + 1))
+                    below.append((child, _child(where, key), depth + 1))
+            stack.extend(reversed(below))  # the first problem in document order is named
     return None
 
 

@@ -3,6 +3,7 @@ work loop: claim the next assignment, submit it, decline it, review (docs/assign
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,8 @@ from routing import feedback_selectors, page_selectors, selectors, services
 from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
 
 EXPORT_KINDS = ("events", "decisions")
+# `since=` (given, empty): from the first record on.
+EXPORT_START = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
 
 class ReadsRoutingEvidence(BasePermission):
@@ -61,8 +64,8 @@ class ItemDecisionTrailView(APIView):
                 "project": item.project.slug,
                 "external_id": item.external_id,
                 "status": item.status,
-                "final_label": item.final_label,
-                "final_source": item.final_source,
+                "final_label": item.final_label or None,
+                "final_source": item.final_source or None,
                 "decisions": [selectors.decision_trail_row(d) for d in selectors.decision_trail(item)],
             }
         )
@@ -75,7 +78,10 @@ class AuditExportView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("since", str, required=True, description="YYYY-MM-DD or ISO 8601 datetime (inclusive)"),
+            OpenApiParameter(
+                "since", str, required=True,
+                description="YYYY-MM-DD or ISO 8601 datetime (inclusive); empty: from the first record",
+            ),
             OpenApiParameter("until", str, description="YYYY-MM-DD (whole day included) or datetime; default now"),
             OpenApiParameter("kind", str, enum=list(EXPORT_KINDS), description="default events"),
         ],
@@ -89,11 +95,11 @@ class AuditExportView(APIView):
         bounds = {}
         for name, end in (("since", False), ("until", True)):
             raw = request.query_params.get(name)
+            if raw is None and name == "since":
+                errors.append({"field": "since", "message": "required (YYYY-MM-DD or ISO 8601 datetime)"})
+                continue
             if not raw:
-                if name == "since":
-                    errors.append({"field": "since", "message": "required (YYYY-MM-DD or ISO 8601 datetime)"})
-                else:
-                    bounds[name] = timezone.now()
+                bounds[name] = EXPORT_START if name == "since" else timezone.now()
                 continue
             try:
                 bounds[name] = selectors.parse_bound(raw, end=end)
@@ -158,9 +164,13 @@ CONFLICT = OpenApiResponse(DETAIL, description="Expired, completed, declined or 
 INVALID = OpenApiResponse(ERRORS, description="Errors by field; nothing was changed.")
 
 
-def _body(request: Request) -> dict[str, Any] | Response:
+def _body(request: Request, documented: serializers.Serializer) -> dict[str, Any] | Response:
+    """The request's JSON object, if it is one whose fields have the documented types."""
     if not isinstance(request.data, dict):
-        return Response({"errors": [{"field": "", "message": "Send a JSON object."}]}, status=400)
+        return Response({"errors": [{"field": "(body)", "message": "Send a JSON object."}]}, status=400)
+    errors = api_support.type_errors(documented, request.data)
+    if errors:
+        return Response({"errors": errors}, status=400)
     return request.data
 
 
@@ -168,10 +178,12 @@ def _body(request: Request) -> dict[str, Any] | Response:
 ASSIGNMENT_ERRORS = {400: INVALID, 404: NOT_YOURS, 409: CONFLICT}
 
 
-def _assignment_action(request: Request, act: Callable[[dict[str, Any]], Response]) -> Response:
-    """Run an action on one assignment with the request's JSON object, answering its assignment errors as
-    404 / 409 / 400."""
-    body = _body(request)
+def _assignment_action(
+    request: Request, documented: serializers.Serializer, act: Callable[[dict[str, Any]], Response]
+) -> Response:
+    """Run an action on one assignment with the request's JSON object (checked against its `documented`
+    request serializer), answering its assignment errors as 404 / 409 / 400."""
+    body = _body(request, documented)
     if isinstance(body, Response):
         return body
     try:
@@ -264,7 +276,7 @@ class AssignmentSubmitView(APIView):
             )
             return Response({"annotation": annotation_payload(annotation), "item": item_state_payload(annotation.item)})
 
-        return _assignment_action(request, submit)
+        return _assignment_action(request, SUBMISSION, submit)
 
 
 class AssignmentDeclineView(APIView):
@@ -286,7 +298,7 @@ class AssignmentDeclineView(APIView):
             )
             return Response({"assignment": assignment.pk, "status": assignment.status})
 
-        return _assignment_action(request, decline)
+        return _assignment_action(request, DECLINE, decline)
 
 
 def review_payload(review: Review) -> dict[str, Any]:
@@ -323,23 +335,14 @@ class AssignmentReviewView(APIView):
             item = Item.objects.get(pk=result.item_id)
             return Response({"review": review_payload(result), "item": item_state_payload(item)})
 
-        return _assignment_action(request, review)
+        return _assignment_action(request, REVIEW, review)
 
 
 # --- active learning ----------------------------------------------------------------------------------------
 
 
 NEXT_TO_LABEL_DEFAULT = 100
-
-
-def _whole_param(request: Request, name: str, default: int) -> int | str:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        return f"must be a whole number, not {raw!r}"
+NEXT_TO_LABEL_MAX_OFFSET = 10**9
 
 
 class NextToLabelView(APIView):
@@ -350,10 +353,12 @@ class NextToLabelView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "limit", int, description=f"items to return, 1 to {feedback_selectors.NEXT_TO_LABEL_MAX} (default "
-                f"{NEXT_TO_LABEL_DEFAULT})"
+                "limit", api_support.int_schema(0, feedback_selectors.NEXT_TO_LABEL_MAX),
+                description=f"items to return (default {NEXT_TO_LABEL_DEFAULT})",
             ),
-            OpenApiParameter("offset", int, description="items to skip (default 0)"),
+            OpenApiParameter(
+                "offset", api_support.int_schema(0, NEXT_TO_LABEL_MAX_OFFSET), description="items to skip (default 0)"
+            ),
         ],
         responses={
             200: inline_serializer(
@@ -383,15 +388,9 @@ class NextToLabelView(APIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         project = get_object_or_404(Project, slug=slug)
-        limit = _whole_param(request, "limit", NEXT_TO_LABEL_DEFAULT)
-        offset = _whole_param(request, "offset", 0)
-        errors = []
-        if isinstance(limit, str) or not 1 <= limit <= feedback_selectors.NEXT_TO_LABEL_MAX:
-            reason = limit if isinstance(limit, str) else f"must be 1 to {feedback_selectors.NEXT_TO_LABEL_MAX}"
-            errors.append({"field": "limit", "message": reason})
-        if isinstance(offset, str) or offset < 0:
-            errors.append({"field": "offset", "message": offset if isinstance(offset, str) else "must be 0 or more"})
-        if errors:
-            return Response({"errors": errors}, status=400)
+        limit = api_support.int_param(
+            request, "limit", default=NEXT_TO_LABEL_DEFAULT, minimum=0, maximum=feedback_selectors.NEXT_TO_LABEL_MAX
+        )
+        offset = api_support.int_param(request, "offset", default=0, minimum=0, maximum=NEXT_TO_LABEL_MAX_OFFSET)
         rows = feedback_selectors.next_to_label_rows(project=project, limit=limit, offset=offset)
         return Response({"project": project.slug, "limit": limit, "offset": offset, "results": rows})

@@ -131,8 +131,8 @@ def items_next_to_label(*, project: Project) -> QuerySet[Item]:
 
 def next_to_label_rows(*, project: Project, limit: int, offset: int = 0) -> list[dict[str, Any]]:
     """One page of `items_next_to_label` with each item's latest decision's signals (two queries)."""
-    if not 1 <= limit <= NEXT_TO_LABEL_MAX:
-        raise ValueError(f"limit must be between 1 and {NEXT_TO_LABEL_MAX}")
+    if not 0 <= limit <= NEXT_TO_LABEL_MAX:
+        raise ValueError(f"limit must be between 0 and {NEXT_TO_LABEL_MAX}")
     if offset < 0:
         raise ValueError("offset must be 0 or more")
     items = list(

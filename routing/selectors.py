@@ -22,6 +22,7 @@ from experts.selectors import expert_snapshots
 from labeling.bulk import columns, model_from_row, model_value, one_of, prepared_cursor
 from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction, Project
 from labeling.presentation import without_hidden
+from labeling.storable import datetime_problem
 from routing.decision_inputs import inputs_from_dict, ordered_probabilities
 from routing.engine.policy import evaluate, inputs_digest
 from routing.engine.types import (
@@ -524,11 +525,16 @@ def parse_bound(value: str, *, end: bool) -> dt.datetime:
     except ValueError:
         day = moment = None
     if day is not None:
+        if end and day == dt.date.max:
+            raise ValueError(f"{value!r} is past the last day that can be compared")
         moment = dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time.min)
     elif moment is None:
         raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime")
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, dt.UTC)
+    problem = datetime_problem(moment)
+    if problem:
+        raise ValueError(f"{value!r} {problem}")
     return moment
 
 
@@ -764,9 +770,15 @@ def _untouched_by(user: Any, item_column: str) -> tuple[str, list[Any]]:
 
 
 def unseen_gold_items(*, user: Any, project_id: int, limit: int) -> list[int]:
-    """Ids of the first `limit` items (by id) of the project with a gold label the user neither holds,
-    declined nor annotated: the candidates for their gold check (one prepared statement)."""
-    unseen, params = _untouched_by(user, "g.item_id")
+    """Ids of the first `limit` items (by id) of the project with a gold label the user was never shown in
+    any form (no assignment of theirs in any status, cancelled and expired included, and no annotation):
+    the candidates for their gold check (one prepared statement)."""
+    a, an = Assignment._meta.db_table, Annotation._meta.db_table
+    unseen = (
+        f"NOT EXISTS (SELECT 1 FROM {a} h WHERE h.item_id = g.item_id AND h.assignee_id = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {an} n WHERE n.item_id = g.item_id AND n.annotator_id = %s)"
+    )
+    params = [user.pk, user.pk]
     with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT g.item_id FROM {GoldLabel._meta.db_table} g JOIN {Item._meta.db_table} gi ON gi.id = g.item_id"
