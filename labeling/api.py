@@ -9,6 +9,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -88,7 +89,7 @@ class ProjectListCreateView(generics.ListAPIView):
             project = services.project_create(**serializer.validated_data, actor=request.user)
         except DjangoValidationError as exc:
             detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-            return Response({"errors": list(field_errors(detail))}, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"errors": field_errors(detail)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="List projects")
@@ -182,6 +183,9 @@ class ItemListIngestView(generics.ListAPIView):
             return [], [RowError(None, "(body)", str(exc.detail))]
         if multipart:
             upload = request.FILES.get("file")
+            if upload is None and isinstance(request.data.get("file"), str):
+                # Sent as a text part (curl -F 'file=<rows.jsonl'), not as a file: the same rows.
+                upload = SimpleUploadedFile("file", request.data["file"].encode(), content_type="")
             if upload is None:
                 return [], [RowError(None, "file", "required: send the rows as multipart field 'file'")]
             if upload.size > max_bytes:

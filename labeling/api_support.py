@@ -11,6 +11,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
@@ -19,7 +20,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from labeling.storable import BODY_FIELD
+from labeling.storable import BODY_FIELD, DATETIME_SCHEMA
+
+class StrictTextMixin:
+    """Only a JSON string is text: DRF's CharField also takes numbers (0 becomes "0"), which the schema's
+    `type: string` says is invalid."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(StrictTextMixin, serializers.CharField):
+    pass
+
+
+class StrictSlugField(StrictTextMixin, serializers.SlugField):
+    pass
+
 
 class FieldErrorSerializer(serializers.Serializer):
     field = serializers.CharField(help_text="The bad field or query parameter, as a path (e.g. data.text).")
@@ -46,35 +65,40 @@ DEFAULT_ERROR_RESPONSES = {
 }
 
 
-def field_errors(detail: Any, prefix: str = "") -> Iterator[dict[str, str]]:
-    """DRF's nested error detail ({field: [messages]}, lists of those...) as flat {field, message} rows."""
+# DRF's codes for "not the documented type"; the rest (required, blank, ranges, choices) is the service's to
+# check, in the domain's words.
+_TYPE_CODES = frozenset({"invalid", "not_a_list", "not_a_dict", "null"})
+
+
+def _flat_details(detail: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """DRF's nested error detail ({field: [messages]}, lists of those...) as (field path, message) pairs."""
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = BODY_FIELD if key == "non_field_errors" and not prefix else (f"{prefix}.{key}" if prefix else str(key))
-            yield from field_errors(value, name)
+            yield from _flat_details(value, name)
     elif isinstance(detail, list):
         nested = any(isinstance(value, (dict, list)) for value in detail)
         for index, value in enumerate(detail):
-            yield from field_errors(value, f"{prefix}[{index}]" if nested else prefix)
+            yield from _flat_details(value, f"{prefix}[{index}]" if nested else prefix)
     else:
-        yield {"field": prefix or BODY_FIELD, "message": str(detail)}
+        yield prefix or BODY_FIELD, detail
 
 
-# Left to the service, which says what is missing or wrong in the domain's words.
-_SERVICE_CHECKED_CODES = frozenset({"required", "blank", "invalid_choice"})
+def field_errors(detail: Any) -> list[dict[str, str]]:
+    """DRF's nested error detail as the API's flat {field, message} rows."""
+    return [{"field": field, "message": str(message)} for field, message in _flat_details(detail)]
 
 
 def type_errors(serializer: serializers.Serializer, data: dict[str, Any]) -> list[dict[str, str]]:
     """The fields of `data` whose type is not what the request's documented serializer says (a number
-    for a text field, a string for a list...), as {field, message} rows; meaning is the service's to check."""
+    for a text field, a string for a list...), as {field, message} rows."""
     checker = type(serializer)(data=data, partial=True)
     if checker.is_valid():
         return []
     return [
-        {"field": field, "message": str(message)}
-        for field, messages in checker.errors.items()
-        for message in (messages if isinstance(messages, list) else [messages])
-        if getattr(message, "code", None) not in _SERVICE_CHECKED_CODES
+        {"field": field.split(".")[0].split("[")[0], "message": str(message)}
+        for field, message in _flat_details(checker.errors)
+        if getattr(message, "code", None) in _TYPE_CODES
     ]
 
 
@@ -97,11 +121,17 @@ def int_schema(minimum: int, maximum: int) -> dict[str, Any]:
     return {"type": "integer", "minimum": minimum, "maximum": maximum}
 
 
+# Query parameters where an empty value means "not given" (the pages' forms send them so).
+EMPTY = {"type": "string", "maxLength": 0}
+DATE_OR_EMPTY = {"anyOf": [{"type": "string", "format": "date"}, EMPTY]}
+DATE_OR_DATETIME_OR_EMPTY = {"anyOf": [{"type": "string", "format": "date"}, DATETIME_SCHEMA, EMPTY]}
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, with 400s (validation and parse errors) in the API's `{"errors": [...]}` shape."""
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(exc, (exceptions.ValidationError, exceptions.ParseError)):
-        errors = getattr(exc, "errors", None) or list(field_errors(exc.detail))
+        errors = getattr(exc, "errors", None) or field_errors(exc.detail)
         response.data = {"errors": errors}
     return response
 
@@ -118,6 +148,7 @@ class AutoSchema(SpectacularAutoSchema):
         return bodies
 
 
+@csrf_exempt  # it changes nothing, and a POST to a wrong path deserves the JSON 404, not a CSRF page
 def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
     """Any path under /api/ that no endpoint matched: a JSON 404, as the endpoints' own 404s. A path that
     matches once a slash is appended is redirected there, as CommonMiddleware's APPEND_SLASH did before this

@@ -4,10 +4,11 @@ from typing import Any
 import django_filters
 from django import forms
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.utils import extend_schema_field
 
 from labeling.models import FinalSource, Item, ItemStatus
 from labeling.selectors import domain_filter
-from labeling.storable import datetime_problem
+from labeling.storable import DATETIME_SCHEMA, datetime_problem, to_utc
 
 
 class StorableIsoDateTimeField(IsoDateTimeField):
@@ -16,12 +17,15 @@ class StorableIsoDateTimeField(IsoDateTimeField):
 
     def to_python(self, value: Any) -> Any:
         value = super().to_python(value)
-        problem = datetime_problem(value) if value is not None else None
+        if value is None:
+            return None
+        problem = datetime_problem(value)
         if problem:
             raise forms.ValidationError(f"{problem}; give a UTC offset from -15:59 to +15:59, as in 2026-01-01T00:00:00Z")
-        return value
+        return to_utc(value)
 
 
+@extend_schema_field(DATETIME_SCHEMA)
 class StorableIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = StorableIsoDateTimeField
 

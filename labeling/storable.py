@@ -7,8 +7,8 @@ would be a 201 on one database and a 500 on the other:
   JSON body can spell as `"\\ud800"`): PostgreSQL has no encoding for them;
 * JSON nested more deeply than `MAX_JSON_DEPTH`: a bound that keeps parsing, storing and exporting clear of
   Python's recursion limit (a 10,000-deep document would otherwise be a RecursionError);
-* datetimes with a UTC offset beyond +-15:59 (PostgreSQL's range), or that leave Python's years 1 to 9999
-  once turned to UTC;
+* datetimes with a UTC offset beyond +-15:59 (PostgreSQL's range); `to_utc` clamps those that leave Python's
+  years 1 to 9999 once turned to UTC (SQLite's adapter would raise OverflowError);
 * integers (ids, offsets) beyond a signed 64-bit `bigint`.
 
 Each check names the offending field by a path such as `data.tags[2]` so the 400 can say where it is.
@@ -24,8 +24,13 @@ BODY_FIELD = "(body)"
 MAX_JSON_DEPTH = 64
 BIGINT_MAX = 2**63 - 1
 BIGINT_MIN = -(2**63)
+UTC_MIN = dt.datetime.min.replace(tzinfo=dt.UTC)
+UTC_MAX = dt.datetime.max.replace(tzinfo=dt.UTC)
 # PostgreSQL's timestamptz input accepts offsets up to 15:59 either side of UTC.
 MAX_UTC_OFFSET = dt.timedelta(hours=15, minutes=59)
+# How the API documents such a datetime: RFC 3339 with the offset in PostgreSQL's range.
+DATETIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-](0\d|1[0-5]):[0-5]\d)?$"
+DATETIME_SCHEMA = {"type": "string", "format": "date-time", "pattern": DATETIME_PATTERN}
 _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored"
 SURROGATE_MESSAGE = "contains a lone UTF-16 surrogate, which is not valid Unicode text"
@@ -108,12 +113,18 @@ def json_problem(value: Any, path: str = "", *, root: str = BODY_FIELD, max_dept
 
 
 def datetime_problem(value: dt.datetime) -> str | None:
-    """Why an aware datetime cannot be compared or stored on both databases, or None."""
+    """Why PostgreSQL would refuse this aware datetime (a UTC offset beyond +-15:59), or None."""
     offset = value.utcoffset()
     if offset is not None and abs(offset) > MAX_UTC_OFFSET:
         return "has a UTC offset beyond +-15:59"
-    try:
-        value.astimezone(dt.UTC)
-    except OverflowError:
-        return "is outside the years 1 to 9999 in UTC"
     return None
+
+
+def to_utc(value: dt.datetime) -> dt.datetime:
+    """The aware datetime in UTC; one that would fall before the year 1 or after 9999 there (0001-01-01T00:00
+    at +01:00) is clamped to the first or last instant Python can hold, which compares the same way with
+    every stored time."""
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        return UTC_MIN if value.year == 1 else UTC_MAX

@@ -79,10 +79,13 @@ class AuditExportView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "since", str, required=True,
+                "since", api_support.DATE_OR_DATETIME_OR_EMPTY, required=True,
                 description="YYYY-MM-DD or ISO 8601 datetime (inclusive); empty: from the first record",
             ),
-            OpenApiParameter("until", str, description="YYYY-MM-DD (whole day included) or datetime; default now"),
+            OpenApiParameter(
+                "until", api_support.DATE_OR_DATETIME_OR_EMPTY,
+                description="YYYY-MM-DD (whole day included) or datetime; absent or empty: now",
+            ),
             OpenApiParameter("kind", str, enum=list(EXPORT_KINDS), description="default events"),
         ],
         responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
@@ -124,12 +127,12 @@ CLAIMED = inline_serializer(
     {
         "assignment": serializers.IntegerField(),
         "kind": serializers.ChoiceField(choices=["crowd", "expert", "review"]),
-        "project": serializers.CharField(),
-        "classes": serializers.ListField(child=serializers.CharField()),
-        "decision_factors": serializers.ListField(child=serializers.CharField()),
+        "project": api_support.StrictCharField(),
+        "classes": serializers.ListField(child=api_support.StrictCharField()),
+        "decision_factors": serializers.ListField(child=api_support.StrictCharField()),
         "rationale_required": serializers.BooleanField(),
         "item": serializers.DictField(help_text="external_id, data, metadata, domain, language (+ predictions)"),
-        "status": serializers.CharField(),
+        "status": api_support.StrictCharField(),
         "claimed_at": serializers.DateTimeField(allow_null=True),
         "lease_expires_at": serializers.DateTimeField(allow_null=True),
         "due_at": serializers.DateTimeField(allow_null=True),
@@ -138,9 +141,9 @@ CLAIMED = inline_serializer(
 SUBMISSION = inline_serializer(
     "Submission",
     {
-        "label": serializers.CharField(),
-        "rationale": serializers.CharField(required=False, allow_blank=True),
-        "factors": serializers.ListField(child=serializers.CharField(), required=False),
+        "label": api_support.StrictCharField(),
+        "rationale": api_support.StrictCharField(required=False, allow_blank=True),
+        "factors": serializers.ListField(child=api_support.StrictCharField(), required=False),
         "confidence": serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=5),
         "time_spent_ms": serializers.IntegerField(required=False, allow_null=True, min_value=0),
         "unsure": serializers.BooleanField(required=False),
@@ -150,13 +153,13 @@ SUBMITTED = inline_serializer(
     "Submitted",
     {"annotation": serializers.DictField(), "item": serializers.DictField()},
 )
-DECLINE = inline_serializer("Decline", {"reason": serializers.CharField()})
+DECLINE = inline_serializer("Decline", {"reason": api_support.StrictCharField()})
 REVIEW = inline_serializer(
     "ReviewVerdict",
     {
         "verdict": serializers.ChoiceField(choices=["agree", "override"]),
-        "label": serializers.CharField(required=False, allow_blank=True),
-        "reason": serializers.CharField(required=False, allow_blank=True),
+        "label": api_support.StrictCharField(required=False, allow_blank=True),
+        "reason": api_support.StrictCharField(required=False, allow_blank=True),
     },
 )
 NOT_YOURS = OpenApiResponse(DETAIL, description="No such assignment of yours (someone else's answers the same).")
@@ -287,7 +290,7 @@ class AssignmentDeclineView(APIView):
     @extend_schema(
         request=DECLINE,
         responses={
-            200: inline_serializer("Declined", {"assignment": serializers.IntegerField(), "status": serializers.CharField()}),
+            200: inline_serializer("Declined", {"assignment": serializers.IntegerField(), "status": api_support.StrictCharField()}),
             **ASSIGNMENT_ERRORS,
         },
     )
@@ -364,16 +367,16 @@ class NextToLabelView(APIView):
             200: inline_serializer(
                 "NextToLabel",
                 {
-                    "project": serializers.CharField(),
+                    "project": api_support.StrictCharField(),
                     "limit": serializers.IntegerField(),
                     "offset": serializers.IntegerField(),
                     "results": serializers.ListField(
                         child=inline_serializer(
                             "NextToLabelItem",
                             {
-                                "external_id": serializers.CharField(),
+                                "external_id": api_support.StrictCharField(),
                                 "data": serializers.DictField(),
-                                "status": serializers.CharField(),
+                                "status": api_support.StrictCharField(),
                                 "signals": serializers.DictField(
                                     help_text="The latest routing decision's signals (entropy, margin, ...)."
                                 ),

@@ -22,7 +22,7 @@ from experts.selectors import expert_snapshots
 from labeling.bulk import columns, model_from_row, model_value, one_of, prepared_cursor
 from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction, Project
 from labeling.presentation import without_hidden
-from labeling.storable import datetime_problem
+from labeling.storable import UTC_MAX, datetime_problem, to_utc
 from routing.decision_inputs import inputs_from_dict, ordered_probabilities
 from routing.engine.policy import evaluate, inputs_digest
 from routing.engine.types import (
@@ -526,7 +526,7 @@ def parse_bound(value: str, *, end: bool) -> dt.datetime:
         day = moment = None
     if day is not None:
         if end and day == dt.date.max:
-            raise ValueError(f"{value!r} is past the last day that can be compared")
+            return UTC_MAX
         moment = dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time.min)
     elif moment is None:
         raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime")
@@ -535,7 +535,7 @@ def parse_bound(value: str, *, end: bool) -> dt.datetime:
     problem = datetime_problem(moment)
     if problem:
         raise ValueError(f"{value!r} {problem}")
-    return moment
+    return to_utc(moment)
 
 
 def audit_events_between(*, since: dt.datetime, until: dt.datetime) -> QuerySet[AuditEvent]:

@@ -60,13 +60,18 @@ def test_json_nesting_is_bounded_without_recursion():
         (dt.datetime(2026, 1, 1, tzinfo=dt.timezone(-dt.timedelta(hours=16))), False),
         (dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=15, minutes=59))), True),
         (dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=14))), True),
-        (dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1))), False),
-        (dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(-dt.timedelta(hours=2))), False),
         (dt.datetime(2026, 1, 1, tzinfo=dt.UTC), True),
     ],
 )
 def test_datetime_problem(value, ok):
     assert (storable.datetime_problem(value) is None) == ok
+
+
+def test_to_utc_clamps_what_leaves_the_years_1_to_9999():
+    assert storable.to_utc(dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))) == storable.UTC_MIN
+    assert storable.to_utc(dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(-dt.timedelta(hours=2)))) == storable.UTC_MAX
+    plus_two = dt.datetime(2026, 1, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    assert storable.to_utc(plus_two) == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 @pytest.mark.parametrize(
