@@ -1,17 +1,15 @@
 """What every endpoint under /api/ shares, so the API answers bad input in one shape and its published schema
-says so: the error shape, the exception handler, the schema generator, the JSON 404, strict pagination.
+says so: the error shapes, the exception handler, the schema generator, strict parameters and pagination.
 
 Errors: a 400 is `{"errors": [{"field", "message"}, ...]}` (ingest adds `row` and `error_count`); any other
-4xx is `{"detail": "..."}`. Labeling is the lowest app with endpoints, so routing and dashboards use these.
+4xx is `{"detail": "..."}` (workbench.errors answers the same way outside DRF's views, e.g. an unknown
+/api/ address). Labeling is the lowest app with endpoints, so routing and dashboards use these.
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
-from django.urls import Resolver404, resolve
-from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers
@@ -146,21 +144,6 @@ class AutoSchema(SpectacularAutoSchema):
                 if code not in bodies:
                     bodies[code] = self._get_response_for_code(response, code, direction=direction)
         return bodies
-
-
-@csrf_exempt  # it changes nothing, and a POST to a wrong path deserves the JSON 404, not a CSRF page
-def api_not_found(request: HttpRequest, path: str = "") -> HttpResponse:
-    """Any path under /api/ that no endpoint matched: a JSON 404, as the endpoints' own 404s. A path that
-    matches once a slash is appended is redirected there, as CommonMiddleware's APPEND_SLASH did before this
-    catch-all made every /api/ path match."""
-    if not request.path_info.endswith("/"):
-        try:
-            match = resolve(request.path_info + "/")
-        except Resolver404:
-            match = None
-        if match is not None and match.func is not api_not_found:
-            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
-    return JsonResponse({"detail": f"No endpoint at {request.path}."}, status=404)
 
 
 class StrictCursorPagination(CursorPagination):

@@ -95,7 +95,8 @@ MIDDLEWARE = [
     # Before anything reads the body (sessions, CSRF): an oversized or unsized body is refused unread.
     "workbench.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "labeling.request_guard.StorableRequestMiddleware",
+    # Before sessions and auth touch the database: NUL in a path or query string is a 400, not a 500.
+    "workbench.middleware.StorableRequestMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -1,9 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path, re_path
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from labeling.api_support import api_not_found
 from workbench import views
 
 urlpatterns = [
@@ -18,7 +17,6 @@ urlpatterns = [
     path("api/", include("routing.api_urls")),
     path("api/", include("labeling.api_urls")),
     path("api/", include("dashboards.api_urls")),
-    re_path(r"^api/(?P<path>.*)$", api_not_found),
     path("experts/", include("experts.urls")),
     path("", include("labeling.urls")),
     path("", include("routing.urls")),

@@ -214,3 +214,9 @@ def test_reingesting_unchanged_rows_writes_no_routing_decision(proj):
     changed = {**rows[0], "predictions": [{"model_version": "v2", "probabilities": MIDDLING}]}
     labeling_services.items_ingest(project=proj, rows=[changed, rows[1]])
     assert RoutingDecision.objects.count() == decisions + 1
+
+
+def test_a_page_url_with_nul_is_a_styled_400_not_a_database_error(client):
+    response = client.get("/accounts/login/?next=%00")
+    assert response.status_code == 400 and response["Content-Type"].startswith("text/html")
+    assert "next contains a NUL character" in response.content.decode()
