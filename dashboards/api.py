@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -14,6 +13,7 @@ from dashboards.forms import DashboardFilterForm
 from dashboards.permissions import CanViewDashboards
 from dashboards.presentation import reports_for
 from dashboards.rollup import ALL_ROUTES
+from labeling import api_support
 from labeling.models import Project
 
 MetricResponse = inline_serializer(
@@ -42,10 +42,7 @@ MetricResponse = inline_serializer(
     },
 )
 
-ErrorResponse = inline_serializer(
-    name="DashboardFilterErrors",
-    fields={"errors": serializers.ListField(child=serializers.DictField())},
-)
+ErrorResponse = api_support.ErrorsSerializer
 
 
 class MetricView(APIView):
@@ -60,8 +57,8 @@ class MetricView(APIView):
         parameters=[
             OpenApiParameter("name", str, OpenApiParameter.PATH, enum=list(reports.METRIC_NAMES)),
             OpenApiParameter("project", str, description="Project slug; every project when absent."),
-            OpenApiParameter("since", OpenApiTypes.DATE, description="First ingest day (UTC), included."),
-            OpenApiParameter("until", OpenApiTypes.DATE, description="Last ingest day (UTC), included."),
+            OpenApiParameter("since", api_support.DATE_OR_EMPTY, description="First ingest day (UTC), included."),
+            OpenApiParameter("until", api_support.DATE_OR_EMPTY, description="Last ingest day (UTC), included."),
             OpenApiParameter("domain", str, description="Domain path; covers its sub-domains."),
             OpenApiParameter("route", str, enum=list(ALL_ROUTES)),
         ],

@@ -10,10 +10,14 @@ from dashboards.selectors import Scope
 from labeling.models import Project
 
 
+# ISO dates only, as the API documents (format: date); the page's date inputs send them too.
+ISO_DATE = ["%Y-%m-%d"]
+
+
 class DashboardFilterForm(forms.Form):
-    since = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}),
+    since = forms.DateField(required=False, input_formats=ISO_DATE, widget=forms.DateInput(attrs={"type": "date"}),
                             help_text="First ingest day (UTC), included.")
-    until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}),
+    until = forms.DateField(required=False, input_formats=ISO_DATE, widget=forms.DateInput(attrs={"type": "date"}),
                             help_text="Last ingest day (UTC), included.")
     domain = forms.ChoiceField(required=False, help_text="A domain and everything below it.")
     route = forms.ChoiceField(required=False, choices=[("", "All routes"), *[(r, r) for r in ALL_ROUTES]])

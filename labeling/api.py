@@ -9,23 +9,25 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, permissions, status
-from rest_framework.exceptions import ParseError
-from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.parsers import MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling import formats, selectors, services
+from labeling.api_support import ErrorsSerializer, StrictCursorPagination, field_errors
 from labeling.filters import ItemFilter
 from core.http import MULTIPART_SLACK_BYTES
 from labeling.models import Item, Project
+from labeling.parsers import StorableJSONParser, UnstorableBody
 from labeling.serializers import (
     IngestErrorSerializer,
     IngestResultSerializer,
@@ -49,11 +51,9 @@ class IsStaffOrReadOnly(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or user.is_staff
 
 
-class ItemCursorPagination(CursorPagination):
+class ItemCursorPagination(StrictCursorPagination):
     ordering = "id"
     page_size = 100
-    page_size_query_param = "page_size"
-    max_page_size = 1000
 
 
 def _errors_response(errors: list[RowError], error_count: int | None = None) -> Response:
@@ -89,7 +89,7 @@ class ProjectListCreateView(generics.ListAPIView):
             project = services.project_create(**serializer.validated_data, actor=request.user)
         except DjangoValidationError as exc:
             detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
-            return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+            return Response({"errors": field_errors(detail)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(summary="List projects")
@@ -111,7 +111,7 @@ class ItemListIngestView(generics.ListAPIView):
     serializer_class = ItemSerializer
     pagination_class = ItemCursorPagination
     filterset_class = ItemFilter
-    parser_classes = (JSONParser, MultiPartParser)
+    parser_classes = (StorableJSONParser, MultiPartParser)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation has no project
@@ -177,10 +177,15 @@ class ItemListIngestView(generics.ListAPIView):
                                  f"request of {length} bytes is over the limit of {max_bytes} bytes")]
         try:
             payload = request.data
+        except UnstorableBody as exc:
+            return [], [RowError(exc.row, exc.field, str(exc.errors[0]["message"]))]
         except ParseError as exc:
             return [], [RowError(None, "(body)", str(exc.detail))]
         if multipart:
             upload = request.FILES.get("file")
+            if upload is None and isinstance(request.data.get("file"), str):
+                # Sent as a text part (curl -F 'file=<rows.jsonl'), not as a file: the same rows.
+                upload = SimpleUploadedFile("file", request.data["file"].encode(), content_type="")
             if upload is None:
                 return [], [RowError(None, "file", "required: send the rows as multipart field 'file'")]
             if upload.size > max_bytes:
@@ -249,8 +254,10 @@ class ExportView(APIView):
         responses={
             (200, "application/x-ndjson"): OpenApiTypes.STR,
             (200, "text/csv"): OpenApiTypes.STR,
-            (200, "application/json"): OpenApiTypes.STR,
-            400: OpenApiResponse(description="Unknown format or subset."),
+            (200, "application/json"): OpenApiResponse(
+                {"type": "array", "items": {"type": "object"}}, description="label-studio: an array of tasks."
+            ),
+            400: OpenApiResponse(ErrorsSerializer, description="Unknown format or subset."),
         },
     )
     def get(self, request: Request, slug: str) -> Any:
@@ -258,9 +265,9 @@ class ExportView(APIView):
         fmt = request.query_params.get("format", "jsonl")
         subset = request.query_params.get("subset") or None
         if fmt not in formats.EXPORT_FORMATS:
-            return Response({"format": [f"expected one of {', '.join(formats.EXPORT_FORMATS)}"]}, status=400)
+            raise ValidationError({"format": [f"expected one of {', '.join(formats.EXPORT_FORMATS)}"]})
         if subset is not None and subset not in selectors.SUBSETS:
-            return Response({"subset": [f"expected one of {', '.join(selectors.SUBSETS)}"]}, status=400)
+            raise ValidationError({"subset": [f"expected one of {', '.join(selectors.SUBSETS)}"]})
         rows = selectors.item_export_rows(project=project, subset=subset)
         chunks = formats.write_rows(rows, fmt, data_key=_DATA_KEYS.get(project.data_type, "text"))
         response = StreamingHttpResponse((chunk.encode() for chunk in chunks), content_type=formats.CONTENT_TYPES[fmt])

@@ -12,9 +12,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
+from labeling.storable import DEPTH_MESSAGE
 from labeling.validation import MalformedRow
 
 FORMATS = ("jsonl", "json", "csv")
@@ -31,6 +33,8 @@ CONTENT_TYPES = {
 }
 EXTENSIONS = {"jsonl": "jsonl", "csv": "csv", "label-studio": "json"}
 _CHUNK_CHARS = 1 << 16
+_FORMULA_RE = re.compile("'*[=+\\-@\t\r]")
+_ESCAPED_FORMULA_RE = re.compile("'+[=+\\-@\t\r]")
 
 
 class FormatError(ValueError):
@@ -73,9 +77,12 @@ def read_jsonl(stream: TextIO) -> Iterator[Any]:
         if not line.strip():
             continue
         try:
-            yield json.loads(line)
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
-            yield MalformedRow([("(row)", f"line {line_no} is not valid JSON: {exc.msg} at column {exc.colno}")])
+            row = MalformedRow([("(row)", f"line {line_no} is not valid JSON: {exc.msg} at column {exc.colno}")])
+        except RecursionError:
+            row = MalformedRow([("(row)", f"line {line_no} {DEPTH_MESSAGE}")])
+        yield row
 
 
 def read_json_array(stream: TextIO) -> Iterator[Any]:
@@ -120,6 +127,9 @@ def read_json_array(stream: TextIO) -> Iterator[Any]:
                 if not eof and fill():
                     continue
                 yield MalformedRow([("(row)", f"not valid JSON: {exc.msg}")])
+                return
+            except RecursionError:
+                yield MalformedRow([("(row)", DEPTH_MESSAGE)])
                 return
             if end == len(buffer) and not eof and fill():
                 # A number at the buffer's end may continue in the next chunk; decode it again whole.
@@ -171,13 +181,15 @@ def csv_row(record: Mapping[str, str | None], *, line_no: int | None = None) -> 
                 row[column] = json.loads(cell)
             except json.JSONDecodeError as exc:
                 errors.append((column, f"not valid JSON{where}: {exc.msg} at column {exc.colno}"))
+            except RecursionError:
+                errors.append((column, f"{DEPTH_MESSAGE}{where}"))
         elif column in {"external_id", "domain", "language", "gold"}:
-            row[column] = cell
+            row[column] = csv_unescape(cell)
         elif column == "text":
-            row.setdefault("_text", cell)
+            row.setdefault("_text", csv_unescape(cell))
         elif column.startswith("data.") or column.startswith("metadata."):
             part, key = column.split(".", 1)
-            row.setdefault(f"_{part}_keys", {})[key] = cell
+            row.setdefault(f"_{part}_keys", {})[key] = csv_unescape(cell)
     if errors:
         return MalformedRow(errors)
     text = row.pop("_text", None)
@@ -195,6 +207,17 @@ def csv_row(record: Mapping[str, str | None], *, line_no: int | None = None) -> 
         if isinstance(row["metadata"], dict):
             row["metadata"].update(metadata_keys)
     return row
+
+
+def csv_escape(cell: str) -> str:
+    """OWASP's rule against CSV injection: a cell a spreadsheet would read as a formula (starting with =, +,
+    -, @, tab or carriage return) gets a leading single quote. Cells that already start with quotes before
+    such a character get one more, so `csv_unescape` restores every value exactly on import."""
+    return "'" + cell if _FORMULA_RE.match(cell) else cell
+
+
+def csv_unescape(cell: str) -> str:
+    return cell[1:] if _ESCAPED_FORMULA_RE.match(cell) else cell
 
 
 def _dumps(value: Any) -> str:
@@ -226,6 +249,8 @@ def write_csv(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
                 cells.append("")
             elif column in CSV_JSON_COLUMNS or isinstance(value, (dict, list)):
                 cells.append(_dumps(value))
+            elif isinstance(value, str):
+                cells.append(csv_escape(value))
             else:
                 cells.append(value)
         writer.writerow(cells)

@@ -3,12 +3,12 @@ row would be far too slow for 10,000-row batches); the row serializers below onl
 in the OpenAPI schema."""
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from experts.models import Role
-from labeling.models import Annotation, DataType, Item, Prediction, Project
+from labeling.api_support import StrictCharField, StrictSlugField
+from labeling.models import Annotation, DataType, FinalSource, Item, Prediction, Project
 
 
 class LabelClassSerializer(serializers.Serializer):
@@ -42,14 +42,14 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=200)
-    slug = serializers.SlugField(max_length=100)
+    name = StrictCharField(max_length=200)
+    slug = StrictSlugField(max_length=100)
     classes = serializers.ListField(child=ClassInputField(), min_length=2)
-    instructions = serializers.CharField(required=False, allow_blank=True, default="")
+    instructions = StrictCharField(required=False, allow_blank=True, default="")
     data_type = serializers.ChoiceField(choices=DataType.choices, required=False, default=DataType.TEXT)
-    decision_factors = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    decision_factors = serializers.ListField(child=StrictCharField(), required=False, default=list)
     show_suggestion_to_crowd = serializers.BooleanField(required=False, default=False)
-    hidden_fields = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    hidden_fields = serializers.ListField(child=StrictCharField(), required=False, default=list)
     rationale_required = serializers.BooleanField(required=False, default=False)
     review_sample_rate = serializers.FloatField(required=False, default=0.0, min_value=0.0, max_value=1.0)
 
@@ -68,7 +68,25 @@ class AnnotationSerializer(serializers.ModelSerializer):
         fields = ("annotator", "label", "rationale", "factors", "role", "time_spent_ms", "submitted_at", "confidence")
 
 
+class UnsetAsNullMixin:
+    """The model stores "not yet" as "" (a blank CharField); the API says null, as its schema documents."""
+
+    def to_representation(self, value):
+        return super().to_representation(value) if value else None
+
+
+class OptionalChoiceField(UnsetAsNullMixin, serializers.ChoiceField):
+    pass
+
+
+class OptionalCharField(UnsetAsNullMixin, serializers.CharField):
+    pass
+
+
 class ItemSerializer(serializers.ModelSerializer):
+    final_label = OptionalCharField(read_only=True, allow_null=True, help_text="null until the item is labeled.")
+    final_source = OptionalChoiceField(choices=FinalSource.choices, read_only=True, allow_null=True,
+                                       help_text="Who decided the final label; null until the item is labeled.")
     domain = serializers.SerializerMethodField()
     gold = serializers.SerializerMethodField()
     predictions = PredictionSerializer(many=True, read_only=True)
@@ -82,11 +100,11 @@ class ItemSerializer(serializers.ModelSerializer):
         )
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field({"type": "string", "nullable": True})
     def get_domain(self, item: Item) -> str | None:
         return item.domain.path if item.domain_id else None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field({"type": "string", "nullable": True})
     def get_gold(self, item: Item) -> str | None:
         gold = getattr(item, "gold", None)
         return gold.label if gold is not None else None
@@ -95,8 +113,8 @@ class ItemSerializer(serializers.ModelSerializer):
 # Documentation of the ingest wire format (see labeling.validation for the rules).
 
 class PredictionRowSerializer(serializers.Serializer):
-    model_name = serializers.CharField(required=False, allow_blank=True)
-    model_version = serializers.CharField()
+    model_name = StrictCharField(required=False, allow_blank=True)
+    model_version = StrictCharField()
     probabilities = serializers.DictField(
         child=serializers.FloatField(min_value=0, max_value=1),
         help_text="Class name -> probability; known classes, each in [0, 1], summing to 1 within 1e-6.",
@@ -104,10 +122,10 @@ class PredictionRowSerializer(serializers.Serializer):
 
 
 class AnnotationRowSerializer(serializers.Serializer):
-    annotator = serializers.CharField(help_text="Username; unknown names become inactive users.")
-    label = serializers.CharField()
-    rationale = serializers.CharField(required=False, allow_blank=True)
-    factors = serializers.ListField(child=serializers.CharField(), required=False)
+    annotator = StrictCharField(help_text="Username; unknown names become inactive users.")
+    label = StrictCharField()
+    rationale = StrictCharField(required=False, allow_blank=True)
+    factors = serializers.ListField(child=StrictCharField(), required=False)
     role = serializers.ChoiceField(choices=Role.choices, required=False, default=Role.CROWD)
     time_spent_ms = serializers.IntegerField(required=False, allow_null=True, min_value=0)
     submitted_at = serializers.DateTimeField(required=False)
@@ -115,16 +133,16 @@ class AnnotationRowSerializer(serializers.Serializer):
 
 
 class IngestRowSerializer(serializers.Serializer):
-    external_id = serializers.CharField(
-        max_length=255, help_text="Your id; re-sending it updates the item instead of duplicating it."
+    external_id = StrictCharField(
+        min_length=1, max_length=255, help_text="Your id; re-sending it updates the item instead of duplicating it."
     )
     data = serializers.DictField(help_text='The payload, e.g. {"text": "..."}.')
     metadata = serializers.DictField(required=False)
-    domain = serializers.CharField(required=False, help_text="Slash path, e.g. medical/radiology; created if new.")
-    language = serializers.CharField(required=False, help_text="BCP 47 tag.")
+    domain = StrictCharField(required=False, help_text="Slash path, e.g. medical/radiology; created if new.")
+    language = StrictCharField(required=False, help_text="BCP 47 tag.")
     predictions = PredictionRowSerializer(many=True, required=False)
     annotations = AnnotationRowSerializer(many=True, required=False)
-    gold = serializers.CharField(required=False, allow_null=True, help_text="Known-correct class (gold item).")
+    gold = StrictCharField(required=False, allow_null=True, help_text="Known-correct class (gold item).")
 
 
 class IngestUploadSerializer(serializers.Serializer):

@@ -81,6 +81,9 @@ class IngestResult:
     # Every item the batch created or touched, in input order.
     item_ids: tuple[int, ...]
     annotations_added: int = 0
+    # The items the batch created or changed (fields, gold, new predictions or annotations), ascending: the
+    # ones routing must look at again. A re-sent row that changes nothing is not among them.
+    changed_item_ids: tuple[int, ...] = ()
 
     def __add__(self, other: IngestResult) -> IngestResult:
         return IngestResult(
@@ -89,6 +92,7 @@ class IngestResult:
             predictions_added=self.predictions_added + other.predictions_added,
             item_ids=self.item_ids + other.item_ids,
             annotations_added=self.annotations_added + other.annotations_added,
+            changed_item_ids=tuple(sorted({*self.changed_item_ids, *other.changed_item_ids})),
         )
 
 
@@ -244,14 +248,18 @@ class _Totals:
     predictions_added: int = 0
     annotations_added: int = 0
     item_ids: list[int] = field(default_factory=list)
+    changed_item_ids: set[int] = field(default_factory=set)
 
 
 def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mapping[str, int],
                  user_ids: Mapping[str, int], now: datetime, totals: _Totals) -> None:
     ids, existing_ids, updated = _upsert_items(project=project, rows=rows, domain_ids=domain_ids, now=now)
-    predictions_added = _add_predictions(rows=rows, ids=ids, existing_ids=existing_ids, now=now)
+    predictions_added, predicted = _add_predictions(rows=rows, ids=ids, existing_ids=existing_ids, now=now)
     updated |= _set_gold(rows=rows, ids=ids, existing_ids=existing_ids)
-    annotations_added = _add_annotations(rows=rows, ids=ids, existing_ids=existing_ids, user_ids=user_ids, now=now)
+    annotations_added, annotated = _add_annotations(
+        rows=rows, ids=ids, existing_ids=existing_ids, user_ids=user_ids, now=now,
+    )
+    totals.changed_item_ids |= (set(ids.values()) - existing_ids) | updated | predicted | annotated
     totals.created += len(ids) - len(existing_ids)
     totals.updated += len(updated)
     totals.predictions_added += predictions_added
@@ -307,7 +315,9 @@ def _upsert_items(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mapp
 # Only items that existed before the chunk can already have predictions, gold or annotations: the
 # lookups below are skipped for new items.
 
-def _add_predictions(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int], now: datetime) -> int:
+def _add_predictions(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int],
+                     now: datetime) -> tuple[int, set[int]]:
+    """Insert the predictions not stored yet: how many, and the ids of the items they are for."""
     known: set[tuple[int, str, str]] = set()
     if existing_ids:
         known = set(select_in(Prediction, ("item_id", "model_name", "model_version"), key="item_id",
@@ -320,7 +330,7 @@ def _add_predictions(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existin
                 predictions.append((item_id, pred.model_name, pred.model_version, json_value(pred.probabilities)))
     if predictions:
         insert_rows(Prediction, PREDICTION_INSERT_FIELDS, predictions, now=now)
-    return len(predictions)
+    return len(predictions), {p[0] for p in predictions}
 
 
 def _set_gold(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int]) -> set[int]:
@@ -343,9 +353,10 @@ def _set_gold(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: 
 
 
 def _add_annotations(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int],
-                     user_ids: Mapping[str, int], now: datetime) -> int:
+                     user_ids: Mapping[str, int], now: datetime) -> tuple[int, set[int]]:
+    """Insert the annotations not stored yet: how many, and the ids of the items they are on."""
     if not any(r.annotations for r in rows):
-        return 0
+        return 0, set()
     # Keys with and without the time: a re-sent annotation that gives no submitted_at matches any time.
     known: set[tuple] = set()
     if existing_ids:
@@ -371,7 +382,7 @@ def _add_annotations(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existin
             ))
     if annotations:
         Annotation.objects.bulk_create(annotations, batch_size=INGEST_CHUNK_SIZE)
-    return len(annotations)
+    return len(annotations), {a.item_id for a in annotations}
 
 
 def _items_write(*, project: Project, rows: Sequence[ItemRow], actor: Any, source: str,
@@ -390,6 +401,7 @@ def _items_write(*, project: Project, rows: Sequence[ItemRow], actor: Any, sourc
             predictions_added=totals.predictions_added,
             item_ids=tuple(totals.item_ids),
             annotations_added=totals.annotations_added,
+            changed_item_ids=tuple(sorted(totals.changed_item_ids)),
         )
         audit_record(
             actor=actor, action="items.ingest", obj_type="project", obj_id=project.pk,
@@ -400,7 +412,10 @@ def _items_write(*, project: Project, rows: Sequence[ItemRow], actor: Any, sourc
         )
         # Sent inside the transaction, after the writes: routing (a higher layer) connects a receiver that
         # routes these items in this same transaction, so an item is never committed without its decision.
-        items_ingested.send(sender=Item, project_id=project.pk, item_ids=result.item_ids, actor=actor_or_none(actor))
+        # Only the items this batch created or changed: re-sending known rows unchanged writes nothing.
+        items_ingested.send(
+            sender=Item, project_id=project.pk, item_ids=result.changed_item_ids, actor=actor_or_none(actor)
+        )
     return result
 
 

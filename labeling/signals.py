@@ -4,7 +4,8 @@
 transaction, after the batch is written, with keyword arguments:
 
 * `project_id`: int, the project the items belong to;
-* `item_ids`: tuple[int, ...], every item the batch created or touched, in input order;
+* `item_ids`: tuple[int, ...], the items the batch created or changed (ascending); items re-sent unchanged
+  are left out, so re-ingesting known rows routes nothing again;
 * `actor`: the user who ingested (None for commands and jobs without one).
 
 A receiver runs inside that same transaction: whatever it writes commits or rolls back with the batch, and

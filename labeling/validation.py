@@ -11,6 +11,8 @@ Accepted row shapes, which may be mixed in one batch:
   "model_version", "probabilities"}], "annotations": [...], "gold"}`; only `external_id` and `data` are required.
   Output-only keys of the export (`status`, `final_label`, `final_source`, `final_confidence`) and any other
   unknown keys are ignored: the importing project's routing decides status and final labels.
+* Anything PostgreSQL cannot store (NUL, lone surrogates, JSON nested beyond `storable.MAX_JSON_DEPTH`) is
+  an error naming the field, on every database.
 * A Label Studio task: `{"id", "data", "meta", "predictions": [{"model_version", "score", "result"}],
   "annotations": [{"completed_by", "result", "created_at", "lead_time"}]}`. With no top-level `external_id`,
   the external id is `data.external_id` (that key is then removed from `data`: it is the item's identity,
@@ -26,6 +28,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from labeling.storable import json_problem
 
 PROBABILITY_TOLERANCE = 1e-6
 MAX_EXTERNAL_ID_LENGTH = 255
@@ -156,6 +160,10 @@ def normalise_classes(raw: Any) -> tuple[list[LabelClass], list[RowError]]:
     hotkeys: list[str | None] = []
     for i, entry in enumerate(raw):
         field = f"classes[{i}]"
+        unstorable = json_problem(entry, field)
+        if unstorable is not None:
+            errors.append(RowError(None, *unstorable))
+            continue
         if isinstance(entry, str):
             name, hotkey = entry, None
         elif isinstance(entry, dict):
@@ -211,6 +219,9 @@ class RowValidator:
             return None, [RowError(index, field, message) for field, message in row.errors]
         if type(row) is not dict and not isinstance(row, Mapping):
             return None, [RowError(index, ROW_FIELD, f"expected an object, got {_type_name(row)}")]
+        unstorable = json_problem(row, root=ROW_FIELD)
+        if unstorable is not None:
+            return None, [RowError(index, *unstorable)]
         errors: list[RowError] = []
 
         data = row.get("data")

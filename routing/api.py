@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.http import StreamingHttpResponse
@@ -15,10 +16,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experts import selectors as experts_selectors
+from labeling import api_support
 from labeling.models import Item, Project
 from routing import page_selectors, selectors
 
 EXPORT_KINDS = ("events", "decisions")
+# `since=` (given, empty): from the first record on.
+EXPORT_START = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
 
 class ReadsRoutingEvidence(BasePermission):
@@ -54,8 +58,8 @@ class ItemDecisionTrailView(APIView):
                 "project": item.project.slug,
                 "external_id": item.external_id,
                 "status": item.status,
-                "final_label": item.final_label,
-                "final_source": item.final_source,
+                "final_label": item.final_label or None,
+                "final_source": item.final_source or None,
                 "decisions": [selectors.decision_trail_row(d) for d in selectors.decision_trail(item)],
             }
         )
@@ -68,8 +72,14 @@ class AuditExportView(APIView):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("since", str, required=True, description="YYYY-MM-DD or ISO 8601 datetime (inclusive)"),
-            OpenApiParameter("until", str, description="YYYY-MM-DD (whole day included) or datetime; default now"),
+            OpenApiParameter(
+                "since", api_support.DATE_OR_DATETIME_OR_EMPTY, required=True,
+                description="YYYY-MM-DD or ISO 8601 datetime (inclusive); empty: from the first record",
+            ),
+            OpenApiParameter(
+                "until", api_support.DATE_OR_DATETIME_OR_EMPTY,
+                description="YYYY-MM-DD (whole day included) or datetime; absent or empty: now",
+            ),
             OpenApiParameter("kind", str, enum=list(EXPORT_KINDS), description="default events"),
         ],
         responses={(200, "application/x-ndjson"): OpenApiTypes.STR},
@@ -82,11 +92,11 @@ class AuditExportView(APIView):
         bounds = {}
         for name, end in (("since", False), ("until", True)):
             raw = request.query_params.get(name)
+            if raw is None and name == "since":
+                errors.append({"field": "since", "message": "required (YYYY-MM-DD or ISO 8601 datetime)"})
+                continue
             if not raw:
-                if name == "since":
-                    errors.append({"field": "since", "message": "required (YYYY-MM-DD or ISO 8601 datetime)"})
-                else:
-                    bounds[name] = timezone.now()
+                bounds[name] = EXPORT_START if name == "since" else timezone.now()
                 continue
             try:
                 bounds[name] = selectors.parse_bound(raw, end=end)
@@ -102,32 +112,12 @@ class AuditExportView(APIView):
         return response
 
 
-ERRORS = inline_serializer(
-    "ValidationErrors",
-    {
-        "errors": serializers.ListField(
-            child=inline_serializer(
-                "FieldError", {"field": serializers.CharField(), "message": serializers.CharField()}
-            )
-        )
-    },
-)
-
-
-DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
+ERRORS = api_support.ErrorsSerializer
+DETAIL = api_support.DetailSerializer
 
 
 NEXT_TO_LABEL_DEFAULT = 100
-
-
-def _whole_param(request: Request, name: str, default: int) -> int | str:
-    raw = request.query_params.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        return f"must be a whole number, not {raw!r}"
+NEXT_TO_LABEL_MAX_OFFSET = 10**9
 
 
 class NextToLabelView(APIView):
@@ -138,25 +128,27 @@ class NextToLabelView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "limit", int, description=f"items to return, 1 to {selectors.NEXT_TO_LABEL_MAX} (default "
-                f"{NEXT_TO_LABEL_DEFAULT})"
+                "limit", api_support.int_schema(0, selectors.NEXT_TO_LABEL_MAX),
+                description=f"items to return (default {NEXT_TO_LABEL_DEFAULT})",
             ),
-            OpenApiParameter("offset", int, description="items to skip (default 0)"),
+            OpenApiParameter(
+                "offset", api_support.int_schema(0, NEXT_TO_LABEL_MAX_OFFSET), description="items to skip (default 0)"
+            ),
         ],
         responses={
             200: inline_serializer(
                 "NextToLabel",
                 {
-                    "project": serializers.CharField(),
+                    "project": api_support.StrictCharField(),
                     "limit": serializers.IntegerField(),
                     "offset": serializers.IntegerField(),
                     "results": serializers.ListField(
                         child=inline_serializer(
                             "NextToLabelItem",
                             {
-                                "external_id": serializers.CharField(),
+                                "external_id": api_support.StrictCharField(),
                                 "data": serializers.DictField(),
-                                "status": serializers.CharField(),
+                                "status": api_support.StrictCharField(),
                                 "signals": serializers.DictField(
                                     help_text="The latest routing decision's signals (entropy, margin, ...)."
                                 ),
@@ -171,15 +163,9 @@ class NextToLabelView(APIView):
     )
     def get(self, request: Request, slug: str) -> Response:
         project = get_object_or_404(Project, slug=slug)
-        limit = _whole_param(request, "limit", NEXT_TO_LABEL_DEFAULT)
-        offset = _whole_param(request, "offset", 0)
-        errors = []
-        if isinstance(limit, str) or not 1 <= limit <= selectors.NEXT_TO_LABEL_MAX:
-            reason = limit if isinstance(limit, str) else f"must be 1 to {selectors.NEXT_TO_LABEL_MAX}"
-            errors.append({"field": "limit", "message": reason})
-        if isinstance(offset, str) or offset < 0:
-            errors.append({"field": "offset", "message": offset if isinstance(offset, str) else "must be 0 or more"})
-        if errors:
-            return Response({"errors": errors}, status=400)
+        limit = api_support.int_param(
+            request, "limit", default=NEXT_TO_LABEL_DEFAULT, minimum=0, maximum=selectors.NEXT_TO_LABEL_MAX
+        )
+        offset = api_support.int_param(request, "offset", default=0, minimum=0, maximum=NEXT_TO_LABEL_MAX_OFFSET)
         rows = selectors.next_to_label_rows(project=project, limit=limit, offset=offset)
         return Response({"project": project.slug, "limit": limit, "offset": offset, "results": rows})

@@ -22,6 +22,7 @@ from experts.models import Role
 from experts.selectors import expert_snapshots
 from labeling.models import Item, ItemStatus, Project
 from routing.decision_inputs import inputs_from_dict
+from labeling.storable import UTC_MAX, datetime_problem, to_utc
 from routing.engine.policy import evaluate, inputs_digest
 from routing.engine.types import (
     Decision,
@@ -105,8 +106,8 @@ def items_next_to_label(*, project: Project) -> QuerySet[Item]:
 
 def next_to_label_rows(*, project: Project, limit: int, offset: int = 0) -> list[dict[str, Any]]:
     """One page of `items_next_to_label` with each item's latest decision's signals (two queries)."""
-    if not 1 <= limit <= NEXT_TO_LABEL_MAX:
-        raise ValueError(f"limit must be between 1 and {NEXT_TO_LABEL_MAX}")
+    if not 0 <= limit <= NEXT_TO_LABEL_MAX:
+        raise ValueError(f"limit must be between 0 and {NEXT_TO_LABEL_MAX}")
     if offset < 0:
         raise ValueError("offset must be 0 or more")
     items = list(
@@ -261,12 +262,17 @@ def parse_bound(value: str, *, end: bool) -> dt.datetime:
     except ValueError:
         day = moment = None
     if day is not None:
+        if end and day == dt.date.max:
+            return UTC_MAX
         moment = dt.datetime.combine(day + dt.timedelta(days=1 if end else 0), dt.time.min)
     elif moment is None:
         raise ValueError(f"{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime")
     if timezone.is_naive(moment):
         moment = timezone.make_aware(moment, dt.UTC)
-    return moment
+    problem = datetime_problem(moment)
+    if problem:
+        raise ValueError(f"{value!r} {problem}")
+    return to_utc(moment)
 
 
 def audit_events_between(*, since: dt.datetime, until: dt.datetime) -> QuerySet[AuditEvent]:

@@ -1,5 +1,5 @@
 """Error pages: the workbench's header and navigation, a sentence, never a URL list or a traceback; under
-/api/ the API's error shape, {"errors": [{"field": ..., "message": ...}]} (workbench.errors)."""
+/api/ the API's error shapes, {"errors": [{"field": ..., "message": ...}]} or {"detail": ...} (workbench.errors)."""
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -26,11 +26,11 @@ def assert_styled(response, status: int, title: str) -> str:
 
 
 def assert_api_error(response, status: int) -> str:
+    """A refusal under /api/ (anything but bad content): `{"detail": ...}`, as DRF's own views answer."""
     assert response.status_code == status
     assert response["Content-Type"] == "application/json"
-    [error] = response.json()["errors"]
-    assert set(error) == {"field", "message"}
-    return error["message"]
+    assert set(response.json()) == {"detail"}
+    return response.json()["detail"]
 
 
 def test_an_unknown_page_is_a_styled_404_with_the_navigation(annotator_client):
@@ -46,7 +46,7 @@ def test_a_host_not_in_allowed_hosts_is_a_styled_400(client):
     assert_styled(client.get("/accounts/login/", HTTP_HOST="evil.example.com"), 400, "Bad request")
 
 
-def test_an_unknown_api_address_is_a_json_404(client):
+def test_an_unknown_api_address_is_a_json_404_as_drf_answers_one(client):
     assert assert_api_error(client.get("/api/no-such-endpoint/"), 404) == "There is nothing at this address."
 
 

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling import api_support
 from labeling import selectors as labeling_selectors
 from labeling.models import Annotation, Item, Project, Review
 from routing.api import DETAIL, ERRORS
@@ -41,9 +42,9 @@ CLAIMED = inline_serializer(
 SUBMISSION = inline_serializer(
     "Submission",
     {
-        "label": serializers.CharField(),
-        "rationale": serializers.CharField(required=False, allow_blank=True),
-        "factors": serializers.ListField(child=serializers.CharField(), required=False),
+        "label": api_support.StrictCharField(),
+        "rationale": api_support.StrictCharField(required=False, allow_blank=True),
+        "factors": serializers.ListField(child=api_support.StrictCharField(), required=False),
         "confidence": serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=5),
         "time_spent_ms": serializers.IntegerField(required=False, allow_null=True, min_value=0),
         "unsure": serializers.BooleanField(required=False),
@@ -57,15 +58,15 @@ SUBMITTED = inline_serializer(
 )
 
 
-DECLINE = inline_serializer("Decline", {"reason": serializers.CharField()})
+DECLINE = inline_serializer("Decline", {"reason": api_support.StrictCharField()})
 
 
 REVIEW = inline_serializer(
     "ReviewVerdict",
     {
         "verdict": serializers.ChoiceField(choices=["agree", "override"]),
-        "label": serializers.CharField(required=False, allow_blank=True),
-        "reason": serializers.CharField(required=False, allow_blank=True),
+        "label": api_support.StrictCharField(required=False, allow_blank=True),
+        "reason": api_support.StrictCharField(required=False, allow_blank=True),
     },
 )
 
@@ -79,9 +80,13 @@ CONFLICT = OpenApiResponse(DETAIL, description="Expired, completed, declined or 
 INVALID = OpenApiResponse(ERRORS, description="Errors by field; nothing was changed.")
 
 
-def _body(request: Request) -> dict[str, Any] | Response:
+def _body(request: Request, documented: serializers.Serializer) -> dict[str, Any] | Response:
+    """The request's JSON object, if it is one whose fields have the documented types."""
     if not isinstance(request.data, dict):
-        return Response({"errors": [{"field": "", "message": "Send a JSON object."}]}, status=400)
+        return Response({"errors": [{"field": "(body)", "message": "Send a JSON object."}]}, status=400)
+    errors = api_support.type_errors(documented, request.data)
+    if errors:
+        return Response({"errors": errors}, status=400)
     return request.data
 
 
@@ -89,10 +94,12 @@ def _body(request: Request) -> dict[str, Any] | Response:
 ASSIGNMENT_ERRORS = {400: INVALID, 404: NOT_YOURS, 409: CONFLICT}
 
 
-def _assignment_action(request: Request, act: Callable[[dict[str, Any]], Response]) -> Response:
-    """Run an action on one assignment with the request's JSON object, answering its assignment errors as
-    404 / 409 / 400."""
-    body = _body(request)
+def _assignment_action(
+    request: Request, documented: serializers.Serializer, act: Callable[[dict[str, Any]], Response]
+) -> Response:
+    """Run an action on one assignment with the request's JSON object (checked against its `documented`
+    request serializer), answering its assignment errors as 404 / 409 / 400."""
+    body = _body(request, documented)
     if isinstance(body, Response):
         return body
     try:
@@ -185,7 +192,7 @@ class AssignmentSubmitView(APIView):
             )
             return Response({"annotation": annotation_payload(annotation), "item": item_state_payload(annotation.item)})
 
-        return _assignment_action(request, submit)
+        return _assignment_action(request, SUBMISSION, submit)
 
 
 class AssignmentDeclineView(APIView):
@@ -196,7 +203,9 @@ class AssignmentDeclineView(APIView):
     @extend_schema(
         request=DECLINE,
         responses={
-            200: inline_serializer("Declined", {"assignment": serializers.IntegerField(), "status": serializers.CharField()}),
+            200: inline_serializer(
+                "Declined", {"assignment": serializers.IntegerField(), "status": api_support.StrictCharField()}
+            ),
             **ASSIGNMENT_ERRORS,
         },
     )
@@ -207,7 +216,7 @@ class AssignmentDeclineView(APIView):
             )
             return Response({"assignment": assignment.pk, "status": assignment.status})
 
-        return _assignment_action(request, decline)
+        return _assignment_action(request, DECLINE, decline)
 
 
 def review_payload(review: Review) -> dict[str, Any]:
@@ -244,4 +253,4 @@ class AssignmentReviewView(APIView):
             item = Item.objects.get(pk=result.item_id)
             return Response({"review": review_payload(result), "item": item_state_payload(item)})
 
-        return _assignment_action(request, review)
+        return _assignment_action(request, REVIEW, review)

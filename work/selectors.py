@@ -192,9 +192,15 @@ def _untouched_by(user: Any, item_column: str) -> tuple[str, list[Any]]:
 
 
 def unseen_gold_items(*, user: Any, project_id: int, limit: int) -> list[int]:
-    """Ids of the first `limit` items (by id) of the project with a gold label the user neither holds,
-    declined nor annotated: the candidates for their gold check (one prepared statement)."""
-    unseen, params = _untouched_by(user, "g.item_id")
+    """Ids of the first `limit` items (by id) of the project with a gold label the user was never shown in
+    any form (no assignment of theirs in any status, cancelled and expired included, and no annotation):
+    the candidates for their gold check (one prepared statement)."""
+    a, an = Assignment._meta.db_table, Annotation._meta.db_table
+    unseen = (
+        f"NOT EXISTS (SELECT 1 FROM {a} h WHERE h.item_id = g.item_id AND h.assignee_id = %s)"
+        f" AND NOT EXISTS (SELECT 1 FROM {an} n WHERE n.item_id = g.item_id AND n.annotator_id = %s)"
+    )
+    params = [user.pk, user.pk]
     with prepared_cursor() as cursor:
         cursor.execute(
             f"SELECT g.item_id FROM {GoldLabel._meta.db_table} g JOIN {Item._meta.db_table} gi ON gi.id = g.item_id"

@@ -1,5 +1,5 @@
-"""Error responses: the workbench's own styled pages, and under /api/ the API's documented error shape,
-`{"errors": [{"field": ..., "message": ...}]}`. Never a list of URL patterns or a traceback (those are
+"""Error responses: the workbench's own styled pages, and under /api/ the API's documented error shapes,
+`{"errors": [{"field": ..., "message": ...}]}` for bad content (400, 411, 413), else `{"detail": ...}`. Never a list of URL patterns or a traceback (those are
 DEBUG's pages, and DEBUG is off outside a local demo)."""
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from django.urls import Resolver404
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+# Bad request, length required, request too large.
+CONTENT_ERRORS = frozenset({400, 411, 413})
 
 TITLES = {
     400: "Bad request",
@@ -30,7 +32,11 @@ def wants_json(request: HttpRequest) -> bool:
 def error_response(request: HttpRequest, status: int, message: str, *, field: str = "") -> HttpResponse:
     """The error as JSON under /api/, else as the styled error page (base.html's header and navigation)."""
     if wants_json(request):
-        return JsonResponse({"errors": [{"field": field, "message": message}]}, status=status)
+        # The API's shapes (labeling.api_support): what is wrong with the request's content names its field;
+        # any other refusal (403, 404...) is a `detail`, as DRF's own views answer it.
+        if status in CONTENT_ERRORS:
+            return JsonResponse({"errors": [{"field": field, "message": message}]}, status=status)
+        return JsonResponse({"detail": message}, status=status)
     context = {"status": status, "title": TITLES.get(status, "Error"), "message": message}
     try:
         body = render_to_string("error.html", context, request=request)

@@ -1,4 +1,5 @@
-"""Request body limits, checked from the headers before anything reads the body."""
+"""Request checks made before any view runs: body limits (from the headers, before anything reads the body)
+and text in the URL that no database here can store."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core.http import LARGE_BODY_ATTRIBUTE
+from labeling.storable import text_problem
 from workbench.errors import error_response
 
 BODY_FIELD = "(body)"
@@ -49,3 +51,36 @@ class RequestBodyLimitMiddleware:
             request, 413, f"The request body is {length:,} bytes; {what} accepts at most {limit:,} bytes.",
             field=BODY_FIELD,
         )
+
+
+def unstorable_parameter(request: HttpRequest) -> tuple[str, str] | None:
+    """(parameter, problem) for the first part of the URL path or query string holding text no database
+    here can store (labeling.storable), or None."""
+    problem = text_problem(request.path_info)
+    if problem:
+        return "(path)", problem
+    for name, values in request.GET.lists():
+        problem = text_problem(name)
+        if problem:
+            return "(query)", f"has a parameter name that {problem}"
+        for value in values:
+            problem = text_problem(value)
+            if problem:
+                return name, problem
+    return None
+
+
+class StorableRequestMiddleware:
+    """Refuse a request whose path or query string holds NUL or a lone surrogate with a 400 naming the
+    parameter, before a view filters or looks up by it: PostgreSQL would answer a 500 where SQLite quietly
+    matches nothing."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        found = unstorable_parameter(request)
+        if found is None:
+            return self.get_response(request)
+        field, problem = found
+        return error_response(request, 400, f"{field} {problem}.", field=field)

@@ -100,6 +100,8 @@ MIDDLEWARE = [
     # Before anything reads the body (sessions, CSRF): an oversized or unsized body is refused unread.
     "workbench.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before sessions and auth touch the database: NUL in a path or query string is a 400, not a 500.
+    "workbench.middleware.StorableRequestMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -241,7 +243,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only, checked for what the databases cannot store (labeling.storable); ingest adds multipart.
+    "DEFAULT_PARSER_CLASSES": ["labeling.parsers.StorableJSONParser"],
+    "EXCEPTION_HANDLER": "labeling.api_support.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "labeling.api_support.AutoSchema",
     # Per client, counted in each web process's memory (workbench.throttling): anonymous callers per
     # address, signed-in users and tokens per user; the work loop (claim, submit, decline, review) has its
     # own, higher rate, generous enough for bench/claim.py's HTTP loop.

@@ -118,3 +118,20 @@ def test_label_studio_export_is_a_json_array_of_tasks():
     assert task["predictions"][0]["result"][0]["value"] == {"choices": ["cat"]}
     assert task["annotations"][0]["result"][0]["value"] == {"choices": ["cat"]}
     assert task["annotations"][0]["lead_time"] == 1.5
+
+
+class TestCsvFormulaEscaping:
+    """OWASP's CSV injection rule: cells a spreadsheet would run as formulas start with a quote."""
+
+    @pytest.mark.parametrize("value", ["=HYPERLINK(\"http://x\")", "+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+    def test_formula_cells_are_quoted_in_the_export(self, value):
+        text = "".join(formats.write_csv([{"external_id": value, "data": {"text": "t"}, "final_label": value}]))
+        record = next(csv.DictReader(io.StringIO(text)))
+        assert record["external_id"] == "'" + value
+        assert record["final_label"] == "'" + value
+
+    @pytest.mark.parametrize("value", ["=1+1", "'=1+1", "''-x", "'plain", "plain", "a=b", "-"])
+    def test_an_exported_value_imports_back_unchanged(self, value):
+        text = "".join(formats.write_csv([{"external_id": value, "data": {"text": "t"}, "gold": value}]))
+        (row,) = formats.read_rows(io.StringIO(text), "csv")
+        assert (row["external_id"], row["gold"]) == (value, value)
