@@ -36,8 +36,8 @@ from .types import (
     json_ready,
 )
 
-# New projects start from this. Chosen by a threshold sweep on all five shared crowd data sets
-# (bench/pilot_curves.py; its leave-one-out choice, --choose-defaults, is still owed: docs/pilot.md).
+# New projects start from this. The threshold and the per-item maximum chosen by leave-one-data-set-out
+# on the five shared crowd data sets (bench/pilot_curves.py --choose-defaults; docs/pilot.md).
 # One crowd label first, then another while the posterior (learned reliabilities, the project's class
 # prior) is below consensus_min_posterior, up to max_crowd_labels; consensus items are checked again after every reliability refresh.
 DEFAULT_POLICY = PolicyConfig(
