@@ -182,6 +182,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTE
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# No start-up banner on every manage.py command; lockouts are still logged.
+AXES_VERBOSE = False
 if PROXY_SSL_HEADER:
     # Behind a proxy the client's address (logged with each attempt) is the last X-Forwarded-For hop.
     AXES_IPWARE_PROXY_COUNT = 1
