@@ -9,8 +9,11 @@ class WorkbenchConfig(AppConfig):
     verbose_name = "Workbench"
 
     def ready(self) -> None:
+        from django.apps import apps
+
         from workbench.schedules import schedules_ensure_after_migrate
 
-        # Sent once per `migrate` for this app (it is last in INSTALLED_APPS, so every table exists by then);
-        # also after a test database is created or flushed.
-        post_migrate.connect(schedules_ensure_after_migrate, sender=self, dispatch_uid="workbench.schedules")
+        # post_migrate is sent once per app with models (this one has none), also after a test database is
+        # created or flushed: listen for django-q's, whose table the schedules live in.
+        post_migrate.connect(schedules_ensure_after_migrate, sender=apps.get_app_config("django_q"),
+                             dispatch_uid="workbench.schedules")
