@@ -54,7 +54,7 @@ def queue_lag(oldest_waiting: datetime | None, *, now: datetime) -> float | None
 
 
 def readiness_check(*, now: datetime) -> Readiness:
-    """One cheap query per database: `SELECT 1` on each replica, and on the default database the oldest
+    """One cheap query per database: `SELECT 1` on any other database, and on the default one the oldest
     waiting django-q task (the ORM broker stamps a task's `lock` with its enqueue time and moves it into the
     future while a worker holds it, so `lock <= now` is exactly the tasks still waiting)."""
     databases: dict[str, str] = {}
