@@ -3,7 +3,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-PLOTLY_JS := static/vendor/plotly.min.js
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
@@ -20,12 +19,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# plotly.js comes from the installed plotly package, never from a CDN.
-$(PLOTLY_JS): $(STAMP)
-	mkdir -p static/vendor
-	$(PY) -c "import pathlib, plotly; src = pathlib.Path(plotly.__file__).parent / 'package_data' / 'plotly.min.js'; pathlib.Path('$(PLOTLY_JS)').write_bytes(src.read_bytes())"
-
-setup: $(STAMP) $(PLOTLY_JS)
+# plotly.js is served from the installed plotly package (workbench.staticfinders), never from a CDN.
+setup: $(STAMP)
 	mkdir -p var
 
 migrate: setup
@@ -36,7 +31,6 @@ seed: migrate
 
 # Web server plus one background worker; Ctrl-C stops both.
 run: seed
-	$(PY) manage.py ensure_schedules
 	$(PY) manage.py refresh_dashboards --full
 	@echo "Serving http://$(HOST):$(PORT)/  (demo logins in README.md)"
 	@trap 'kill 0' INT TERM EXIT; \

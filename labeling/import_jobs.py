@@ -4,7 +4,8 @@ the page polls the job's progress.
 The job first validates the whole file (nothing is written if any row is bad, and every bad row is
 listed), then ingests it in batches through `items_ingest`, each batch its own transaction, updating
 `processed_rows` after each so the page can show progress. Ingest is idempotent by external id, so a job
-that died mid-way can simply be run again.
+that died mid-way can simply be run again. The file lives in the default storage (a shared path or a
+bucket, so a worker on another machine reads what the web process stored) and is deleted once imported.
 """
 from __future__ import annotations
 
@@ -155,7 +156,22 @@ def import_job_run(*, job_id: int, batch_size: int = IMPORT_BATCH_SIZE) -> Impor
             logger.exception("import job %s failed", job.pk)
             _finish(job, status=JobStatus.FAILED, errors=_file_error(f"the import stopped: {exc}"))
             raise
-    return _finish(job, status=JobStatus.SUCCEEDED)
+    _finish(job, status=JobStatus.SUCCEEDED)
+    _file_discard(job)
+    return job
+
+
+def _file_discard(job: ImportJob) -> None:
+    """Delete an imported file from storage (its rows are in the database now); a failed job keeps its file
+    so it can be looked at and run again."""
+    name = job.file.name
+    try:
+        job.file.delete(save=False)
+    except Exception:
+        # The import itself succeeded; a storage hiccup only leaves a file behind.
+        logger.exception("import job %s: could not delete %s", job.pk, name)
+        return
+    ImportJob.objects.filter(pk=job.pk).update(file="")
 
 
 def import_jobs_recent(*, project: Project | None = None, limit: int = 10) -> QuerySet[ImportJob]:

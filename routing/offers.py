@@ -16,6 +16,7 @@ from typing import Any
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q
+from django_q.tasks import async_task
 
 from core.bulk import datetime_value, insert_objects, one_of, prepared_cursor
 from experts.availability import ExpertSnapshot
@@ -118,26 +119,35 @@ def exclusions(item_ids: Sequence[int]) -> tuple[dict[int, set[int]], dict[int, 
     return excluded, labeled
 
 
+EMAILS_TASK = "routing.tasks.emails_send"
+
+
 def email_on_commit(messages: Mapping[int, tuple[str, str]], *, respect_preference: bool = True) -> None:
-    """Email users (user id -> (subject, body)) once the transaction commits, so a rolled-back offer sends
-    nothing. Skips users without an address, and (unless told otherwise) those who turned emails off."""
+    """Queue emails to users (user id -> (subject, body)) for a background worker once the transaction
+    commits, so a rolled-back offer sends nothing and no request waits on the mail server. Skips users
+    without an address, and (unless told otherwise) those who turned emails off."""
     if not messages:
         return
     experts = Expert.objects.filter(user_id__in=list(messages)).select_related("user")
     if respect_preference:
         experts = experts.filter(email_notifications=True)
     outbox = [(e.user.email, *messages[e.user_id]) for e in experts if e.user.email]
-
-    def send() -> None:
-        for address, subject, body in outbox:
-            try:
-                send_mail(subject, body, None, [address])
-            except Exception:
-                # A mail server outage must not undo work already committed; the queue page still shows it.
-                logger.exception("could not email %s", address)
-
     if outbox:
-        transaction.on_commit(send)
+        transaction.on_commit(lambda: async_task(EMAILS_TASK, outbox, task_name="emails"))
+
+
+def emails_send(outbox: Iterable[Sequence[str]]) -> int:
+    """Send (address, subject, body) emails one by one; returns how many went out."""
+    sent = 0
+    for address, subject, body in outbox:
+        try:
+            send_mail(subject, body, None, [address])
+            sent += 1
+        except Exception:
+            # One bad address must not stop the others, and raising would make django-q retry the whole
+            # batch and email the ones already sent twice; the queue page shows the work regardless.
+            logger.exception("could not email %s", address)
+    return sent
 
 
 def offer_emails(slots: Iterable[Assignment]) -> dict[int, tuple[str, str]]:

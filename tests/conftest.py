@@ -53,3 +53,12 @@ def pytest_collection_modifyitems(config, items):
         # In CI (CI=true) a missing browser must fail the run, not skip it.
         if "browser" in item.keywords and not pathlib.Path(CHROMIUM).exists() and not os.environ.get("CI"):
             item.add_marker(skip_browser)
+
+
+@pytest.fixture
+def sync_tasks(monkeypatch):
+    """django-q tasks run at once, in the test's process, as a worker would run them (the queue setting is
+    read at import, so it is patched rather than overridden)."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)

@@ -94,6 +94,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: load balancers probe /healthz and /readyz by address over plain HTTP (workbench.health).
+    "workbench.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Outside everything that may answer by itself (CSRF failures, redirects), so every page gets the header.
     "core.http.ContentSecurityPolicyMiddleware",
@@ -201,12 +203,35 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    # static/vendor/plotly.min.js from the installed plotly package (collectstatic copies it).
+    "workbench.staticfinders.PlotlyJsFinder",
+]
+# Uploaded files (imports) go through the default storage: every web process and worker must see the same
+# files, so MEDIA_ROOT is a shared path (NFS, a mounted volume) on a multi-machine deployment, or, with
+# FILE_STORAGE_BUCKET set, an S3-compatible bucket through django-storages (`pip install '.[s3]'`;
+# credentials from the usual AWS_* variables). docs/deploy.md, "Shared file storage".
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or VAR_DIR / "media"
+MEDIA_URL = "media/"
+if FILE_STORAGE_BUCKET := os.environ.get("FILE_STORAGE_BUCKET", "").strip():
+    DEFAULT_STORAGE = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": FILE_STORAGE_BUCKET,
+            "endpoint_url": os.environ.get("FILE_STORAGE_ENDPOINT_URL") or None,
+            "location": os.environ.get("FILE_STORAGE_PREFIX", "workbench"),
+            "default_acl": "private",
+            "querystring_auth": True,
+        },
+    }
+else:
+    DEFAULT_STORAGE = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": DEFAULT_STORAGE,
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-MEDIA_ROOT = VAR_DIR / "media"
-MEDIA_URL = "media/"
 
 # Item images may come from these hosts (https only), besides inline data: images; e.g.
 # ITEM_IMAGE_HOSTS=images.example.org,*.cdn.example.com. The Content-Security-Policy allows no other.
@@ -221,6 +246,12 @@ LOGOUT_REDIRECT_URL = "login"
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "workbench@localhost"
+# The SMTP backend's server (EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend).
+EMAIL_HOST = os.environ.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT") or "25")
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 
 # Request bodies: REQUEST_MAX_BYTES for every view (a login form is a few hundred bytes), INGEST_MAX_BYTES
 # for the views that take item files (core.http.accepts_large_body). Larger bodies get a 413 unread.
@@ -285,6 +316,11 @@ Q_CLUSTER = {
     "catch_up": False,
     "label": "Background jobs",
 }
+
+# /readyz answers 503 when the oldest background task no worker has taken is older than this (seconds);
+# `off`: the queue does not count (workbench.health).
+_lag = (os.environ.get("READYZ_MAX_QUEUE_LAG") or "300").strip()
+READYZ_MAX_QUEUE_LAG_SECONDS = None if _lag.lower() == "off" else float(_lag)
 
 LOGGING = {
     "version": 1,

@@ -12,17 +12,11 @@ from playwright.sync_api import expect
 
 from dashboards.services import snapshots_refresh
 from tests.browser.state import demo_activity
-from tests.dashboards.builders import ensure_plotly_js
 
 pytestmark = pytest.mark.browser
 
 SCREENSHOT = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "dashboard.png"
 PROJECT = "biopsy-records"
-
-
-@pytest.fixture(autouse=True)
-def _plotly_js():
-    ensure_plotly_js()
 
 
 def console_problems(page) -> list[str]:

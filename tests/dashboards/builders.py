@@ -7,16 +7,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import pathlib
-import shutil
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
-import plotly
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
@@ -51,15 +47,6 @@ POLICY = PolicyConfig(
 ALWAYS = [(weekday, dt.time(0), dt.time(0)) for weekday in range(7)]
 RECEIVER_UID = "routing.route_ingested_items"
 _names = itertools.count(1)
-
-
-def ensure_plotly_js() -> pathlib.Path:
-    """static/vendor/plotly.min.js, copied from the plotly package when `make setup` has not run."""
-    target = pathlib.Path(settings.BASE_DIR) / "static" / "vendor" / "plotly.min.js"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js", target)
-    return target
 
 
 def user(username: str = "", *, staff: bool = False, stakeholder: bool = False):

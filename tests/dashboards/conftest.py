@@ -2,13 +2,7 @@ import pytest
 from django.db import transaction
 
 from dashboards.services import snapshots_refresh
-from tests.dashboards.builders import LATER, ensure_plotly_js, scenario
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _plotly_js():
-    # The page loads plotly.js from static/vendor (copied there by `make setup`); tests must not depend on it.
-    ensure_plotly_js()
+from tests.dashboards.builders import LATER, scenario
 
 
 @pytest.fixture(scope="module")

@@ -86,3 +86,34 @@ def test_a_finished_job_is_not_run_twice(project, staff, queued):
     finished = ImportJob.objects.get(pk=job.pk).finished_at
     import_jobs.import_job_run(job_id=job.pk)
     assert ImportJob.objects.get(pk=job.pk).finished_at == finished
+
+
+def test_a_successful_import_deletes_the_uploaded_file(project, staff, queued, tmp_path):
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl([row()])), actor=staff)
+    stored = tmp_path / job.file.name
+    assert stored.exists()
+    import_jobs.import_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED
+    assert not stored.exists() and not job.file
+    assert job.original_name == "a.jsonl"  # the page still names what was imported
+
+
+def test_a_failed_import_keeps_its_file(project, staff, queued, tmp_path):
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.json", b"[{"), actor=staff)
+    import_jobs.import_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert (tmp_path / job.file.name).exists()
+
+
+def test_imports_go_through_the_configured_storage(project, staff, queued, settings, tmp_path):
+    # Another backend in place of the shared folder (as an S3 bucket would be): nothing touches MEDIA_ROOT.
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"}}
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl([row()])), actor=staff)
+    assert job.file.storage.exists(job.file.name)
+    assert not any(tmp_path.iterdir())
+    name = job.file.name
+    job = import_jobs.import_job_run(job_id=job.pk)
+    assert job.status == JobStatus.SUCCEEDED and Item.objects.filter(project=project).count() == 1
+    assert not job.file.storage.exists(name)

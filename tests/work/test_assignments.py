@@ -9,11 +9,13 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django_q.models import OrmQ
 
 from core.models import AuditEvent
 from experts.models import Expert, Role
 from labeling.models import Annotation, Item, ItemStatus, Project, Review
 from routing import inputs, offers, policies, selectors, services
+from routing import tasks as routing_tasks
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 from tests.routing.assignment_helpers import (
@@ -93,13 +95,39 @@ class TestRoutingCreatesWork:
         explanation = RoutingDecision.objects.get(item_id=item_id).expert_ranking["explanation"]
         assert explanation.startswith("nobody eligible") and "no expertise covering pets" in explanation
 
-    def test_offered_expert_is_emailed_once_committed(self, django_capture_on_commit_callbacks):
+    def test_offered_expert_is_emailed_once_committed(self, django_capture_on_commit_callbacks, sync_tasks):
         ada = person(Role.EXPERT, name="ada")
         proj = project(policy=ESCALATE_UNSURE)
         with django_capture_on_commit_callbacks(execute=True):
             ingest_at(proj, [row("a", UNSURE), row("b", UNSURE)])
         assert [m.to for m in mail.outbox] == [[ada.email]]
         assert "2 new expert assignments" in mail.outbox[0].subject
+
+    def test_offer_emails_are_queued_for_a_worker_not_sent_in_the_request(self, django_capture_on_commit_callbacks):
+        ada = person(Role.EXPERT, name="ada")
+        proj = project(policy=ESCALATE_UNSURE)
+        with django_capture_on_commit_callbacks(execute=True):
+            ingest_at(proj, [row("a", UNSURE)])
+        assert mail.outbox == []
+        [queued] = OrmQ.objects.all()
+        assert queued.task["func"] == offers.EMAILS_TASK
+        [[address, subject, _body]] = queued.task["args"][0]
+        assert (address, subject) == (ada.email, "1 new expert assignment for you")
+        assert routing_tasks.emails_send(*queued.task["args"]) == 1
+        assert [m.to for m in mail.outbox] == [[ada.email]]
+
+    def test_a_failing_address_does_not_stop_the_other_emails(self, monkeypatch):
+        sent = []
+
+        def send_mail(subject, body, sender, to):
+            if to == ["bad@example.org"]:
+                raise OSError("mailbox unavailable")
+            sent.append(to)
+
+        monkeypatch.setattr(offers, "send_mail", send_mail)
+        outbox = [("bad@example.org", "s", "b"), ("ada@example.org", "s", "b")]
+        assert offers.emails_send(outbox) == 1
+        assert sent == [["ada@example.org"]]
 
     def test_decisions_with_rankings_still_verify(self):
         person(Role.EXPERT, name="ada")
@@ -352,7 +380,9 @@ class TestSubmit:
 
 
 class TestDecline:
-    def test_expert_decline_passes_the_item_to_the_next_best_then_to_the_queue(self, django_capture_on_commit_callbacks):
+    def test_expert_decline_passes_the_item_to_the_next_best_then_to_the_queue(
+        self, django_capture_on_commit_callbacks, sync_tasks
+    ):
         ada = person(Role.EXPERT, name="ada", expertise={"pets": 5})
         bob = person(Role.EXPERT, name="bob", expertise={"pets": 3})
         proj = project(policy=ESCALATE_UNSURE)

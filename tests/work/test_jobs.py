@@ -87,7 +87,9 @@ class TestLeaseExpiry:
 
 
 class TestSlaBreaches:
-    def test_breached_expert_slots_go_to_the_on_call_expert_who_is_emailed(self, django_capture_on_commit_callbacks):
+    def test_breached_expert_slots_go_to_the_on_call_expert_who_is_emailed(
+        self, django_capture_on_commit_callbacks, sync_tasks
+    ):
         ada = person(Role.EXPERT, name="ada", expertise={"pets": 5}, capacity=1)
         bob = person(Role.EXPERT, name="bob", expertise={"pets": 2})
         proj = project(policy=ESCALATE_UNSURE)
@@ -125,7 +127,9 @@ class TestSlaBreaches:
 
 
 class TestCrowdBreaches:
-    def test_crowd_work_nobody_claimed_by_the_deadline_goes_to_an_expert(self, django_capture_on_commit_callbacks):
+    def test_crowd_work_nobody_claimed_by_the_deadline_goes_to_an_expert(
+        self, django_capture_on_commit_callbacks, sync_tasks
+    ):
         # Three crowd labels wanted, two crowd annotators: the third slot of "a" is one neither may take.
         proj = project(policy=PolicyConfig(crowd_overlap=3, max_crowd_labels=3, gold_check_rate=0.0))
         c1, c2 = person(Role.CROWD), person(Role.CROWD)

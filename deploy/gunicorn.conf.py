@@ -1,0 +1,37 @@
+"""gunicorn settings for a workbench web host (docs/deploy.md): `gunicorn -c deploy/gunicorn.conf.py workbench.wsgi`.
+
+Every value comes from the environment (the systemd unit reads /etc/workbench/env), so one file serves
+every host; the variables are listed in docs/deploy.md, "gunicorn".
+"""
+import os
+
+# Behind the reverse proxy on the same host; a proxy on another host needs the host's private address here.
+bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
+# Processes (each holds a database connection per thread). gunicorn's own WEB_CONCURRENCY variable.
+workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
+# More than one thread per process switches to the gthread worker: requests that wait on the database
+# overlap without another process's memory.
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+# A request that takes longer is killed and logged; streaming exports write continuously, so the limit
+# is on silence, not on the whole download.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# On SIGTERM (systemctl stop/restart) running requests get this long to finish.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = 5
+# Load the application once in the master and fork: the workers share its memory pages. A code upgrade
+# then needs a restart (systemctl restart), not a HUP.
+preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() in {"1", "true", "yes", "on"}
+# Recycle a worker after this many requests (with jitter so they do not all restart at once), so slow
+# growth of one process's memory cannot build up.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
+max_requests_jitter = max_requests // 10
+
+# Access log: "-" is stdout (journald under systemd). The client is the proxy's X-Forwarded-For; %(M)s is
+# the time taken in milliseconds.
+accesslog = os.environ.get("GUNICORN_ACCESS_LOG", "-")
+access_log_format = '%({x-forwarded-for}i)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Temporary files of the worker heartbeat in RAM: a slow disk must not make gunicorn kill healthy workers.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+proc_name = "workbench-web"

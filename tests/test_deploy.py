@@ -1,0 +1,116 @@
+"""What a deployment needs happens in the standard commands, with nothing only the Makefile knows:
+`migrate` creates the job schedules, `collectstatic` gathers plotly.js; deploy/gunicorn.conf.py serves
+the app behind a TLS proxy (docs/deploy.md)."""
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import plotly
+import pytest
+from django.core.management import call_command
+from django_q.models import Schedule
+
+from tests.test_production_settings import PRODUCTION, ROOT, SETTINGS_VARIABLES, run
+from workbench.schedules import SCHEDULES
+
+PLOTLY_JS = pathlib.Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+@pytest.mark.django_db
+def test_migrate_creates_the_job_schedules():
+    Schedule.objects.filter(func__in=list(SCHEDULES)).delete()
+    call_command("migrate", verbosity=0)
+    assert set(Schedule.objects.filter(func__in=list(SCHEDULES)).values_list("func", flat=True)) == set(SCHEDULES)
+
+
+def test_collectstatic_gathers_plotly_js_from_the_plotly_package(settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", interactive=False, verbosity=0)
+    assert (tmp_path / "vendor" / "plotly.min.js").read_bytes() == PLOTLY_JS.read_bytes()
+    # plotly's other package data (data sets, templates) is not ours to serve.
+    assert sorted(p.name for p in (tmp_path / "vendor").iterdir()) == ["plotly.min.js", "plotly.min.js.gz"]
+
+
+def test_plotly_js_is_served_from_our_static_files(client):
+    response = client.get("/static/vendor/plotly.min.js")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == PLOTLY_JS.read_bytes()
+
+
+def storage_settings(**env: str) -> dict:
+    show = ("import json, django; django.setup(); from django.conf import settings as s; "
+            "print(json.dumps({'STORAGES': s.STORAGES, 'MEDIA_ROOT': str(s.MEDIA_ROOT)}))")
+    result = run(["-c", show], **PRODUCTION, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_the_s3_storage_is_configured_from_the_environment():
+    bucket = storage_settings(FILE_STORAGE_BUCKET="uploads", FILE_STORAGE_ENDPOINT_URL="https://s3.example.org")
+    assert bucket["STORAGES"]["default"]["BACKEND"] == "storages.backends.s3.S3Storage"
+    assert bucket["STORAGES"]["default"]["OPTIONS"]["bucket_name"] == "uploads"
+    assert bucket["STORAGES"]["default"]["OPTIONS"]["endpoint_url"] == "https://s3.example.org"
+    shared = storage_settings(MEDIA_ROOT="/mnt/workbench-media")
+    assert shared["STORAGES"]["default"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
+    assert shared["MEDIA_ROOT"] == "/mnt/workbench-media"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict, bytes]:
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.build_opener(NoRedirect).open(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+def test_gunicorn_config_serves_behind_the_tls_proxy(tmp_path):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    env.update(PRODUCTION, DJANGO_SETTINGS_MODULE="workbench.settings", GUNICORN_BIND=f"127.0.0.1:{port}",
+               WEB_CONCURRENCY="1", GUNICORN_THREADS="2", GUNICORN_ACCESS_LOG=str(tmp_path / "access.log"),
+               DATABASE_URL=f"sqlite:///{tmp_path / 'unused.sqlite3'}")
+    server = subprocess.Popen(
+        [str(pathlib.Path(sys.executable).parent / "gunicorn"), "-c", "deploy/gunicorn.conf.py", "workbench.wsgi"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(150):
+            try:
+                status, _, body = _get(f"{base}/healthz")
+                break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(server.stdout.read().decode())
+                time.sleep(0.2)
+        else:
+            pytest.fail("gunicorn did not answer /healthz")
+        assert (status, body) == (200, b'{"status": "ok"}')
+        host = {"Host": "labels.example.org"}
+        # What the proxy forwards from an https request is served; plain HTTP is sent to https.
+        status, headers, _ = _get(f"{base}/accounts/login/", **host, **{"X-Forwarded-Proto": "https"})
+        assert status == 200 and "Strict-Transport-Security" in headers
+        status, headers, _ = _get(f"{base}/accounts/login/", **host)
+        assert status == 301 and headers["Location"] == "https://labels.example.org/accounts/login/"
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    log = (tmp_path / "access.log").read_text()
+    assert "GET /accounts/login/ HTTP/1.0\" 200" in log or "GET /accounts/login/ HTTP/1.1\" 200" in log
