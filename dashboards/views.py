@@ -62,7 +62,9 @@ def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
-    built = reports_for(request.user, reports.METRIC_NAMES, scope, now=now, with_charts=True)
+    # The projects overview compares projects: a project's own page has nothing to compare it with.
+    names = [n for n in reports.METRIC_NAMES if not (project and n == "projects")]
+    built = reports_for(request.user, names, scope, now=now, with_charts=True)
     context.update({
         "reports": built,
         "alerts": [alert for report in built for alert in report.alerts],

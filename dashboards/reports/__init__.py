@@ -4,7 +4,7 @@ dashboards.selectors, sums them, and computes its statistics with the pure dashb
 Every report is a function `(ReportContext) -> tables.Report`; REPORTS names them for the page, the CSV
 download and the JSON API, and `build` runs several over one scope. What "route", "escalated" and
 "disagreement item" mean is defined in dashboards.rollup. The reports live by subject in `labels`
-(agreement, time to label, gold accuracy), `operations` (value of escalation, flow, effort, calibration) and
+(agreement, time to label, gold accuracy), `projects` (the all-projects overview), `operations` (value of escalation, flow, effort, calibration) and
 `model` (model quality, drift); `base` holds what they share.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dashboards.reports.base import MIN_SHARED_ITEMS, ReportContext, drift_alert
 from dashboards.reports.labels import agreement, gold_accuracy, time_to_label
 from dashboards.reports.model import drift, drift_windows, model_quality
 from dashboards.reports.operations import calibration, effort, escalation_value, flow
+from dashboards.reports.projects import projects
 from dashboards.selectors import Scope
 from dashboards.tables import Report
 
@@ -24,6 +25,7 @@ __all__ = ["METRIC_NAMES", "MIN_SHARED_ITEMS", "REPORTS", "TABLE_NAMES", "TABLE_
 
 ReportFunction = Callable[[ReportContext], Report]
 REPORTS: dict[str, ReportFunction] = {
+    "projects": projects,
     "agreement": agreement,
     "time_to_label": time_to_label,
     "gold_accuracy": gold_accuracy,
@@ -37,12 +39,13 @@ REPORTS: dict[str, ReportFunction] = {
 METRIC_NAMES = tuple(REPORTS)
 # Which report holds each table, for ?format=csv&table=<name>.
 TABLE_NAMES = {
+    "projects": ("projects",),
     "agreement": ("agreement_by_week", "agreement_by_domain", "agreement_by_route", "agreement_pairs"),
     "time_to_label": ("time_by_route", "time_per_item_by_role", "sla_compliance"),
     "gold_accuracy": ("gold_by_route", "gold_by_domain", "gold_by_class", "gold_by_annotator"),
     "escalation_value": ("escalation_accuracy", "escalation_summary", "cost_by_route"),
     "flow": ("status_counts", "escalation_by_week", "backlog", "expert_utilisation", "coverage_gaps"),
-    "model_quality": ("model_summary", "model_by_class"),
+    "model_quality": ("model_by_project", "model_summary", "model_by_class"),
     "effort": ("effort",),
     "drift": ("drift", "drift_confidence", "drift_classes"),
     "calibration": ("calibration",),

@@ -13,7 +13,7 @@ from dashboards import metrics, selectors
 from dashboards.rollup import ALL_ROUTES
 from dashboards.selectors import Scope
 from dashboards.tables import INT, PERCENT, Column
-from labeling.models import ItemStatus
+from labeling.models import ItemStatus, Project
 
 ALL = "All"
 NO_DOMAIN = "(no domain)"
@@ -36,6 +36,8 @@ class ReportContext:
         self.now = now
         self._annotators: list[dict[str, Any]] | None = None
         self._configs: dict[int, Any] | None = None
+        self._shared: dict[str, Any] = {}
+        self.projects = {p.pk: p for p in scope.projects}
 
     def item_stats(self, fields: Sequence[str], *, days: tuple[dt.date, dt.date] | None = None) -> list[dict[str, Any]]:
         return selectors.item_stats(self.scope, fields, days=days)
@@ -44,6 +46,12 @@ class ReportContext:
         if self._annotators is None:
             self._annotators = selectors.annotator_stats(self.scope)
         return self._annotators
+
+    def shared(self, name: str, compute: Callable[[], Any]) -> Any:
+        """`compute()`'s result, computed once per request for every report that asks for `name`."""
+        if name not in self._shared:
+            self._shared[name] = compute()
+        return self._shared[name]
 
     def policy_configs(self) -> dict[int, Any]:
         if self._configs is None:
@@ -103,10 +111,10 @@ ACCURACY_COLUMNS = (
 )
 
 
-def class_order(scope: Scope, *seen: Iterable[str]) -> list[str]:
+def class_order(projects: Sequence[Project], *seen: Iterable[str]) -> list[str]:
     """Class order for tables: the projects' classes in their order, then any other label seen."""
     order: list[str] = []
-    for project in scope.projects:
+    for project in projects:
         order += [c for c in project.class_names if c not in order]
     extra = set().union(*[set(s) for s in seen]) - set(order) if seen else set()
     return order + sorted(extra)

@@ -34,7 +34,7 @@ AGREEMENT_FIELDS = (
 )
 
 
-def _agreement(rows: Iterable[Mapping[str, Any]]) -> metrics.AgreementStats:
+def sum_agreement(rows: Iterable[Mapping[str, Any]]) -> metrics.AgreementStats:
     total = metrics.AgreementStats()
     for row in rows:
         total = total + metrics.AgreementStats(
@@ -70,11 +70,11 @@ AGREEMENT_COLUMNS = (
 def agreement(ctx: ReportContext) -> Report:
     scope = ctx.scope
     rows = ctx.item_stats(AGREEMENT_FIELDS)
-    overall = _agreement(rows)
-    by_domain = [_agreement_row("domain", k, _agreement(g)) for k, g in group_rows(rows, domain_key).items()]
+    overall = sum_agreement(rows)
+    by_domain = [_agreement_row("domain", k, sum_agreement(g)) for k, g in group_rows(rows, domain_key).items()]
     routes = group_rows(rows, lambda r: r["route"])
-    by_route = [_agreement_row("route", r, _agreement(routes[r])) for r in route_order(routes)]
-    by_week = [_agreement_row("week", k, _agreement(g)) for k, g in group_rows(rows, lambda r: week_of(r["day"])).items()]
+    by_route = [_agreement_row("route", r, sum_agreement(routes[r])) for r in route_order(routes)]
+    by_week = [_agreement_row("week", k, sum_agreement(g)) for k, g in group_rows(rows, lambda r: week_of(r["day"])).items()]
     # Groups without an item labelled twice by the crowd (the auto route, say) have no agreement to show.
     by_domain, by_route, by_week = ([r for r in table if r["items"]] for table in (by_domain, by_route, by_week))
 
@@ -86,7 +86,7 @@ def agreement(ctx: ReportContext) -> Report:
     cells: dict[tuple[int, int], list[tuple[str, str, int]]] = defaultdict(list)
     for a, b, label_a, label_b, n in selectors.crowd_pair_labels(scope, top):
         cells[(a, b)].append((label_a, label_b, n))
-    classes = class_order(scope, *[[la for la, _, _ in c] + [lb for _, lb, _ in c] for c in cells.values()])
+    classes = class_order(scope.projects, *[[la for la, _, _ in c] + [lb for _, lb, _ in c] for c in cells.values()])
     pairs = []
     for (a, b), cell in sorted(cells.items()):
         table = metrics.contingency_table(cell, classes)
@@ -233,7 +233,7 @@ def gold_accuracy(ctx: ReportContext) -> Report:
         for label, (n, correct) in row["gold_by_class"].items():
             per_class[label][0] += n
             per_class[label][1] += correct
-    by_class = [accuracy_row("label", c, per_class[c][1], per_class[c][0]) for c in class_order(scope, per_class) if c in per_class]
+    by_class = [accuracy_row("label", c, per_class[c][1], per_class[c][0]) for c in class_order(scope.projects, per_class) if c in per_class]
     by_annotator = [
         {**accuracy_row("annotator", r["annotator_id"], r["gold_correct"], r["gold_items"]), "role": r["role"]}
         for r in ctx.annotator_stats()
