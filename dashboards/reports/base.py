@@ -24,6 +24,10 @@ DRIFT_RECENT_DAYS = 7
 DRIFT_REFERENCE_DAYS = 28
 DRIFT_PSI_ALERT_DEFAULT = 0.2
 COVERAGE_HOURS = 7 * 24
+# Series over time go by day while the history in scope spans fewer weeks than this, and then show the
+# last DAILY_DAYS days (a series of one or two weekly points says nothing).
+MIN_WEEKS = 4
+DAILY_DAYS = 28
 OPEN_STATUSES = (ItemStatus.NEW, ItemStatus.ROUTED, ItemStatus.IN_CROWD_REVIEW, ItemStatus.ESCALATED)
 
 
@@ -46,6 +50,14 @@ class ReportContext:
         if self._annotators is None:
             self._annotators = selectors.annotator_stats(self.scope)
         return self._annotators
+
+    def day_stats(self, fields: Sequence[str]) -> list[dict[str, Any]]:
+        """Day rows of the last DAILY_DAYS days of the scope (up to its end, or today), for series by day."""
+        end = self.scope.until or self.now.astimezone(dt.UTC).date()
+        start = end - dt.timedelta(days=DAILY_DAYS - 1)
+        if self.scope.since and self.scope.since > start:
+            start = self.scope.since
+        return selectors.item_day_stats(self.scope, fields, start=start, end=end)
 
     def shared(self, name: str, compute: Callable[[], Any]) -> Any:
         """`compute()`'s result, computed once per request for every report that asks for `name`."""
@@ -88,6 +100,20 @@ def counter_total(rows: Iterable[Mapping[str, Any]], name: str) -> Counter:
     for row in rows:
         total.update(row[name])
     return total
+
+
+def week_filter(week: dt.date) -> dict[str, str]:
+    """The item search's filter for the items ingested in `week` (Monday to Sunday)."""
+    return {"since": week.isoformat(), "until": (week + dt.timedelta(days=6)).isoformat()}
+
+
+def day_filter(day: dt.date) -> dict[str, str]:
+    return {"since": day.isoformat(), "until": day.isoformat()}
+
+
+def domain_filter(domain: str) -> dict[str, str]:
+    """The item search's filter for a domain row (the "(no domain)" row has none: it shows every item)."""
+    return {} if domain == NO_DOMAIN else {"domain": domain}
 
 
 def accuracy_row(key: str, value: Any, correct: int, n: int) -> dict[str, Any]:

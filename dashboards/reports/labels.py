@@ -11,16 +11,21 @@ from dashboards import metrics, selectors
 from dashboards.reports.base import (
     ACCURACY_COLUMNS,
     ALL,
+    DAILY_DAYS,
     MIN_SHARED_ITEMS,
+    MIN_WEEKS,
     PAIR_ANNOTATORS,
     ReportContext,
     accuracy_row,
     class_order,
     counter_total,
+    day_filter,
+    domain_filter,
     domain_key,
     group_rows,
     route_order,
     sum_of,
+    week_filter,
 )
 from dashboards.rollup import ROLE_CROWD, week_of
 from dashboards.tables import ANNOTATOR, DATE, DURATION, FLOAT, INT, PERCENT, Column, Figure, Report, Table
@@ -71,12 +76,21 @@ def agreement(ctx: ReportContext) -> Report:
     scope = ctx.scope
     rows = ctx.item_stats(AGREEMENT_FIELDS)
     overall = sum_agreement(rows)
-    by_domain = [_agreement_row("domain", k, sum_agreement(g)) for k, g in group_rows(rows, domain_key).items()]
+    by_domain = [{**_agreement_row("domain", k, sum_agreement(g)), "items_filter": domain_filter(k)}
+                 for k, g in group_rows(rows, domain_key).items()]
     routes = group_rows(rows, lambda r: r["route"])
-    by_route = [_agreement_row("route", r, sum_agreement(routes[r])) for r in route_order(routes)]
-    by_week = [_agreement_row("week", k, sum_agreement(g)) for k, g in group_rows(rows, lambda r: week_of(r["day"])).items()]
+    by_route = [{**_agreement_row("route", r, sum_agreement(routes[r])), "items_filter": {"route": r}}
+                for r in route_order(routes)]
+    weeks = group_rows(rows, lambda r: week_of(r["day"]))
+    by_week = [{**_agreement_row("week", k, sum_agreement(g)), "items_filter": week_filter(k)} for k, g in weeks.items()]
+    by_day = []
+    if len(weeks) < MIN_WEEKS:
+        days = group_rows(ctx.day_stats(AGREEMENT_FIELDS), lambda r: r["day"])
+        by_day = [{**_agreement_row("day", k, sum_agreement(g)), "items_filter": day_filter(k)} for k, g in days.items()]
     # Groups without an item labelled twice by the crowd (the auto route, say) have no agreement to show.
-    by_domain, by_route, by_week = ([r for r in table if r["items"]] for table in (by_domain, by_route, by_week))
+    by_domain, by_route, by_week, by_day = (
+        [r for r in table if r["items"]] for table in (by_domain, by_route, by_week, by_day)
+    )
 
     crowd = sorted(
         (r for r in ctx.annotator_stats() if r["role"] == ROLE_CROWD),
@@ -115,6 +129,8 @@ def agreement(ctx: ReportContext) -> Report:
         headline=headline,
         tables=(
             Table("agreement_by_week", "Agreement by week of ingest", (Column("week", "Week of", DATE), *AGREEMENT_COLUMNS), tuple(by_week)),
+            Table("agreement_by_day", "Agreement by day of ingest", (Column("day", "Day", DATE), *AGREEMENT_COLUMNS), tuple(by_day),
+                  note=f"While the history in scope spans fewer than {MIN_WEEKS} weeks: its last {DAILY_DAYS} days."),
             Table("agreement_by_domain", "Agreement by domain", (Column("domain", "Domain"), *AGREEMENT_COLUMNS), tuple(by_domain)),
             Table("agreement_by_route", "Agreement by route", (Column("route", "Route"), *AGREEMENT_COLUMNS), tuple(by_route)),
             Table(
@@ -167,8 +183,9 @@ def _sla_row(key: str, value: Any, rows: Sequence[Mapping[str, Any]]) -> dict[st
 def time_to_label(ctx: ReportContext) -> Report:
     rows = ctx.item_stats(("seconds_to_label", "time_per_item", "sla_completed", "sla_met"))
     routes = group_rows(rows, lambda r: r["route"])
-    by_route = [_quantile_row("route", ALL, counter_total(rows, "seconds_to_label"))]
-    by_route += [_quantile_row("route", r, counter_total(routes[r], "seconds_to_label")) for r in route_order(routes)]
+    by_route = [{**_quantile_row("route", ALL, counter_total(rows, "seconds_to_label")), "items_filter": {}}]
+    by_route += [{**_quantile_row("route", r, counter_total(routes[r], "seconds_to_label")), "items_filter": {"route": r}}
+                 for r in route_order(routes)]
     by_route = [r for r in by_route if r["n"]]
     per_role: dict[str, Counter] = defaultdict(Counter)
     for row in rows:
@@ -176,7 +193,8 @@ def time_to_label(ctx: ReportContext) -> Report:
             per_role[role].update(histogram)
     by_role = [_quantile_row("role", role, per_role[role]) for role in sorted(per_role)]
     domains = group_rows(rows, domain_key)
-    sla = [_sla_row("domain", ALL, rows)] + [_sla_row("domain", k, g) for k, g in domains.items()]
+    sla = [{**_sla_row("domain", ALL, rows), "items_filter": {"route": "expert"}}]
+    sla += [{**_sla_row("domain", k, g), "items_filter": {**domain_filter(k), "route": "expert"}} for k, g in domains.items()]
     sla = [r for r in sla if r["completed"]]
     configs = ctx.policy_configs()
     sla_hours = sorted({c.sla_hours for c in configs.values()})
@@ -226,14 +244,17 @@ def gold_accuracy(ctx: ReportContext) -> Report:
     rows = ctx.item_stats(("gold_items", "gold_correct", "gold_by_class"))
     overall = accuracy_row("key", ALL, sum_of(rows, "gold_correct"), sum_of(rows, "gold_items"))
     routes = group_rows(rows, lambda r: r["route"])
-    by_route = [accuracy_row("route", r, sum_of(routes[r], "gold_correct"), sum_of(routes[r], "gold_items")) for r in route_order(routes)]
-    by_domain = [accuracy_row("domain", k, sum_of(g, "gold_correct"), sum_of(g, "gold_items")) for k, g in group_rows(rows, domain_key).items()]
+    by_route = [{**accuracy_row("route", r, sum_of(routes[r], "gold_correct"), sum_of(routes[r], "gold_items")),
+                 "items_filter": {"route": r, "gold": "1"}} for r in route_order(routes)]
+    by_domain = [{**accuracy_row("domain", k, sum_of(g, "gold_correct"), sum_of(g, "gold_items")),
+                  "items_filter": {**domain_filter(k), "gold": "1"}} for k, g in group_rows(rows, domain_key).items()]
     per_class: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
         for label, (n, correct) in row["gold_by_class"].items():
             per_class[label][0] += n
             per_class[label][1] += correct
-    by_class = [accuracy_row("label", c, per_class[c][1], per_class[c][0]) for c in class_order(scope.projects, per_class) if c in per_class]
+    by_class = [{**accuracy_row("label", c, per_class[c][1], per_class[c][0]), "items_filter": {"gold_label": c}}
+                for c in class_order(scope.projects, per_class) if c in per_class]
     by_annotator = [
         {**accuracy_row("annotator", r["annotator_id"], r["gold_correct"], r["gold_items"]), "role": r["role"]}
         for r in ctx.annotator_stats()

@@ -1,17 +1,24 @@
 """Reports on how the work runs: the value of escalation, flow and backlog, effort, threshold calibration."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from dashboards import metrics, selectors
 from dashboards.reports.base import (
     ACCURACY_COLUMNS,
     COVERAGE_HOURS,
+    DAILY_DAYS,
+    MIN_WEEKS,
     OPEN_STATUSES,
     ReportContext,
     accuracy_row,
     counter_total,
+    day_filter,
     group_rows,
     route_order,
     sum_of,
+    week_filter,
 )
 from dashboards.rollup import week_of
 from dashboards.tables import ANNOTATOR, DATE, DURATION, FLOAT, INT, PERCENT, Column, Figure, Report, Table
@@ -31,8 +38,10 @@ def escalation_value(ctx: ReportContext) -> Report:
     rows = ctx.item_stats(ESCALATION_FIELDS)
     s = {name: sum_of(rows, name) for name in ESCALATION_FIELDS}
     accuracy = (
-        accuracy_row("label", "Before escalation (model or crowd)", s["escalation_pre_correct"], s["escalation_with_gold"]),
-        accuracy_row("label", "Expert", s["escalation_expert_correct"], s["escalation_with_gold"]),
+        {**accuracy_row("label", "Before escalation (model or crowd)", s["escalation_pre_correct"], s["escalation_with_gold"]),
+         "items_filter": {"route": "expert", "gold": "1"}},
+        {**accuracy_row("label", "Expert", s["escalation_expert_correct"], s["escalation_with_gold"]),
+         "items_filter": {"route": "expert", "gold": "1"}},
     )
     agreement_share = s["escalation_agreed"] / s["escalation_compared"] if s["escalation_compared"] else None
     summary = (
@@ -58,6 +67,7 @@ def escalation_value(ctx: ReportContext) -> Report:
         labeled, gold_correct = sum_of(group, "labeled"), sum_of(group, "gold_correct")
         cost_rows.append({
             "route": route,
+            "items_filter": {"route": route},
             "labeled": labeled,
             "crowd_labels": sum_of(group, "crowd_labels"),
             "expert_labels": sum_of(group, "expert_labels"),
@@ -107,15 +117,23 @@ def escalation_value(ctx: ReportContext) -> Report:
 # ------------------------------------------------------------------------------------------ flow
 
 
+def _escalation(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    items, escalated = sum_of(rows, "items"), sum_of(rows, "escalated")
+    return {"items": items, "escalated": escalated, "rate": escalated / items if items else None}
+
+
 def flow(ctx: ReportContext) -> Report:
     scope = ctx.scope
     rows = ctx.item_stats(("items", "escalated", "statuses"))
     statuses = counter_total(rows, "statuses")
-    status_rows = tuple({"status": status, "items": statuses[status]} for status in sorted(statuses, key=lambda s: -statuses[s]))
-    by_week = []
-    for week, group in group_rows(rows, lambda r: week_of(r["day"])).items():
-        items, escalated = sum_of(group, "items"), sum_of(group, "escalated")
-        by_week.append({"week": week, "items": items, "escalated": escalated, "rate": escalated / items if items else None})
+    status_rows = tuple({"status": status, "items": statuses[status], "items_filter": {"status": status}}
+                        for status in sorted(statuses, key=lambda s: -statuses[s]))
+    weeks = group_rows(rows, lambda r: week_of(r["day"]))
+    by_week = [{"week": week, **_escalation(group), "items_filter": week_filter(week)} for week, group in weeks.items()]
+    by_day = []
+    if len(weeks) < MIN_WEEKS:
+        days = group_rows(ctx.day_stats(("items", "escalated")), lambda r: r["day"])
+        by_day = [{"day": day, **_escalation(group), "items_filter": day_filter(day)} for day, group in days.items()]
     total_items, total_escalated = sum_of(rows, "items"), sum_of(rows, "escalated")
     backlog = sum(statuses[s] for s in OPEN_STATUSES)
     work = selectors.open_expert_work(scope, now=ctx.now)
@@ -138,6 +156,7 @@ def flow(ctx: ReportContext) -> Report:
             "uncovered_hours": len(uncovered),
             "covered_share": 1 - len(uncovered) / COVERAGE_HOURS,
             "next_gap": uncovered[0].isoformat(timespec="minutes") if uncovered else "",
+            "items_filter": {"domain": domain},
         })
     return Report(
         name="flow",
@@ -153,6 +172,10 @@ def flow(ctx: ReportContext) -> Report:
             Table("escalation_by_week", "Escalation rate by week of ingest",
                   (Column("week", "Week of", DATE), Column("items", "Items", INT), Column("escalated", "Escalated", INT),
                    Column("rate", "Escalation rate", PERCENT)), tuple(by_week)),
+            Table("escalation_by_day", "Escalation rate by day of ingest",
+                  (Column("day", "Day", DATE), Column("items", "Items", INT), Column("escalated", "Escalated", INT),
+                   Column("rate", "Escalation rate", PERCENT)), tuple(by_day),
+                  note=f"While the history in scope spans fewer than {MIN_WEEKS} weeks: its last {DAILY_DAYS} days."),
             Table("backlog", "Backlog now", (Column("measure", "Measure"), Column("value", "Value")), backlog_rows,
                   note="Assignments as they are now, for items in scope."),
             Table("expert_utilisation", "Expert utilisation now",

@@ -51,6 +51,9 @@ class TestAgreement:
         assert list(rows(report, "agreement_by_route", "route")) == ["crowd"]
         [week] = report.table("agreement_by_week").rows
         assert week["week"] == dt.date(2026, 3, 2) and week["items"] == 2
+        assert week["items_filter"] == {"since": "2026-03-02", "until": "2026-03-08"}
+        [day] = report.table("agreement_by_day").rows
+        assert day["day"] == dt.date(2026, 3, 2) and day["items"] == 2
 
     def test_pairs_count_shared_items_and_their_agreement(self, s):
         c1, c2, c3 = (u.pk for u in s.crowd)
@@ -133,10 +136,15 @@ class TestFlow:
     def test_status_escalation_and_backlog(self, s):
         report = build(s, "flow")
         assert rows(report, "status_counts", "status") == {
-            "labeled": {"status": "labeled", "items": 6}, "escalated": {"status": "escalated", "items": 1},
+            "labeled": {"status": "labeled", "items": 6, "items_filter": {"status": "labeled"}},
+            "escalated": {"status": "escalated", "items": 1, "items_filter": {"status": "escalated"}},
         }
         [week] = report.table("escalation_by_week").rows
         assert (week["items"], week["escalated"]) == (7, 3)
+        # One week of history: the series also goes by day, and each day links to its items.
+        [day] = report.table("escalation_by_day").rows
+        assert (day["day"], day["items"], day["escalated"]) == (NOW.date(), 7, 3)
+        assert day["items_filter"] == {"since": "2026-03-02", "until": "2026-03-02"}
         backlog = {r["measure"]: r["value"] for r in report.table("backlog").rows}
         assert backlog["Open items (not yet labelled)"] == 1
         assert backlog["Open expert assignments"] == 1
@@ -279,8 +287,8 @@ class TestAcrossProjects:
 
     @pytest.fixture
     def two(self):
-        pets = project("pets")
-        fruit = project_create(name="Fruit", slug="fruit", classes=["apple", "pear"])
+        pets = project("zoo")
+        fruit = project_create(name="Fruit", slug="orchard", classes=["apple", "pear"])
         # The pets model says cat where gold says dog; fruit's model, imported a day later on one gold item, is right.
         ingest_at(pets, [row(f"p{i}", CONFIDENT, gold="dog") for i in range(4)], now=NOW - dt.timedelta(days=3))
         ingest_at(fruit, [{"external_id": "f1", "data": {}, "gold": "apple", "predictions": [
@@ -297,12 +305,12 @@ class TestAcrossProjects:
         assert "macro_f1" not in headline and "accuracy" not in headline
         assert headline["projects_measured"] == 2
         by_project = {r["project"]: r for r in report.table("model_by_project").rows}
-        assert (by_project["Pets"]["model_version"], by_project["Pets"]["accuracy"], by_project["Pets"]["n"]) == (
+        assert (by_project["Zoo"]["model_version"], by_project["Zoo"]["accuracy"], by_project["Zoo"]["n"]) == (
             "clf-1", 0.0, 4)
         assert (by_project["Fruit"]["model_version"], by_project["Fruit"]["accuracy"]) == ("imported-9", 1.0)
         # The same version name in two projects is two models.
         versions = {(r["project"], r["model_version"]) for r in report.table("model_summary").rows}
-        assert versions == {("Pets", "clf-1"), ("Fruit", "clf-1"), ("Fruit", "imported-9")}
+        assert versions == {("Zoo", "clf-1"), ("Fruit", "clf-1"), ("Fruit", "imported-9")}
 
     def test_a_projects_page_headlines_its_own_latest_model(self, two):
         pets, _ = two
@@ -317,14 +325,14 @@ class TestAcrossProjects:
         for r in report.table("drift_classes").rows:
             labels.setdefault((r["project"], r["model_version"]), []).append(r["label"])
         assert labels == {("Fruit", "clf-1"): ["apple", "pear"], ("Fruit", "imported-9"): ["apple", "pear"],
-                          ("Pets", "clf-1"): ["cat", "dog", "bird"]}
+                          ("Zoo", "clf-1"): ["cat", "dog", "bird"]}
 
     def test_projects_overview_has_one_row_of_headline_figures_per_project(self, two):
         pets, fruit = two
         (report,) = reports.build(["projects"], Scope(projects=(fruit, pets)), now=NOW)
         by_project = {r["project"]: r for r in report.table("projects").rows}
-        assert (by_project["Pets"]["items"], by_project["Pets"]["gold_accuracy"], by_project["Pets"]["model_version"]) == (
+        assert (by_project["Zoo"]["items"], by_project["Zoo"]["gold_accuracy"], by_project["Zoo"]["model_version"]) == (
             4, 0.0, "clf-1")
         assert (by_project["Fruit"]["items"], by_project["Fruit"]["gold_accuracy"], by_project["Fruit"]["macro_f1"]) == (
             2, 1.0, 1.0)
-        assert by_project["Fruit"]["items_filter"] == {"project": "fruit"}
+        assert by_project["Fruit"]["items_filter"] == {"project": "orchard"}
