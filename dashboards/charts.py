@@ -1,13 +1,19 @@
-"""Plotly figures for the dashboard, built server-side from a report's tables (plotly.graph_objects), so
-the browser only draws them (static/dashboards/dashboard.js calls Plotly.newPlot on each)."""
+"""The dashboard's charts, built server-side from a report's tables as plotly figure specifications (the JSON
+plotly.js draws; static/dashboards/dashboard.js calls Plotly.newPlot on each).
+
+Figures are plain dicts in plotly's figure schema rather than plotly.graph_objects: the objects validate
+every property on the way in and cost about 10 ms a figure, which made the page slow; the tests validate
+every figure with plotly.graph_objects instead. What all charts share (fonts, colours, margins, axis
+styles) is not repeated in every figure: dashboard.js merges it in (BASE_LAYOUT there), so a figure carries
+its data and its own layout only. A point about items carries the item search's address (customdata);
+clicking it opens the items.
+"""
 from __future__ import annotations
 
 import dataclasses
-import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
-
-import plotly.graph_objects as go
 
 from dashboards.reports import MIN_SHARED_ITEMS
 from dashboards.tables import Chart, Report, Table
@@ -25,40 +31,42 @@ AGREEMENT_BANDS = (
     (0.5, "agree < 50%", "#f4a582"), (0.7, "50-70%", "#d1e5f0"), (0.85, "70-85%", "#92c5de"),
     (float("inf"), "85% or more", "#2166ac"),
 )
+SIGNIFICANT_DIGITS = 4
+SHARE_AXIS = {"range": [-0.1, 1.05]}
 
 
-AXIS = {"gridcolor": "#e9edf3", "zerolinecolor": "#cfd6e1", "linecolor": "#cfd6e1", "automargin": True}
+def _round(value: Any) -> Any:
+    """Numbers to SIGNIFICANT_DIGITS (a chart shows no more; the tables and CSV keep every digit)."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return round(value, SIGNIFICANT_DIGITS - 1 - math.floor(math.log10(abs(value))))
+    return value
 
 
-def _layout(title: str, **extra: Any) -> dict[str, Any]:
-    # An explicit empty template: plotly would otherwise deep-copy its default template into every
-    # figure (about 0.1 s and 8 KiB each); the few styles we want are set here instead.
-    layout = {
-        "template": go.layout.Template(),
-        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 15}},
-        "margin": {"l": 60, "r": 20, "t": 48, "b": 48},
-        "height": 320,
-        "font": {"family": "system-ui, -apple-system, Segoe UI, Roboto, sans-serif", "size": 12, "color": "#1d2430"},
-        "legend": {"orientation": "h", "y": -0.2},
-        "colorway": list(PALETTE),
-        "paper_bgcolor": "#ffffff",
-        "plot_bgcolor": "#ffffff",
-        "hoverlabel": {"bgcolor": "#ffffff"},
-    }
-    for axis in ("xaxis", "yaxis"):
-        layout[axis] = {**AXIS, **extra.pop(axis, {})}
-    layout.update(extra)
-    return layout
+def _values(values: Sequence[Any]) -> list[Any]:
+    return [_round(v) for v in values]
 
 
-def _figure(traces: Sequence[go.BaseTraceType], title: str, empty: bool, **layout: Any) -> dict[str, Any]:
-    fig = go.Figure(data=list(traces), layout=_layout(title, **layout))
+def _links(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """customdata with each point's item search address, when the rows have them."""
+    urls = [r.get("items_url") for r in rows]
+    return {"customdata": urls} if any(urls) else {}
+
+
+def _trace(kind: str, x: Sequence[Any], y: Sequence[Any], rows: Sequence[Mapping[str, Any]] = (), **spec: Any) -> dict[str, Any]:
+    return {"type": kind, "x": _values(x), "y": _values(y), **_links(rows), **spec}
+
+
+def _figure(traces: Sequence[dict[str, Any]], title: str, empty: bool, *, note: str = "", **layout: Any) -> dict[str, Any]:
+    layout = {"title": {"text": title}, **layout}
+    message = "No data in scope" if empty else note
+    if message:
+        layout["annotations"] = [{"text": message, "showarrow": False, "xref": "paper", "yref": "paper",
+                                  "x": 0.5, "y": 0.5 if empty else 1.0, "yanchor": "middle" if empty else "bottom",
+                                  "font": {"size": 13, "color": "#5b6575"}}]
     if empty:
-        fig.add_annotation(text="No data in scope", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5,
-                           font={"size": 14, "color": "#5b6575"})
-        fig.update_xaxes(visible=False)
-        fig.update_yaxes(visible=False)
-    return json.loads(fig.to_json())
+        layout["xaxis"] = {**layout.get("xaxis", {}), "visible": False}
+        layout["yaxis"] = {**layout.get("yaxis", {}), "visible": False}
+    return {"data": list(traces), "layout": layout}
 
 
 def _rows(table: Table, *required: str) -> list[Mapping[str, Any]]:
@@ -69,29 +77,39 @@ def _labels(rows: Sequence[Mapping[str, Any]], key: str) -> list[str]:
     return [str(r[key]) for r in rows]
 
 
+def _category_height(n: int, *, per: int = 26, least: int = 220) -> int:
+    return max(least, 80 + per * n)
+
+
 def _interval_chart(table: Table, key: str, title: str, *, horizontal: bool = True) -> dict[str, Any]:
     """Accuracy with its Wilson interval as error bars, one point per row."""
     rows = _rows(table, "accuracy")[:MAX_BARS]
     names = _labels(rows, key)
     accuracy = [r["accuracy"] for r in rows]
-    plus = [r["high"] - r["accuracy"] for r in rows]
-    minus = [r["accuracy"] - r["low"] for r in rows]
     hover = [f"{n}: {a:.1%} (n={r['n']})" for n, a, r in zip(names, accuracy, rows)]
-    error = {"type": "data", "array": plus, "arrayminus": minus, "color": "#5b6575", "thickness": 1.2}
+    error = {"type": "data", "array": _values([r["high"] - r["accuracy"] for r in rows]),
+             "arrayminus": _values([r["accuracy"] - r["low"] for r in rows]), "color": "#5b6575", "thickness": 1.2}
     if horizontal:
-        trace = go.Scatter(x=accuracy, y=names, mode="markers", error_x=error, hovertext=hover, hoverinfo="text",
-                           marker={"size": 9, "color": PALETTE[0]})
+        trace = _trace("scatter", accuracy, names, rows, mode="markers", error_x=error, hovertext=hover,
+                       hoverinfo="text", marker={"size": 9, "color": PALETTE[0]})
         return _figure([trace], title, not rows, xaxis={"range": [0, 1.02], "tickformat": ".0%"},
-                       yaxis={"autorange": "reversed", "type": "category"},
-                       height=max(220, 60 + 26 * len(rows)), margin={"l": 160, "r": 20, "t": 48, "b": 40})
-    trace = go.Scatter(x=names, y=accuracy, mode="markers", error_y=error, hovertext=hover, hoverinfo="text",
-                       marker={"size": 10, "color": PALETTE[0]})
+                       yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows)))
+    trace = _trace("scatter", names, accuracy, rows, mode="markers", error_y=error, hovertext=hover, hoverinfo="text",
+                   marker={"size": 10, "color": PALETTE[0]})
     return _figure([trace], title, not rows, yaxis={"range": [0, 1.02], "tickformat": ".0%"}, xaxis={"type": "category"})
 
 
-def _weeks(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Week labels for a category axis (a date axis with one or two weeks shows sub-second ticks)."""
-    return [f"{r['week']:%d %b %Y}" for r in rows]
+def _series(report: Report, weekly: str, daily: str) -> tuple[list[Mapping[str, Any]], list[str], str, str]:
+    """(rows, x labels, title suffix, note) of a series over time: by day when the report has day rows (the
+    history spans only a few weeks), else by week; the note says when there are too few points to read."""
+    days = _rows(report.table(daily))
+    if days:
+        rows, labels, suffix = days, [f"{r['day']:%d %b}" for r in days], "by day of ingest"
+    else:
+        rows = _rows(report.table(weekly))
+        rows, labels, suffix = rows, [f"{r['week']:%d %b %Y}" for r in rows], "by week of ingest"
+    note = "One day of data so far: no trend yet" if len(rows) == 1 else ""
+    return rows, labels, suffix, note
 
 
 DURATION_UNITS = ((120, 1, "seconds"), (2 * 3600, 60, "minutes"), (48 * 3600, 3600, "hours"), (float("inf"), 86400, "days"))
@@ -107,23 +125,36 @@ def _in(seconds: Sequence[float | None], size: float) -> list[float | None]:
     return [None if s is None else s / size for s in seconds]
 
 
+AGREEMENT_MEASURES = (("percent_agreement", "Pairwise agreement"), ("fleiss_kappa", "Fleiss' kappa"),
+                      ("krippendorff_alpha", "Krippendorff's alpha"))
+
+
+def projects(report: Report) -> list[Chart]:
+    rows = _rows(report.table("projects"))
+    measures = (("escalation_rate", "Escalation rate"), ("gold_accuracy", "Final labels correct on gold"),
+                ("agreement", "Crowd pairwise agreement"), ("macro_f1", "Latest model's macro F1 on gold"))
+    bars = [_trace("bar", [r[k] for r in rows], _labels(rows, "project"), rows, name=title, orientation="h")
+            for k, title in measures]
+    return [Chart("projects", "Projects side by side", _figure(
+        bars, "Headline figures by project", not rows, barmode="group", xaxis={"range": [0, 1.02], "tickformat": ".0%"},
+        yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows), per=90)), "projects")]
+
+
 def agreement(report: Report) -> list[Chart]:
-    weeks = _rows(report.table("agreement_by_week"))
-    measures = (("percent_agreement", "Pairwise agreement"), ("fleiss_kappa", "Fleiss' kappa"),
-                ("krippendorff_alpha", "Krippendorff's alpha"))
-    over_time = [
-        go.Scatter(x=_weeks(weeks), y=[r[k] for r in weeks], name=title, mode="lines+markers")
-        for k, title in measures
-    ]
+    series, labels, suffix, note = _series(report, "agreement_by_week", "agreement_by_day")
+    over_time = [_trace("scatter", labels, [r[k] for r in series], series, name=title, mode="lines+markers")
+                 for k, title in AGREEMENT_MEASURES]
+    # Horizontal bars: domain paths are long, and on the vertical axis they are never cut or overlapped.
     domains = _rows(report.table("agreement_by_domain"))
-    by_domain = [go.Bar(x=_labels(domains, "domain"), y=[r[k] for r in domains], name=title) for k, title in measures]
+    by_domain = [_trace("bar", [r[k] for r in domains], _labels(domains, "domain"), domains, name=title, orientation="h")
+                 for k, title in AGREEMENT_MEASURES]
     # Cohen's kappa where pairs share enough items; otherwise their raw agreement, so the chart still shows
     # who agrees with whom (the table has both).
     pairs = _rows(report.table("agreement_pairs"))
     use_kappa = any(r["cohen_kappa"] is not None for r in pairs)
     key = "cohen_kappa" if use_kappa else "percent_agreement"
     people = sorted({r["annotator_a"] for r in pairs} | {r["annotator_b"] for r in pairs})
-    # Square markers in banded colours with a legend, not a go.Heatmap or a colour bar: plotly paints those
+    # Square markers in banded colours with a legend, not a heatmap or a colour bar: plotly paints those
     # with inline styles, which the page's Content-Security-Policy refuses.
     bands = KAPPA_BANDS if use_kappa else AGREEMENT_BANDS
     size = max(10, min(28, 300 // max(len(people), 1)))
@@ -138,23 +169,26 @@ def agreement(report: Report) -> list[Chart]:
         for a, b in ((r["annotator_a"], r["annotator_b"]), (r["annotator_b"], r["annotator_a"])):
             cells[band][0].append(b), cells[band][1].append(a), cells[band][2].append(text)
     heatmap = [
-        go.Scatter(x=xs, y=ys, mode="markers", hovertext=hover, hoverinfo="text", name=label,
-                   marker={"symbol": "square", "size": size, "color": colour, "line": {"width": 0}})
+        _trace("scatter", xs, ys, mode="markers", hovertext=hover, hoverinfo="text", name=label,
+               marker={"symbol": "square", "size": size, "color": colour, "line": {"width": 0}})
         for (xs, ys, hover), (_, label, colour) in zip(cells.values(), bands)
         if xs
     ]
     pair_title = ("Cohen's kappa, most active crowd annotators" if use_kappa
                   else f"Agreement, most active crowd annotators (kappa needs {MIN_SHARED_ITEMS} shared items)")
     return [
-        Chart("agreement_over_time", "Agreement by week", _figure(over_time, "Agreement by week of ingest", not weeks,
-              yaxis={"range": [-0.1, 1.05]}, xaxis={"type": "category"}), "agreement_by_week"),
-        Chart("agreement_domains", "Agreement by domain", _figure(by_domain, "Agreement by domain", not domains,
-              barmode="group", yaxis={"range": [-0.1, 1.05]}), "agreement_by_domain"),
-        Chart("agreement_pairs", "Agreement between annotators", _figure(heatmap, pair_title, not heatmap,
-              xaxis={"type": "category", "categoryorder": "array", "categoryarray": people, "showgrid": False},
-              yaxis={"type": "category", "categoryorder": "array", "categoryarray": people[::-1], "showgrid": False},
-              height=max(280, 150 + (size + 6) * len(people)), margin={"l": 110, "r": 20, "t": 48, "b": 60}),
-              "agreement_pairs"),
+        Chart("agreement_over_time", "Agreement over time", _figure(
+            over_time, f"Agreement {suffix}", not series, note=note, yaxis=SHARE_AXIS, xaxis={"type": "category"}),
+            "agreement_by_day" if suffix.endswith("day of ingest") else "agreement_by_week"),
+        Chart("agreement_domains", "Agreement by domain", _figure(
+            by_domain, "Agreement by domain", not domains, barmode="group", xaxis=SHARE_AXIS,
+            yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(domains), per=60)),
+            "agreement_by_domain"),
+        Chart("agreement_pairs", "Agreement between annotators", _figure(
+            heatmap, pair_title, not heatmap,
+            xaxis={"type": "category", "categoryorder": "array", "categoryarray": people, "showgrid": False},
+            yaxis={"type": "category", "categoryorder": "array", "categoryarray": people[::-1], "showgrid": False},
+            height=max(280, 150 + (size + 6) * len(people))), "agreement_pairs"),
     ]
 
 
@@ -164,13 +198,13 @@ def _quantile_chart(report: Report, table: str, key: str, name: str, title: str)
     rows = _rows(report.table(table), "median")
     size, unit = _duration_unit([r["p90"] for r in rows])
     bars = [
-        go.Bar(x=_labels(rows, key), y=_in([r["median"] for r in rows], size), name="Median",
+        _trace("bar", _labels(rows, key), _in([r["median"] for r in rows], size), rows, name="Median",
                marker={"color": PALETTE[0]}),
-        go.Bar(x=_labels(rows, key), y=_in([r["p90"] for r in rows], size), name="90th percentile",
+        _trace("bar", _labels(rows, key), _in([r["p90"] for r in rows], size), rows, name="90th percentile",
                marker={"color": "#9fb3d9"}),
     ]
     return Chart(name, title, _figure(bars, f"{title} ({unit})", not rows, barmode="group",
-                 yaxis={"title": {"text": unit}}), table)
+                 yaxis={"title": {"text": unit}}, xaxis={"type": "category"}), table)
 
 
 def time_to_label(report: Report) -> list[Chart]:
@@ -201,59 +235,75 @@ def escalation_value(report: Report) -> list[Chart]:
                                horizontal=False)
     costs = _rows(report.table("cost_by_route"))
     bars = [
-        go.Bar(x=_labels(costs, "route"), y=[r["cost_per_correct"] for r in costs], name="Per correct label (gold)",
+        _trace("bar", _labels(costs, "route"), [r["cost_per_correct"] for r in costs], costs, name="Per correct label (gold)",
                marker={"color": PALETTE[0]}),
-        go.Bar(x=_labels(costs, "route"), y=[r["cost_per_label"] for r in costs], name="Per labelled item",
+        _trace("bar", _labels(costs, "route"), [r["cost_per_label"] for r in costs], costs, name="Per labelled item",
                marker={"color": "#9fb3d9"}),
     ]
     return [
         Chart("escalation_accuracy", "Before and after escalation", accuracy, "escalation_accuracy"),
-        Chart("cost_by_route", "Cost per label", _figure(bars, "Cost by route (crowd label = 1 unit)", not costs, barmode="group"),
-              "cost_by_route"),
+        Chart("cost_by_route", "Cost per label", _figure(bars, "Cost by route (crowd label = 1 unit)", not costs, barmode="group",
+              xaxis={"type": "category"}), "cost_by_route"),
     ]
 
 
 def flow(report: Report) -> list[Chart]:
     statuses = _rows(report.table("status_counts"))
-    weeks = _rows(report.table("escalation_by_week"))
+    series, labels, suffix, note = _series(report, "escalation_by_week", "escalation_by_day")
     experts = _rows(report.table("expert_utilisation"), "utilisation")[:MAX_BARS]
     gaps = _rows(report.table("coverage_gaps"))
     escalation = [
-        go.Bar(x=_weeks(weeks), y=[r["items"] for r in weeks], name="Items ingested",
-               marker={"color": "#c9d3e6"}),
-        go.Scatter(x=_weeks(weeks), y=[r["rate"] for r in weeks], name="Escalation rate", yaxis="y2",
-                   mode="lines+markers", line={"color": ROUTE_COLOURS["expert"]}),
+        _trace("bar", labels, [r["items"] for r in series], series, name="Items ingested", marker={"color": "#c9d3e6"}),
+        _trace("scatter", labels, [r["rate"] for r in series], series, name="Escalation rate", yaxis="y2",
+               mode="lines+markers", line={"color": ROUTE_COLOURS["expert"]}),
     ]
     return [
-        Chart("status_counts", "Items by status", _figure([go.Bar(x=_labels(statuses, "status"), y=[r["items"] for r in statuses])],
-              "Items by status", not statuses), "status_counts"),
-        Chart("escalation_by_week", "Escalation rate", _figure(escalation, "Escalation rate by week of ingest", not weeks,
-              yaxis={"title": {"text": "items"}}, xaxis={"type": "category"},
-              yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}), "escalation_by_week"),
+        Chart("status_counts", "Items by status", _figure(
+            [_trace("bar", _labels(statuses, "status"), [r["items"] for r in statuses], statuses)],
+            "Items by status", not statuses, xaxis={"type": "category"}), "status_counts"),
+        Chart("escalation_over_time", "Escalation rate", _figure(
+            escalation, f"Escalation rate {suffix}", not series, note=note, yaxis={"title": {"text": "items"}},
+            xaxis={"type": "category"}, yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}),
+            "escalation_by_day" if suffix.endswith("day of ingest") else "escalation_by_week"),
         Chart("expert_utilisation", "Expert utilisation", _figure(
-            [go.Bar(x=[r["utilisation"] for r in experts], y=_labels(experts, "annotator"), orientation="h",
+            [_trace("bar", [r["utilisation"] for r in experts], _labels(experts, "annotator"), orientation="h",
                     hovertext=[f"{r['open']} of {r['capacity']}" for r in experts])],
             "Expert utilisation (open / capacity)", not experts, xaxis={"tickformat": ".0%", "rangemode": "tozero"},
-            yaxis={"autorange": "reversed"}, height=max(220, 60 + 26 * len(experts)),
-            margin={"l": 160, "r": 20, "t": 48, "b": 40}), "expert_utilisation"),
+            yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(experts))), "expert_utilisation"),
         Chart("coverage_gaps", "Coverage gaps", _figure(
-            [go.Bar(x=_labels(gaps, "domain"), y=[r["uncovered_hours"] for r in gaps], marker={"color": ROUTE_COLOURS["expert"]})],
-            "Hours without a qualified expert, next 7 days", not gaps, yaxis={"range": [0, 168]}), "coverage_gaps"),
+            [_trace("bar", [r["uncovered_hours"] for r in gaps], _labels(gaps, "domain"), gaps, orientation="h",
+                    marker={"color": ROUTE_COLOURS["expert"]})],
+            "Hours without a qualified expert, next 7 days", not gaps, xaxis={"range": [0, 168]},
+            yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(gaps))), "coverage_gaps"),
     ]
+
+
+def _model_name(row: Mapping[str, Any], many: bool) -> str:
+    return f"{row['project']} · {row['model_version']}" if many else str(row["model_version"])
 
 
 def model_quality(report: Report) -> list[Chart]:
+    latest = _rows(report.table("model_by_project"))
+    if len(latest) > 1:
+        # Across projects: each project's own latest model, never one model for all of them.
+        rows = [r for r in latest if r["macro_f1"] is not None]
+        names = [f"{r['project']} ({r['model_version']})" for r in rows]
+        bars = [_trace("bar", [r["macro_f1"] for r in rows], names, rows, orientation="h", name="Macro F1 on gold")]
+        return [Chart("model_by_project", "Latest model by project", _figure(
+            bars, "Macro F1 on gold of each project's latest model", not rows, xaxis={"range": [0, 1.02]},
+            yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows))), "model_by_project")]
     rows = [r for r in report.table("model_by_class").rows if r["reference"] == "gold"]
     versions = sorted({r["model_version"] for r in rows})
     bars = [
-        go.Bar(x=[str(r["label"]) for r in rows if r["model_version"] == v],
-               y=[r["f1"] for r in rows if r["model_version"] == v], name=v)
+        _trace("bar", [str(r["label"]) for r in rows if r["model_version"] == v],
+               [r["f1"] for r in rows if r["model_version"] == v], [r for r in rows if r["model_version"] == v], name=v)
         for v in versions
     ]
     summary = _rows(report.table("model_summary"))
     overall = [
-        go.Bar(x=[r["model_version"] for r in summary if r["reference"] == ref],
-               y=[r["macro_f1"] for r in summary if r["reference"] == ref], name=f"against {ref}")
+        _trace("bar", [r["model_version"] for r in summary if r["reference"] == ref],
+               [r["macro_f1"] for r in summary if r["reference"] == ref], [r for r in summary if r["reference"] == ref],
+               name=f"against {ref}")
         for ref in ("gold", "expert")
     ]
     return [
@@ -267,31 +317,38 @@ def model_quality(report: Report) -> list[Chart]:
 def effort(report: Report) -> list[Chart]:
     rows = _rows(report.table("effort"))[:MAX_BARS]
     names = [f"{r['annotator']} ({r['role']})" for r in rows]
-    base = [r["items"] for r in rows]
-    extra = [r["work_units"] - r["items"] for r in rows]
     bars = [
-        go.Bar(x=base, y=names, orientation="h", name="Items", marker={"color": PALETTE[0]}),
-        go.Bar(x=extra, y=names, orientation="h", name="Difficulty weighting", marker={"color": PALETTE[1]}),
+        _trace("bar", [r["items"] for r in rows], names, orientation="h", name="Items", marker={"color": PALETTE[0]}),
+        _trace("bar", [r["work_units"] - r["items"] for r in rows], names, orientation="h", name="Difficulty weighting",
+               marker={"color": PALETTE[1]}),
     ]
     return [Chart("effort", "Work units", _figure(bars, f"Work units by annotator (top {MAX_BARS})", not rows, barmode="stack",
-                  yaxis={"autorange": "reversed"}, height=max(240, 70 + 24 * len(rows)),
-                  margin={"l": 190, "r": 20, "t": 48, "b": 40}), "effort")]
+                  yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows), per=24)), "effort")]
 
 
 def drift(report: Report) -> list[Chart]:
     summary = report.table("drift").rows
-    version = next((r["model_version"] for r in reversed(summary) if r["recent_items"]), None)
-    version = version or (summary[-1]["model_version"] if summary else None)
+    projects_in = {r["project"] for r in summary}
+    if len(projects_in) > 1:
+        rows = [r for r in summary if r["psi"] is not None]
+        names = [_model_name(r, True) for r in rows]
+        bars = [_trace("bar", [r["psi"] for r in rows], names, rows, orientation="h", name="Largest PSI",
+                       marker={"color": [ROUTE_COLOURS["expert"] if r["alert"] else PALETTE[0] for r in rows]})]
+        return [Chart("drift_by_model", "Drift by model", _figure(
+            bars, "Largest PSI by project and model version", not rows, yaxis={"autorange": "reversed", "type": "category"},
+            height=_category_height(len(rows))), "drift")]
+    chosen = next((r for r in reversed(summary) if r["recent_items"]), summary[-1] if summary else None)
+    version = chosen["model_version"] if chosen else None
     bins = [r for r in report.table("drift_confidence").rows if r["model_version"] == version]
     classes = [r for r in report.table("drift_classes").rows if r["model_version"] == version]
     suffix = f" ({version})" if version else ""
 
-    def pair(rows: Sequence[Mapping[str, Any]], key: str) -> list[go.Bar]:
+    def pair(rows: Sequence[Mapping[str, Any]], key: str) -> list[dict[str, Any]]:
         return [
-            go.Bar(x=[str(r[key]) for r in rows], y=[r["reference_share"] for r in rows], name="Reference (4 weeks)",
-                   marker={"color": "#9fb3d9"}),
-            go.Bar(x=[str(r[key]) for r in rows], y=[r["recent_share"] for r in rows], name="Recent (last week)",
-                   marker={"color": PALETTE[0]}),
+            _trace("bar", [str(r[key]) for r in rows], [r["reference_share"] for r in rows], rows,
+                   name="Reference (4 weeks)", marker={"color": "#9fb3d9"}),
+            _trace("bar", [str(r[key]) for r in rows], [r["recent_share"] for r in rows], rows,
+                   name="Recent (last week)", marker={"color": PALETTE[0]}),
         ]
 
     def has(rows: Sequence[Mapping[str, Any]]) -> bool:
@@ -306,6 +363,7 @@ def drift(report: Report) -> list[Chart]:
 
 
 BUILDERS: dict[str, Callable[[Report], list[Chart]]] = {
+    "projects": projects,
     "agreement": agreement,
     "time_to_label": time_to_label,
     "gold_accuracy": gold_accuracy,

@@ -7,7 +7,7 @@ from django import forms
 
 from dashboards.rollup import ALL_ROUTES
 from dashboards.selectors import Scope
-from labeling.models import Project
+from labeling.models import ItemStatus, Project
 
 
 # ISO dates only, as the API documents (format: date); the page's date inputs send them too.
@@ -46,3 +46,21 @@ class DashboardFilterForm(forms.Form):
 
     def errors_list(self) -> list[dict[str, str]]:
         return [{"field": field, "message": str(message)} for field, messages in self.errors.items() for message in messages]
+
+
+class ItemSearchForm(DashboardFilterForm):
+    """The item search: the dashboard's filters plus a project, a part of the external id and what the
+    dashboard's rows narrow to (status, gold, model version)."""
+
+    q = forms.CharField(required=False, max_length=255, label="External id",
+                        help_text="Any part of the item's external id.")
+    project = forms.ChoiceField(required=False)
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *ItemStatus.choices])
+    gold = forms.BooleanField(required=False, label="With gold only")
+    gold_label = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
+    model_version = forms.CharField(required=False, max_length=200, widget=forms.HiddenInput)
+    field_order = ("q", "project", "since", "until", "domain", "route", "status", "gold")
+
+    def __init__(self, *args, projects: Sequence[Project] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].choices = [("", "All projects"), *[(p.slug, p.name) for p in projects]]

@@ -22,7 +22,7 @@ from dashboards.models import AnnotatorDayStats, AnnotatorWeekStats, ItemDayStat
 from dashboards.rollup import ALL_ROUTES, ROLE_CROWD
 from experts.models import Domain, Expert, Role
 from experts.selectors import expert_snapshots
-from labeling.models import Annotation, FinalSource, ItemStatus, Project
+from labeling.models import Annotation, FinalSource, Item, ItemStatus, Prediction, Project
 from routing.engine.types import PolicyConfig
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, EscalationPolicy
 
@@ -124,6 +124,34 @@ def item_stats(scope: Scope, fields: Sequence[str], *, days: tuple[dt.date, dt.d
             *keys, "day", domain_path=F("domain__path")
         )
     return [{**row, "domain": row.pop("domain_path") or ""} for row in rows]
+
+
+def item_day_stats(scope: Scope, fields: Sequence[str], *, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+    """Like item_stats, but every row a day's (never a week's), over start..end: for series by day."""
+    rows = ItemDayStats.objects.filter(_stats_q(scope) & _range_q("day", start, end)).order_by("day", "id").values(
+        "project_id", "route", *fields, "day", domain_path=F("domain__path")
+    )
+    return [{**row, "domain": row.pop("domain_path") or ""} for row in rows]
+
+
+def items_search(
+    scope: Scope, *, external_id: str = "", status: str = "", gold: bool = False, gold_label: str = "",
+    model_version: str = "",
+) -> QuerySet[Item]:
+    """Items in scope for the item search, newest first: `external_id` is matched as a part of it (case
+    insensitive), `gold` keeps items with a gold label, `model_version` items it predicted."""
+    qs = Item.objects.filter(_items_q(scope, ""))
+    if external_id:
+        qs = qs.filter(external_id__icontains=external_id)
+    if status:
+        qs = qs.filter(status=status)
+    if gold or gold_label:
+        qs = qs.filter(gold__isnull=False)
+    if gold_label:
+        qs = qs.filter(gold__label=gold_label)
+    if model_version:
+        qs = qs.filter(pk__in=Prediction.objects.filter(model_version=model_version).values("item_id"))
+    return qs.select_related("project", "domain", "gold").order_by("-created_at", "-pk")
 
 
 ANNOTATOR_SUMS = ("annotations", "items", "time_ms", "escalated_items", "disagreement_items", "gold_items", "gold_correct")

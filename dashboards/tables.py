@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import numpy as np
 
@@ -149,6 +150,26 @@ def name_annotators(report: Report, labels: Mapping[int, str]) -> Report:
             continue
         rows = tuple({**row, **{k: labels.get(row[k], "") for k in keys if row.get(k) is not None}} for row in table.rows)
         tables.append(dataclasses.replace(table, rows=rows))
+    return dataclasses.replace(report, tables=tuple(tables))
+
+
+def link_items(report: Report, url: str, base: Mapping[str, str]) -> Report:
+    """The report with `items_url` on every row that has an `items_filter`: the item search at `url` over
+    the page's filters `base` narrowed by the row's (a row's date range is cut to the page's)."""
+    tables = []
+    for table in report.tables:
+        rows = []
+        for row in table.rows:
+            if "items_filter" not in row:
+                rows.append(row)
+                continue
+            params = {**base, **row["items_filter"]}
+            if base.get("since") and params.get("since"):
+                params["since"] = max(base["since"], params["since"])
+            if base.get("until") and params.get("until"):
+                params["until"] = min(base["until"], params["until"])
+            rows.append({**row, "items_url": f"{url}?{urlencode(sorted(params.items()))}"})
+        tables.append(dataclasses.replace(table, rows=tuple(rows)))
     return dataclasses.replace(report, tables=tuple(tables))
 
 

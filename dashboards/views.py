@@ -7,19 +7,21 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.http import urlencode
 
 from dashboards import reports, selectors
-from dashboards.forms import DashboardFilterForm
+from dashboards.forms import DashboardFilterForm, ItemSearchForm
 from dashboards.permissions import can_view_dashboards
 from dashboards.presentation import reports_for
 from dashboards.tables import table_csv
 from labeling.models import Project
 
 FILTER_FIELDS = ("since", "until", "domain", "route")
+ITEMS_PER_PAGE = 50
 
 
 @login_required
@@ -62,7 +64,12 @@ def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
-    built = reports_for(request.user, reports.METRIC_NAMES, scope, now=now, with_charts=True)
+    # The projects overview compares projects: a project's own page has nothing to compare it with.
+    names = [n for n in reports.METRIC_NAMES if not (project and n == "projects")]
+    item_filters = {k: v for k, v in filters.items() if v}
+    if project:
+        item_filters["project"] = project.slug
+    built = reports_for(request.user, names, scope, now=now, with_charts=True, item_filters=item_filters)
     context.update({
         "reports": built,
         "alerts": [alert for report in built for alert in report.alerts],
@@ -72,3 +79,26 @@ def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse
     })
     template = "dashboards/_panels.html" if request.htmx else "dashboards/dashboard.html"
     return render(request, template, context)
+
+
+@login_required
+def item_search(request: HttpRequest) -> HttpResponse:
+    """Items by external id and by the dashboard's filters, each linked to its trail; the dashboards' rows
+    and chart points link here with their filters."""
+    if not can_view_dashboards(request.user):
+        raise PermissionDenied("The item search is for stakeholders, staff and superusers.")
+    projects = list(selectors.projects_for_dashboard())
+    params = {k: v for k, v in request.GET.items() if k != "page"}
+    form = ItemSearchForm(params or None, projects=projects, domains=selectors.domain_choices(projects))
+    context = {"form": form, "nav": "items", "page": None, "query": ""}
+    if form.is_bound and not form.is_valid():
+        return render(request, "dashboards/items.html", context, status=400)
+    data = form.cleaned_data if form.is_bound else {}
+    chosen = [p for p in projects if p.slug == data.get("project")] if data.get("project") else projects
+    items = selectors.items_search(
+        form.scope(chosen), external_id=data.get("q", "").strip(), status=data.get("status", ""),
+        gold=bool(data.get("gold")), gold_label=data.get("gold_label", ""), model_version=data.get("model_version", ""),
+    )
+    page = Paginator(items, ITEMS_PER_PAGE).get_page(request.GET.get("page"))
+    context.update({"page": page, "query": urlencode(sorted((k, v) for k, v in params.items() if v))})
+    return render(request, "dashboards/items.html", context)

@@ -503,7 +503,7 @@ class RoutedItemAdmin(admin.ModelAdmin):
         return format_html(
             '<ol>{}</ol><p><a href="{}">Full trail</a>: assignments, annotations, reviews and audit events.</p>',
             rows,
-            reverse("routing:item_trail", args=[obj.pk]),
+            reverse("routing:trail", args=[obj.project.slug, obj.external_id]),
         )
 
     @admin.action(description="Re-route selected items under the live policy", permissions=("change",))

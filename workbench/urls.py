@@ -25,6 +25,7 @@ urlpatterns = [
     path("", include("routing.urls")),
     path("", include("work.urls")),
     path("dashboards/", include("dashboards.urls")),
+    path("items/", include("dashboards.item_urls")),
 ]
 
 # Styled pages, or the API's JSON error shape under /api/ (workbench.errors).

@@ -223,7 +223,7 @@ def test_screenshots_of_queue_labeling_review_and_trail(page, live_server, login
         .first()
     )
     login_as(people["admin"])
-    page.goto(f"{live_server.url}/items/{item.pk}/trail/")
+    page.goto(f"{live_server.url}/trail/{item.project.slug}/{item.external_id}/")
     expect(page.locator(".timeline > li.k-decision").first).to_be_visible()
     expect(page.locator(".timeline > li.k-annotation").first).to_be_visible()
     snap("trail", full_page=True)

@@ -14,7 +14,8 @@ from core.audit import audit_record
 from dashboards import reports
 from dashboards.selectors import Scope
 from dashboards.services import snapshots_refresh
-from tests.dashboards.builders import CONFIDENT, LATER, NOW, UNSURE, ingest_at, project
+from labeling.services import project_create
+from tests.dashboards.builders import CONFIDENT, LATER, NOW, UNSURE, ingest_at, project, row
 
 
 def build(s, name: str, **filters):
@@ -50,6 +51,9 @@ class TestAgreement:
         assert list(rows(report, "agreement_by_route", "route")) == ["crowd"]
         [week] = report.table("agreement_by_week").rows
         assert week["week"] == dt.date(2026, 3, 2) and week["items"] == 2
+        assert week["items_filter"] == {"since": "2026-03-02", "until": "2026-03-08"}
+        [day] = report.table("agreement_by_day").rows
+        assert day["day"] == dt.date(2026, 3, 2) and day["items"] == 2
 
     def test_pairs_count_shared_items_and_their_agreement(self, s):
         c1, c2, c3 = (u.pk for u in s.crowd)
@@ -132,10 +136,15 @@ class TestFlow:
     def test_status_escalation_and_backlog(self, s):
         report = build(s, "flow")
         assert rows(report, "status_counts", "status") == {
-            "labeled": {"status": "labeled", "items": 6}, "escalated": {"status": "escalated", "items": 1},
+            "labeled": {"status": "labeled", "items": 6, "items_filter": {"status": "labeled"}},
+            "escalated": {"status": "escalated", "items": 1, "items_filter": {"status": "escalated"}},
         }
         [week] = report.table("escalation_by_week").rows
         assert (week["items"], week["escalated"]) == (7, 3)
+        # One week of history: the series also goes by day, and each day links to its items.
+        [day] = report.table("escalation_by_day").rows
+        assert (day["day"], day["items"], day["escalated"]) == (NOW.date(), 7, 3)
+        assert day["items_filter"] == {"since": "2026-03-02", "until": "2026-03-02"}
         backlog = {r["measure"]: r["value"] for r in report.table("backlog").rows}
         assert backlog["Open items (not yet labelled)"] == 1
         assert backlog["Open expert assignments"] == 1
@@ -269,3 +278,61 @@ def test_a_recommendation_that_matches_the_live_policy_is_shown_but_raises_no_al
     [row] = report.table("calibration").rows
     assert row["summary"] == "Live thresholds are still the best found" and row["differs"] is False
     assert report.alerts == ()
+
+
+@pytest.mark.django_db
+class TestAcrossProjects:
+    """A model version belongs to its project: the all-projects page never shows one project's model as the
+    model, and a model is read against its own project's classes only."""
+
+    @pytest.fixture
+    def two(self):
+        pets = project("zoo")
+        fruit = project_create(name="Fruit", slug="orchard", classes=["apple", "pear"])
+        # The pets model says cat where gold says dog; fruit's model, imported a day later on one gold item, is right.
+        ingest_at(pets, [row(f"p{i}", CONFIDENT, gold="dog") for i in range(4)], now=NOW - dt.timedelta(days=3))
+        ingest_at(fruit, [{"external_id": "f1", "data": {}, "gold": "apple", "predictions": [
+            {"model_version": "clf-1", "probabilities": {"apple": 0.9, "pear": 0.1}}]}], now=NOW - dt.timedelta(days=1))
+        ingest_at(fruit, [{"external_id": "f2", "data": {}, "gold": "apple", "predictions": [
+            {"model_version": "imported-9", "probabilities": {"apple": 0.8, "pear": 0.2}}]}], now=NOW)
+        snapshots_refresh(now=NOW, full=True)
+        return pets, fruit
+
+    def test_all_projects_show_each_projects_latest_model_and_no_single_headline_model(self, two):
+        pets, fruit = two
+        (report,) = reports.build(["model_quality"], Scope(projects=(fruit, pets)), now=NOW)
+        headline = {f.key: f.value for f in report.headline}
+        assert "macro_f1" not in headline and "accuracy" not in headline
+        assert headline["projects_measured"] == 2
+        by_project = {r["project"]: r for r in report.table("model_by_project").rows}
+        assert (by_project["Zoo"]["model_version"], by_project["Zoo"]["accuracy"], by_project["Zoo"]["n"]) == (
+            "clf-1", 0.0, 4)
+        assert (by_project["Fruit"]["model_version"], by_project["Fruit"]["accuracy"]) == ("imported-9", 1.0)
+        # The same version name in two projects is two models.
+        versions = {(r["project"], r["model_version"]) for r in report.table("model_summary").rows}
+        assert versions == {("Zoo", "clf-1"), ("Fruit", "clf-1"), ("Fruit", "imported-9")}
+
+    def test_a_projects_page_headlines_its_own_latest_model(self, two):
+        pets, _ = two
+        (report,) = reports.build(["model_quality"], Scope(projects=(pets,)), now=NOW)
+        headline = {f.key: f for f in report.headline}
+        assert headline["macro_f1"].title == "Macro F1 on gold (clf-1)" and headline["accuracy"].value == 0.0
+
+    def test_drift_reads_each_model_against_its_own_projects_classes(self, two):
+        pets, fruit = two
+        (report,) = reports.build(["drift"], Scope(projects=(fruit, pets)), now=NOW)
+        labels: dict[tuple[str, str], list[str]] = {}
+        for r in report.table("drift_classes").rows:
+            labels.setdefault((r["project"], r["model_version"]), []).append(r["label"])
+        assert labels == {("Fruit", "clf-1"): ["apple", "pear"], ("Fruit", "imported-9"): ["apple", "pear"],
+                          ("Zoo", "clf-1"): ["cat", "dog", "bird"]}
+
+    def test_projects_overview_has_one_row_of_headline_figures_per_project(self, two):
+        pets, fruit = two
+        (report,) = reports.build(["projects"], Scope(projects=(fruit, pets)), now=NOW)
+        by_project = {r["project"]: r for r in report.table("projects").rows}
+        assert (by_project["Zoo"]["items"], by_project["Zoo"]["gold_accuracy"], by_project["Zoo"]["model_version"]) == (
+            4, 0.0, "clf-1")
+        assert (by_project["Fruit"]["items"], by_project["Fruit"]["gold_accuracy"], by_project["Fruit"]["macro_f1"]) == (
+            2, 1.0, 1.0)
+        assert by_project["Fruit"]["items_filter"] == {"project": "orchard"}

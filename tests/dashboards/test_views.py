@@ -7,6 +7,7 @@ import json
 import re
 from html import unescape
 
+import plotly.graph_objects as go
 import pytest
 from django.test import Client
 
@@ -47,9 +48,26 @@ class TestPage:
         figures = [json.loads(unescape(f)) for f in re.findall(r'data-figure="([^"]*)"', html)]
         assert len(figures) >= 20
         assert all("data" in f and "layout" in f for f in figures)
+        for figure in figures:
+            go.Figure(figure)  # raises on anything plotly does not know
         tables = set(re.findall(r'id="table-([\w-]+)"', html))
         charts = [c for report in response.context["reports"] for c in report.charts]
         assert len(charts) == len(figures) and {c.table for c in charts} <= tables
+
+    def test_table_rows_and_chart_points_about_items_link_to_them(self, s):
+        client = client_for(user(stakeholder=True))
+        html = client.get(PAGE + "?until=2026-03-04").content.decode()
+        # The gold-by-route table: each route's row opens the search for that route's gold items, on this
+        # project and within the page's filters.
+        expert = "/items/?gold=1&amp;project=pets&amp;route=expert&amp;until=2026-03-04"
+        assert f'<a href="{expert}"' in html
+        figures = {f["layout"]["title"]["text"]: f for f in
+                   (json.loads(unescape(f)) for f in re.findall(r'data-figure="([^"]*)"', html))}
+        [points] = figures["Accuracy on gold by route"]["data"]
+        assert unescape(expert) in points["customdata"]
+        # The link's search finds exactly the expert route's gold items.
+        found = client.get(unescape(expert)).context["page"]
+        assert sorted(i.external_id for i in found) == ["u1", "u2"]
 
     def test_no_inline_script_and_a_strict_csp(self, s):
         response = client_for(user(stakeholder=True)).get(PAGE)
@@ -127,3 +145,25 @@ class TestCsv:
     def test_unknown_table_is_404(self, s):
         status, _, _ = self.download(user(stakeholder=True), "secrets")
         assert status == 404
+
+
+class TestItemSearch:
+    def test_stakeholders_find_an_item_by_a_part_of_its_external_id_and_open_its_trail(self, s):
+        response = client_for(user(stakeholder=True)).get("/items/?q=U1")
+        assert response.status_code == 200
+        assert [i.external_id for i in response.context["page"]] == ["u1"]
+        assert 'href="/trail/pets/u1/"' in response.content.decode()
+
+    def test_filters_narrow_the_search(self, s):
+        client = client_for(user(stakeholder=True))
+        found = client.get("/items/?project=pets&status=escalated").context["page"]
+        assert [i.external_id for i in found] == ["u3"]
+        found = client.get("/items/?project=pets&gold_label=dog&domain=pets/cats").context["page"]
+        assert [i.external_id for i in found] == ["u1"]
+
+    def test_bad_filters_answer_400_naming_the_field(self, s):
+        response = client_for(user(stakeholder=True)).get("/items/?since=2026-03-05&until=2026-03-01")
+        assert response.status_code == 400 and "until: must be on or after 2026-03-05" in response.content.decode()
+
+    def test_people_without_dashboards_are_forbidden(self, s):
+        assert client_for(user()).get("/items/?q=u1").status_code == 403

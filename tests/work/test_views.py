@@ -6,7 +6,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from labeling.models import Annotation, GoldLabel, Review
+from labeling.models import Annotation, GoldLabel, Item, Review
+from labeling.services import items_ingest
 from routing import policies
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentKind, AssignmentStatus
@@ -271,7 +272,8 @@ class TestTrail:
         submissions.review_submit(assignment_id=review.pk, user=wb["reviewer"], verdict="override", label="billing",
                                reason="Refund request")
         login(client, wb["admin"])
-        response = client.get(reverse("routing:item_trail", args=[held.item_id]))
+        item = Item.objects.get(pk=held.item_id)
+        response = client.get(reverse("routing:trail", args=[wb.project.slug, item.external_id]))
         assert response.status_code == 200
         body = response.content.decode()
         for expected in ("Ingested", "Prediction by ticket-clf v3", "Routing decision: expert", "policy version",
@@ -292,16 +294,40 @@ class TestTrail:
         item = wb.project.items.get(external_id="crowd-0")
         login(client, wb["admin"])
         body = client.get(reverse("admin:routing_routeditem_change", args=[item.pk])).content.decode()
-        assert f'href="{reverse("routing:item_trail", args=[item.pk])}"' in body
+        assert f'href="{reverse("routing:trail", args=[wb.project.slug, item.external_id])}"' in body
 
     def test_stakeholders_read_trails_without_hidden_fields_and_annotators_cannot(self, client, wb):
         item = wb.project.items.get(external_id="crowd-0")
         login(client, wb["stakeholder"])
-        body = client.get(reverse("routing:item_trail", args=[item.pk])).content.decode()
+        body = client.get(reverse("routing:trail", args=[wb.project.slug, item.external_id])).content.decode()
         assert "Please add dark mode" in body and "customer.example" not in body
         for username in ("crowd1", "expert"):
             login(client, wb[username])
+            assert client.get(reverse("routing:trail", args=[wb.project.slug, item.external_id])).status_code == 403
             assert client.get(reverse("routing:item_trail", args=[item.pk])).status_code == 403
+
+    def test_the_first_address_by_internal_id_redirects_to_the_one_by_project_and_external_id(self, client, wb):
+        item = wb.project.items.get(external_id="crowd-0")
+        login(client, wb["stakeholder"])
+        response = client.get(reverse("routing:item_trail", args=[item.pk]))
+        assert response.status_code == 302
+        assert response["Location"] == f"/trail/{wb.project.slug}/crowd-0/"
+
+    def test_external_ids_with_slashes_and_spaces_have_a_trail(self, client, wb):
+        ingested = items_ingest(project=wb.project, rows=[{"external_id": "batch 7/scan #2", "data": {"text": "x"}}])
+        login(client, wb["stakeholder"])
+        url = reverse("routing:trail", args=[wb.project.slug, "batch 7/scan #2"])
+        assert url == f"/trail/{wb.project.slug}/batch%207/scan%20%232/"
+        response = client.get(url)
+        assert response.status_code == 200 and response.context["item"].pk == ingested.item_ids[0]
+
+    @pytest.mark.parametrize("path", ["/trail/{slug}/no-such-item/", "/trail/no-such-project/crowd-0/", "/items/999999/trail/"])
+    def test_an_unknown_item_gets_the_styled_404_page(self, client, wb, path):
+        login(client, wb["stakeholder"])
+        response = client.get(path.format(slug=wb.project.slug))
+        body = response.content.decode()
+        assert response.status_code == 404
+        assert "Page not found" in body and 'class="topbar"' in body and "URLconf" not in body
 
 
 class TestHome:
