@@ -6,7 +6,6 @@ Filters travel in the query string; the filter form re-requests the panels with 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
@@ -14,9 +13,9 @@ from django.utils.http import urlencode
 
 from dashboards import reports, selectors
 from dashboards.forms import DashboardFilterForm
-from dashboards.permissions import can_view_dashboards
 from dashboards.presentation import reports_for
 from dashboards.tables import table_csv
+from core import access
 from labeling.models import Project
 
 FILTER_FIELDS = ("since", "until", "domain", "route")
@@ -24,23 +23,25 @@ FILTER_FIELDS = ("since", "until", "domain", "route")
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    return _dashboard(request, project=None)
+    return _dashboard(request, project=None, principal=access.require(request, access.DASHBOARDS))
 
 
 @login_required
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    return _dashboard(request, project=get_object_or_404(Project, slug=slug))
+    access.require(request, access.DASHBOARDS)
+    project = get_object_or_404(Project, slug=slug)
+    return _dashboard(request, project=project, principal=access.require(request, access.DASHBOARDS, project_id=project.pk))
 
 
-def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse:
-    if not can_view_dashboards(request.user):
-        raise PermissionDenied("Dashboards are for stakeholders, staff and superusers.")
-    projects = [project] if project else list(selectors.projects_for_dashboard())
+def _dashboard(request: HttpRequest, *, project: Project | None, principal: access.Principal) -> HttpResponse:
+    """One dashboard page: of `project`, or of every project the person's dashboards cover."""
+    theirs = list(selectors.projects_for_dashboard(ids=access.dashboard_project_ids(principal)))
+    projects = [project] if project else theirs
     filters = {k: v for k, v in request.GET.items() if k in FILTER_FIELDS}
     form = DashboardFilterForm(filters or None, domains=selectors.domain_choices(projects))
     context = {
         "project": project,
-        "projects": selectors.projects_for_dashboard(),
+        "projects": theirs,
         "form": form,
         "state": selectors.snapshot_state(),
         "nav": "dashboards",
@@ -56,13 +57,13 @@ def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse
         table_name = request.GET.get("table", "")
         if table_name not in reports.TABLE_REPORT:
             raise Http404(f"No table {table_name!r}.")
-        (report,) = reports_for(request.user, [reports.TABLE_REPORT[table_name]], scope, now=now)
+        (report,) = reports_for(principal, [reports.TABLE_REPORT[table_name]], scope, now=now)
         response = HttpResponse(table_csv(report.table(table_name)), content_type="text/csv; charset=utf-8")
         filename = f"{project.slug if project else 'all-projects'}-{table_name}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
 
-    built = reports_for(request.user, reports.METRIC_NAMES, scope, now=now, with_charts=True)
+    built = reports_for(principal, reports.METRIC_NAMES, scope, now=now, with_charts=True)
     context.update({
         "reports": built,
         "alerts": [alert for report in built for alert in report.alerts],

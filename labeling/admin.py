@@ -2,8 +2,9 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from labeling import services
-from labeling.models import Annotation, GoldLabel, ImportJob, Item, Prediction, Project, Review
+from core.admin import AuditedModelAdmin
+from labeling import memberships, services
+from labeling.models import Annotation, GoldLabel, ImportJob, Item, Prediction, Project, ProjectMembership, Review
 
 PROJECT_FIELDS = (
     "name", "slug", "instructions", "data_type", "classes", "decision_factors", "show_suggestion_to_crowd",
@@ -24,9 +25,24 @@ class ProjectAdminForm(forms.ModelForm):
             raise forms.ValidationError(exc.messages) from exc
 
 
+class ProjectMembershipInline(admin.TabularInline):
+    """The people on the project; added and removed through labeling.memberships (audited)."""
+
+    model = ProjectMembership
+    extra = 0
+    fields = ("user", "added_at")
+    readonly_fields = ("added_at",)
+    autocomplete_fields = ("user",)
+    verbose_name = "member"
+    verbose_name_plural = "members (annotators claim, stakeholders and pipelines read, only in their projects)"
+
+
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedModelAdmin):
     form = ProjectAdminForm
+    # Its own audit events say "project" (labeling.services); an admin delete records the same way.
+    audit_type = "project"
+    inlines = (ProjectMembershipInline,)
     list_display = ("name", "slug", "data_type", "created_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -51,9 +67,25 @@ class ProjectAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
         obj.classes = saved.classes
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ProjectMembership:
+            return super().save_formset(request, form, formset, change)
+        project = form.instance
+        for inline in formset.forms:
+            if not hasattr(inline, "cleaned_data") or not inline.cleaned_data:
+                continue
+            user, old = inline.cleaned_data.get("user"), inline.instance
+            if inline.cleaned_data.get("DELETE") or (old.pk and old.user_id != getattr(user, "pk", None)):
+                if old.pk:
+                    memberships.membership_remove(project=project, user=old.user, actor=request.user)
+                if inline.cleaned_data.get("DELETE"):
+                    continue
+            if user is not None:
+                memberships.membership_add(project=project, user=user, actor=request.user)
+
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(AuditedModelAdmin):
     list_display = ("external_id", "project", "status", "final_label", "final_source", "domain", "language", "created_at")
     list_filter = ("project", "status", "final_source", "language")
     search_fields = ("external_id",)
@@ -74,7 +106,7 @@ class PredictionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(AuditedModelAdmin):
     list_display = ("item", "annotator", "label", "role", "confidence", "unsure", "submitted_at")
     list_filter = ("role", "unsure")
     search_fields = ("item__external_id", "annotator__username", "label")
@@ -83,7 +115,7 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 
 @admin.register(GoldLabel)
-class GoldLabelAdmin(admin.ModelAdmin):
+class GoldLabelAdmin(AuditedModelAdmin):
     list_display = ("item", "label", "provenance", "created_at")
     search_fields = ("item__external_id", "label")
     list_select_related = ("item__project",)
@@ -91,7 +123,7 @@ class GoldLabelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(AuditedModelAdmin):
     list_display = ("item", "reviewer", "verdict", "previous_label", "label", "created_at")
     list_filter = ("verdict",)
     search_fields = ("item__external_id", "reviewer__username")

@@ -1,4 +1,4 @@
-"""Request body limits, checked from the headers before anything reads the body."""
+"""Request body limits, checked from the headers before anything reads the body; the request's principal."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -6,8 +6,10 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 
 from core.http import LARGE_BODY_ATTRIBUTE
+from labeling import memberships
 from workbench.errors import error_response
 
 BODY_FIELD = "(body)"
@@ -49,3 +51,18 @@ class RequestBodyLimitMiddleware:
             request, 413, f"The request body is {length:,} bytes; {what} accepts at most {limit:,} bytes.",
             field=BODY_FIELD,
         )
+
+
+class AccessMiddleware:
+    """Gives every request its `principal` (core.access), read on first use: after DRF has authenticated
+    an API request (DRF sets `user` and `auth` on the underlying request), so a token client is seen as
+    one. Requests that never ask cost nothing."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.principal = SimpleLazyObject(  # type: ignore[attr-defined]
+            lambda: memberships.principal_for(user=getattr(request, "user", None), auth=getattr(request, "auth", None))
+        )
+        return self.get_response(request)
