@@ -136,6 +136,7 @@ URL_RULES: Mapping[str, Rule] = {
     "login": PUBLIC,
     "logout": PUBLIC,
     "admin:": ADMINISTER,
+    "former_admin:": ADMINISTER,  # the audit log's admin pages at their address before they moved
     "schema": PUBLIC,
     "api-docs": PUBLIC,
     # labeling

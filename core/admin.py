@@ -46,4 +46,5 @@ class AuditEventAdmin(admin.ModelAdmin):
 def former_admin_paths() -> list:
     """The audit log's admin pages at the address they had while the log lived in labeling (bookmarks and
     scripts use it): the same views, mounted once more."""
-    return [path("admin/labeling/auditevent/", include(admin.site._registry[AuditEvent].urls))]
+    # Namespaced, so these names do not shadow the admin's own (core.access gives them the admin's rule).
+    return [path("admin/labeling/auditevent/", include((admin.site._registry[AuditEvent].urls, "former_admin")))]

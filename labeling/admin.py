@@ -70,18 +70,18 @@ class ProjectAdmin(AuditedModelAdmin):
     def save_formset(self, request, form, formset, change):
         if formset.model is not ProjectMembership:
             return super().save_formset(request, form, formset, change)
+        # What formset.save() would do, through the audited services (the admin's history reads the lists).
         project = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline in formset.forms:
-            if not hasattr(inline, "cleaned_data") or not inline.cleaned_data:
-                continue
-            user, old = inline.cleaned_data.get("user"), inline.instance
-            if inline.cleaned_data.get("DELETE") or (old.pk and old.user_id != getattr(user, "pk", None)):
-                if old.pk:
-                    memberships.membership_remove(project=project, user=old.user, actor=request.user)
-                if inline.cleaned_data.get("DELETE"):
-                    continue
-            if user is not None:
-                memberships.membership_add(project=project, user=user, actor=request.user)
+            data = getattr(inline, "cleaned_data", None) or {}
+            user, old = data.get("user"), inline.instance
+            if old.pk and (data.get("DELETE") or old.user_id != getattr(user, "pk", None)):
+                memberships.membership_remove(project=project, user=old.user, actor=request.user)
+                formset.deleted_objects.append(old)
+            if user is not None and not data.get("DELETE") and old.user_id != user.pk:
+                membership, _ = memberships.membership_add(project=project, user=user, actor=request.user)
+                formset.new_objects.append(membership)
 
 
 @admin.register(Item)
