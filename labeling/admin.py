@@ -75,11 +75,13 @@ class ProjectAdmin(AuditedModelAdmin):
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         for inline in formset.forms:
             data = getattr(inline, "cleaned_data", None) or {}
-            user, old = data.get("user"), inline.instance
-            if old.pk and (data.get("DELETE") or old.user_id != getattr(user, "pk", None)):
-                memberships.membership_remove(project=project, user=old.user, actor=request.user)
+            # The form has already written its values onto the instance: what is stored is in `initial`.
+            user, old, stored = data.get("user"), inline.instance, inline.initial.get("user")
+            if old.pk and (data.get("DELETE") or stored != getattr(user, "pk", None)):
+                memberships.membership_remove(project=project, user=ProjectMembership.objects.get(pk=old.pk).user,
+                                              actor=request.user)
                 formset.deleted_objects.append(old)
-            if user is not None and not data.get("DELETE") and old.user_id != user.pk:
+            if user is not None and not data.get("DELETE") and stored != user.pk:
                 membership, _ = memberships.membership_add(project=project, user=user, actor=request.user)
                 formset.new_objects.append(membership)
 
