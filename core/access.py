@@ -91,8 +91,11 @@ PROJECT_READ = Rule(
 )
 ADMINISTER = Rule("staff", frozenset({Role.STAFF}), "Only staff may do this.")
 LABEL = Rule(
-    "labeler", frozenset(), "Only active roster members (crowd, expert, reviewer) label, in projects they are members of.",
-    members_only=True, labelers=True,
+    "labeler",
+    frozenset(),
+    "Only active roster members (crowd, expert, reviewer) label, in projects they are members of.",
+    members_only=True,
+    labelers=True,
 )
 DASHBOARDS = Rule(
     "dashboards", frozenset({Role.STAFF, Role.STAKEHOLDER}),

@@ -30,7 +30,8 @@ def index(request: HttpRequest) -> HttpResponse:
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     access.require(request, access.DASHBOARDS)
     project = get_object_or_404(Project, slug=slug)
-    return _dashboard(request, project=project, principal=access.require(request, access.DASHBOARDS, project_id=project.pk))
+    principal = access.require(request, access.DASHBOARDS, project_id=project.pk)
+    return _dashboard(request, project=project, principal=principal)
 
 
 def _dashboard(request: HttpRequest, *, project: Project | None, principal: access.Principal) -> HttpResponse:

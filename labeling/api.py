@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import generics, permissions, serializers, status
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, permissions, status
 from rest_framework.exceptions import ParseError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
@@ -142,8 +142,9 @@ class ProjectMembersView(APIView):
 
     @extend_schema(
         summary="Put a person on a project",
-        request=inline_serializer("ProjectMemberAdd", {"username": serializers.CharField()}),
-        responses={201: ProjectMemberSerializer, 200: OpenApiResponse(ProjectMemberSerializer, description="Already a member: nothing changed."),
+        request=ProjectMemberSerializer,
+        responses={201: ProjectMemberSerializer,
+                   200: OpenApiResponse(ProjectMemberSerializer, description="Already a member: nothing changed."),
                    400: OpenApiResponse(description='{"errors": [{"field": "username", "message": ...}]}')},
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -161,7 +162,9 @@ class ProjectMembersView(APIView):
 class ProjectMemberView(APIView):
     permission_classes = (access.Allows(access.ADMINISTER),)
 
-    @extend_schema(summary="Take a person off a project", responses={204: None, 404: OpenApiResponse(description="Not a member.")})
+    @extend_schema(
+        summary="Take a person off a project", responses={204: None, 404: OpenApiResponse(description="Not a member.")}
+    )
     def delete(self, request: Request, slug: str, username: str) -> Response:
         project = _project(slug)
         user = get_user_model().objects.filter(username=username).first()

@@ -96,7 +96,9 @@ def world(settings, tmp_path, monkeypatch) -> World:
     ingest_at(other, [row("o-1", MIDDLING)])
     assignment = claims.assignment_claim_next(user=users["crowd"], project=pets)
     job = import_jobs.import_job_create(
-        project=pets, uploaded_file=SimpleUploadedFile("x.jsonl", json.dumps(row("j", MIDDLING)).encode()), actor=users["staff"]
+        project=pets,
+        uploaded_file=SimpleUploadedFile("x.jsonl", json.dumps(row("j", MIDDLING)).encode()),
+        actor=users["staff"],
     )
     return World(
         pets=pets,
@@ -227,7 +229,9 @@ def test_every_url_answers_every_role_as_the_access_module_says(world):
 
 
 def admin_pages() -> list[str]:
-    names = [n for n in url_names() if n == "admin:index" or (n.startswith(ADMIN_NAMESPACES) and n.endswith("_changelist"))]
+    names = [
+        n for n in url_names() if n == "admin:index" or (n.startswith(ADMIN_NAMESPACES) and n.endswith("_changelist"))
+    ]
     assert len(names) > 10
     return sorted(names)
 
