@@ -53,6 +53,7 @@ django.setup()
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection, connections
+from django.db.models import Q
 from rest_framework.authtoken.models import Token
 
 from experts.models import Role
@@ -62,6 +63,7 @@ from labeling.services import items_ingest, project_create
 from routing import policies
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentStatus
+from routing.services import projects_purge
 from work import claims
 
 CLASSES = ["cat", "dog", "bird"]
@@ -328,8 +330,9 @@ def main() -> None:
         print(f"load after: {os.getloadavg()[0]:.1f}")
     finally:
         if not args.keep:
-            Project.objects.filter(slug__startswith="bench-claim-").delete()
-            Project.objects.filter(slug__startswith="bench-http-").delete()
+            projects_purge(slugs=Project.objects.filter(
+                Q(slug__startswith="bench-claim-") | Q(slug__startswith="bench-http-")
+            ).values_list("slug", flat=True))
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ from labeling.models import Annotation, GoldLabel, Item, Prediction, Project
 from labeling.services import project_create
 from routing.models import Assignment, RoutingDecision
 from routing.policies import policy_for_project
+from routing.services import projects_purge
 
 SLUG = "bench-dashboard"
 CLASSES = tuple(f"class-{k}" for k in range(10))
@@ -153,7 +154,7 @@ def generate(*, n_items: int, n_annotations: int, seed: int) -> Project:
     latest = now - dt.timedelta(minutes=1)
     t0 = time.perf_counter()
     with transaction.atomic():
-        Project.objects.filter(slug=SLUG).delete()
+        projects_purge(slugs=[SLUG])
         project = project_create(name="Dashboard benchmark", slug=SLUG, classes=list(CLASSES))
         policy = policy_for_project(project)
         version_id = policy.live_version_id

@@ -211,7 +211,7 @@ def main() -> None:
             with receivers_disconnected(items_ingested):
                 for project in projects:
                     try:
-                        project.delete()
+                        routing_services.projects_purge(slugs=[project.slug])
                     except DatabaseError as exc:
                         print(f"could not delete benchmark project {project.slug}: {exc}", file=sys.stderr)
 

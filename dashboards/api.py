@@ -10,9 +10,9 @@ from rest_framework.views import APIView
 
 from dashboards import reports, selectors
 from dashboards.forms import DashboardFilterForm
-from dashboards.permissions import CanViewDashboards
 from dashboards.presentation import reports_for
 from dashboards.rollup import ALL_ROUTES
+from core import access
 from labeling import api_support
 from labeling.models import Project
 
@@ -51,7 +51,7 @@ class MetricView(APIView):
     People are named for staff and numbered ("Annotator 1") for everyone else. Figures come from the
     snapshots (refreshed every minute; see snapshot_refreshed_at)."""
 
-    permission_classes = [CanViewDashboards]
+    permission_classes = [access.Allows(access.DASHBOARDS)]
 
     @extend_schema(
         parameters=[
@@ -67,20 +67,22 @@ class MetricView(APIView):
     def get(self, request: Request, name: str) -> Response:
         if name not in reports.REPORTS:
             return Response({"detail": f"Unknown metric {name!r}; metrics are {', '.join(reports.METRIC_NAMES)}."}, status=404)
+        principal = access.principal_of(request)
         slug = request.query_params.get("project") or ""
         if slug:
             project = Project.objects.filter(slug=slug).first()
             if project is None:
                 return Response({"errors": [{"field": "project", "message": f"no project with slug {slug!r}"}]}, status=400)
+            access.require(request, access.DASHBOARDS, project_id=project.pk)
             projects = [project]
         else:
-            projects = list(selectors.projects_for_dashboard())
+            projects = list(selectors.projects_for_dashboard(ids=access.dashboard_project_ids(principal)))
         filters = {k: v for k, v in request.query_params.items() if k in ("since", "until", "domain", "route")}
         form = DashboardFilterForm(filters, domains=selectors.domain_choices(projects))
         if not form.is_valid():
             return Response({"errors": form.errors_list()}, status=400)
         scope = form.scope(projects)
-        (report,) = reports_for(request.user, [name], scope, now=timezone.now())
+        (report,) = reports_for(principal, [name], scope, now=timezone.now())
         state = selectors.snapshot_state()
         return Response({
             **report.to_dict(),

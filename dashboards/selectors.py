@@ -320,5 +320,7 @@ def snapshot_state() -> SnapshotState | None:
     return SnapshotState.objects.filter(pk=1).first()
 
 
-def projects_for_dashboard() -> QuerySet[Project]:
-    return Project.objects.order_by("name", "pk")
+def projects_for_dashboard(*, ids: Iterable[int] | None = None) -> QuerySet[Project]:
+    """The projects a dashboard may cover: all of them, or those in `ids` (core.access.dashboard_project_ids)."""
+    qs = Project.objects.order_by("name", "pk")
+    return qs if ids is None else qs.filter(pk__in=list(ids))

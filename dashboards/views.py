@@ -6,7 +6,6 @@ Filters travel in the query string; the filter form re-requests the panels with 
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -15,9 +14,9 @@ from django.utils.http import urlencode
 
 from dashboards import reports, selectors
 from dashboards.forms import DashboardFilterForm, ItemSearchForm
-from dashboards.permissions import can_view_dashboards
 from dashboards.presentation import reports_for
 from dashboards.tables import table_csv
+from core import access
 from labeling.models import Project
 
 FILTER_FIELDS = ("since", "until", "domain", "route")
@@ -26,23 +25,26 @@ ITEMS_PER_PAGE = 50
 
 @login_required
 def index(request: HttpRequest) -> HttpResponse:
-    return _dashboard(request, project=None)
+    return _dashboard(request, project=None, principal=access.require(request, access.DASHBOARDS))
 
 
 @login_required
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    return _dashboard(request, project=get_object_or_404(Project, slug=slug))
+    access.require(request, access.DASHBOARDS)
+    project = get_object_or_404(Project, slug=slug)
+    principal = access.require(request, access.DASHBOARDS, project_id=project.pk)
+    return _dashboard(request, project=project, principal=principal)
 
 
-def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse:
-    if not can_view_dashboards(request.user):
-        raise PermissionDenied("Dashboards are for stakeholders, staff and superusers.")
-    projects = [project] if project else list(selectors.projects_for_dashboard())
+def _dashboard(request: HttpRequest, *, project: Project | None, principal: access.Principal) -> HttpResponse:
+    """One dashboard page: of `project`, or of every project the person's dashboards cover."""
+    theirs = list(selectors.projects_for_dashboard(ids=access.dashboard_project_ids(principal)))
+    projects = [project] if project else theirs
     filters = {k: v for k, v in request.GET.items() if k in FILTER_FIELDS}
     form = DashboardFilterForm(filters or None, domains=selectors.domain_choices(projects))
     context = {
         "project": project,
-        "projects": selectors.projects_for_dashboard(),
+        "projects": theirs,
         "form": form,
         "state": selectors.snapshot_state(),
         "nav": "dashboards",
@@ -58,7 +60,7 @@ def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse
         table_name = request.GET.get("table", "")
         if table_name not in reports.TABLE_REPORT:
             raise Http404(f"No table {table_name!r}.")
-        (report,) = reports_for(request.user, [reports.TABLE_REPORT[table_name]], scope, now=now)
+        (report,) = reports_for(principal, [reports.TABLE_REPORT[table_name]], scope, now=now)
         response = HttpResponse(table_csv(report.table(table_name)), content_type="text/csv; charset=utf-8")
         filename = f"{project.slug if project else 'all-projects'}-{table_name}.csv"
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -69,7 +71,7 @@ def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse
     item_filters = {k: v for k, v in filters.items() if v}
     if project:
         item_filters["project"] = project.slug
-    built = reports_for(request.user, names, scope, now=now, with_charts=True, item_filters=item_filters)
+    built = reports_for(principal, names, scope, now=now, with_charts=True, item_filters=item_filters)
     context.update({
         "reports": built,
         "alerts": [alert for report in built for alert in report.alerts],
@@ -85,9 +87,8 @@ def _dashboard(request: HttpRequest, *, project: Project | None) -> HttpResponse
 def item_search(request: HttpRequest) -> HttpResponse:
     """Items by external id and by the dashboard's filters, each linked to its trail; the dashboards' rows
     and chart points link here with their filters."""
-    if not can_view_dashboards(request.user):
-        raise PermissionDenied("The item search is for stakeholders, staff and superusers.")
-    projects = list(selectors.projects_for_dashboard())
+    principal = access.require(request, access.DASHBOARDS)
+    projects = list(selectors.projects_for_dashboard(ids=access.dashboard_project_ids(principal)))
     params = {k: v for k, v in request.GET.items() if k != "page"}
     form = ItemSearchForm(params or None, projects=projects, domains=selectors.domain_choices(projects))
     context = {"form": form, "nav": "items", "page": None, "query": ""}

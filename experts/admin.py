@@ -1,12 +1,11 @@
 """Roster admin: experts with their expertise, shifts, time off and (read-only) accuracy; domains; on-call."""
 
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from core.admin import AuditedModelAdmin
 from experts.availability import is_on_shift, on_call
 from experts.models import (
     Domain,
@@ -81,7 +80,10 @@ class ExpertAccuracyInline(admin.TabularInline):
 
 
 @admin.register(Expert)
-class ExpertAdmin(admin.ModelAdmin):
+class ExpertAdmin(AuditedModelAdmin):
+    """Edits and deletes are audited (role, capacity, active and the rest, before and after); only the
+    changed columns are written, so claims bumping claims_made while the form is open are kept."""
+
     list_display = (
         "display_name",
         "user",
@@ -104,13 +106,6 @@ class ExpertAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Expert]:
         # The on-shift and accuracy columns read these; prefetching keeps the page at a fixed query count.
         return super().get_queryset(request).prefetch_related(*roster_prefetches())
-
-    def save_model(self, request: HttpRequest, obj: Expert, form: Any, change: bool) -> None:
-        # Claims bump claims_made while the form is open; writing every column would set it back.
-        if change:
-            obj.save(update_fields=[f.name for f in Expert._meta.concrete_fields if f.editable and not f.primary_key])
-        else:
-            obj.save()
 
     @admin.display(description="languages")
     def language_list(self, obj: Expert) -> str:

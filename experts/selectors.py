@@ -108,6 +108,3 @@ def on_call_rotations(domain_path: str) -> list[RotationSpec]:
     return sorted(specs, key=lambda s: (-s.domain_path.count("/"), s.domain_path, s.name, s.rotation_id))
 
 
-def is_on_roster(*, user_id: int) -> bool:
-    """Whether the user has a roster entry (crowd, expert or reviewer), active or not."""
-    return Expert.objects.filter(user_id=user_id).exists()

@@ -2,8 +2,9 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from labeling import services
-from labeling.models import Annotation, GoldLabel, ImportJob, Item, Prediction, Project, Review
+from core.admin import AuditedModelAdmin
+from labeling import memberships, services
+from labeling.models import Annotation, GoldLabel, ImportJob, Item, Prediction, Project, ProjectMembership, Review
 
 PROJECT_FIELDS = (
     "name", "slug", "instructions", "data_type", "classes", "decision_factors", "show_suggestion_to_crowd",
@@ -24,9 +25,24 @@ class ProjectAdminForm(forms.ModelForm):
             raise forms.ValidationError(exc.messages) from exc
 
 
+class ProjectMembershipInline(admin.TabularInline):
+    """The people on the project; added and removed through labeling.memberships (audited)."""
+
+    model = ProjectMembership
+    extra = 0
+    fields = ("user", "added_at")
+    readonly_fields = ("added_at",)
+    autocomplete_fields = ("user",)
+    verbose_name = "member"
+    verbose_name_plural = "members (annotators claim, stakeholders and pipelines read, only in their projects)"
+
+
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedModelAdmin):
     form = ProjectAdminForm
+    # Its own audit events say "project" (labeling.services); an admin delete records the same way.
+    audit_type = "project"
+    inlines = (ProjectMembershipInline,)
     list_display = ("name", "slug", "data_type", "created_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
@@ -51,9 +67,27 @@ class ProjectAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
         obj.classes = saved.classes
 
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not ProjectMembership:
+            return super().save_formset(request, form, formset, change)
+        # What formset.save() would do, through the audited services (the admin's history reads the lists).
+        project = form.instance
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for inline in formset.forms:
+            data = getattr(inline, "cleaned_data", None) or {}
+            # The form has already written its values onto the instance: what is stored is in `initial`.
+            user, old, stored = data.get("user"), inline.instance, inline.initial.get("user")
+            if old.pk and (data.get("DELETE") or stored != getattr(user, "pk", None)):
+                memberships.membership_remove(project=project, user=ProjectMembership.objects.get(pk=old.pk).user,
+                                              actor=request.user)
+                formset.deleted_objects.append(old)
+            if user is not None and not data.get("DELETE") and stored != user.pk:
+                membership, _ = memberships.membership_add(project=project, user=user, actor=request.user)
+                formset.new_objects.append(membership)
+
 
 @admin.register(Item)
-class ItemAdmin(admin.ModelAdmin):
+class ItemAdmin(AuditedModelAdmin):
     list_display = ("external_id", "project", "status", "final_label", "final_source", "domain", "language", "created_at")
     list_filter = ("project", "status", "final_source", "language")
     search_fields = ("external_id",)
@@ -74,7 +108,7 @@ class PredictionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Annotation)
-class AnnotationAdmin(admin.ModelAdmin):
+class AnnotationAdmin(AuditedModelAdmin):
     list_display = ("item", "annotator", "label", "role", "confidence", "unsure", "submitted_at")
     list_filter = ("role", "unsure")
     search_fields = ("item__external_id", "annotator__username", "label")
@@ -83,7 +117,7 @@ class AnnotationAdmin(admin.ModelAdmin):
 
 
 @admin.register(GoldLabel)
-class GoldLabelAdmin(admin.ModelAdmin):
+class GoldLabelAdmin(AuditedModelAdmin):
     list_display = ("item", "label", "provenance", "created_at")
     search_fields = ("item__external_id", "label")
     list_select_related = ("item__project",)
@@ -91,7 +125,7 @@ class GoldLabelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Review)
-class ReviewAdmin(admin.ModelAdmin):
+class ReviewAdmin(AuditedModelAdmin):
     list_display = ("item", "reviewer", "verdict", "previous_label", "label", "created_at")
     list_filter = ("verdict",)
     search_fields = ("item__external_id", "reviewer__username")

@@ -1,6 +1,6 @@
 """REST endpoints: projects, item ingest and listing, streamed export. Thin: parse, call a service or
-selector, render. Everything but reading the project list is for staff users only (items carry gold labels
-and annotators' work)."""
+selector, render. Everything but reading projects is for staff only (items carry gold labels and annotators'
+work); who may do what is core.access's answer."""
 from __future__ import annotations
 
 import csv
@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import StreamingHttpResponse
@@ -22,11 +23,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling import formats, selectors, services
+from core import access
+from core.http import MULTIPART_SLACK_BYTES
+from labeling import formats, memberships, selectors, services
 from labeling.api_support import ErrorsSerializer, StrictCursorPagination, field_errors
 from labeling.filters import ItemFilter
-from core.http import MULTIPART_SLACK_BYTES
-from labeling.models import Item, Project
+from labeling.models import Item, Project, ProjectMembership
 from labeling.parsers import StorableJSONParser, UnstorableBody
 from labeling.serializers import (
     IngestErrorSerializer,
@@ -35,6 +37,7 @@ from labeling.serializers import (
     IngestUploadSerializer,
     ItemSerializer,
     ProjectCreateSerializer,
+    ProjectMemberSerializer,
     ProjectSerializer,
 )
 from labeling.validation import RowError
@@ -44,11 +47,18 @@ _DATA_KEYS = {"text": "text", "image": "image", "record": "record"}
 
 
 class IsStaffOrReadOnly(permissions.BasePermission):
+    """Reading for everyone signed in (each sees the projects they are members of), writing for staff."""
+
     def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        return request.method in permissions.SAFE_METHODS or user.is_staff
+        rule = access.SIGNED_IN if request.method in permissions.SAFE_METHODS else access.ADMINISTER
+        return rule.allows(access.principal_of(request))
+
+
+def _readable_projects(request: Request):
+    """Every project for staff; the projects they are members of for everyone else."""
+    principal = access.principal_of(request)
+    projects = selectors.project_list()
+    return projects if principal.role == access.Role.STAFF else projects.filter(pk__in=principal.projects)
 
 
 class ItemCursorPagination(StrictCursorPagination):
@@ -70,7 +80,9 @@ class ProjectListCreateView(generics.ListAPIView):
     pagination_class = None
 
     def get_queryset(self):
-        return selectors.project_list()
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no requester
+            return Project.objects.none()
+        return _readable_projects(self.request)
 
     @extend_schema(
         summary="Create a project (staff only)",
@@ -92,18 +104,73 @@ class ProjectListCreateView(generics.ListAPIView):
             return Response({"errors": field_errors(detail)}, status=status.HTTP_400_BAD_REQUEST)
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(summary="List projects")
+    @extend_schema(summary="List projects (staff: all; everyone else: the projects they are members of)")
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
 
 
-@extend_schema(summary="A project with its classes")
+@extend_schema(
+    summary="A project with its classes",
+    responses={200: ProjectSerializer, 403: OpenApiResponse(description="Not a member of the project.")},
+)
 class ProjectDetailView(generics.RetrieveAPIView):
     serializer_class = ProjectSerializer
     lookup_field = "slug"
 
     def get_queryset(self):
         return selectors.project_list()
+
+    def get_object(self) -> Project:
+        project = super().get_object()
+        access.require(self.request, access.PROJECT_READ, project_id=project.pk)
+        return project
+
+
+def _member_row(membership: ProjectMembership) -> dict[str, Any]:
+    return {"username": membership.user.get_username(), "added_at": membership.added_at.isoformat()}
+
+
+class ProjectMembersView(APIView):
+    """The people on a project (staff only): annotators claim, stakeholders and pipelines read, only in
+    projects they are members of."""
+
+    permission_classes = (access.Allows(access.ADMINISTER),)
+
+    @extend_schema(summary="List a project's members", responses={200: ProjectMemberSerializer(many=True)})
+    def get(self, request: Request, slug: str) -> Response:
+        return Response([_member_row(m) for m in memberships.project_members(project=_project(slug))])
+
+    @extend_schema(
+        summary="Put a person on a project",
+        request=ProjectMemberSerializer,
+        responses={201: ProjectMemberSerializer,
+                   200: OpenApiResponse(ProjectMemberSerializer, description="Already a member: nothing changed."),
+                   400: OpenApiResponse(description='{"errors": [{"field": "username", "message": ...}]}')},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project = _project(slug)
+        username = request.data.get("username") if isinstance(request.data, dict) else None
+        if not isinstance(username, str) or not username.strip():
+            return Response({"errors": [{"field": "username", "message": "required: the username to add"}]}, status=400)
+        user = get_user_model().objects.filter(username=username.strip()).first()
+        if user is None:
+            return Response({"errors": [{"field": "username", "message": f"no user {username.strip()!r}"}]}, status=400)
+        membership, created = memberships.membership_add(project=project, user=user, actor=request.user)
+        return Response(_member_row(membership), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class ProjectMemberView(APIView):
+    permission_classes = (access.Allows(access.ADMINISTER),)
+
+    @extend_schema(
+        summary="Take a person off a project", responses={204: None, 404: OpenApiResponse(description="Not a member.")}
+    )
+    def delete(self, request: Request, slug: str, username: str) -> Response:
+        project = _project(slug)
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None or not memberships.membership_remove(project=project, user=user, actor=request.user):
+            return Response({"detail": f"{username!r} is not a member of {project.slug!r}."}, status=404)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class ItemListIngestView(generics.ListAPIView):

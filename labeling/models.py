@@ -56,6 +56,26 @@ class Project(models.Model):
         return [c["name"] for c in self.classes]
 
 
+class ProjectMembership(models.Model):
+    """A person on a project: annotators claim work, and stakeholders and pipelines read, only in projects
+    they are members of (core.access). What they may do there comes from their role, not from here."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="project_memberships")
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("project", "user")
+        constraints = [
+            # Also the index of the claim's membership probe (project_id, user_id).
+            models.UniqueConstraint(fields=("project", "user"), name="membership_unique_project_user"),
+        ]
+        indexes = [models.Index(fields=("user", "project"))]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.project}"
+
+
 class ItemStatus(models.TextChoices):
     NEW = "new", "New"
     ROUTED = "routed", "Routed"
@@ -127,7 +147,8 @@ class Prediction(models.Model):
 
 
 class Annotation(models.Model):
-    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="annotations")
+    # PROTECT: people's labels are kept with their item (see RoutingDecision.item).
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="annotations")
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
     label = models.CharField(max_length=200)
     rationale = models.TextField(blank=True)

@@ -89,6 +89,20 @@ def without_hidden(
     return roots["data"], roots["metadata"], removed
 
 
+def reasons_without_hidden(reasons: Iterable[Any], hidden_fields: Iterable[str]) -> list[Any]:
+    """Routing reasons with the evidence of feature rules on hidden fields withheld: a rule's evidence
+    starts with its field and quotes the field's value ("data.ssn '123' matches /.../")."""
+    hidden = [str(path).strip() for path in hidden_fields if str(path).strip()]
+    shown = []
+    for reason in reasons:
+        evidence = reason.get("evidence") if isinstance(reason, dict) else None
+        field = evidence.split(" ", 1)[0] if isinstance(evidence, str) else ""
+        if field and any(field == h or field.startswith(h + ".") for h in hidden):
+            reason = {**reason, "evidence": f"{field} (a field hidden from you)"}
+        shown.append(reason)
+    return shown
+
+
 def item_view(
     *, data: Mapping[str, Any], metadata: Mapping[str, Any], data_type: str, hidden_fields: Iterable[str] = ()
 ) -> ItemView:

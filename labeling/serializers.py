@@ -41,6 +41,11 @@ class ProjectSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class ProjectMemberSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    added_at = serializers.DateTimeField(read_only=True)
+
+
 class ProjectCreateSerializer(serializers.Serializer):
     name = StrictCharField(max_length=200)
     slug = StrictSlugField(max_length=100)

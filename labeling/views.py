@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core import access
 from labeling import import_jobs
 from core.http import accepts_large_body
 from labeling.models import ImportJob, JobStatus
@@ -22,16 +23,11 @@ class ImportForm(forms.Form):
     )
 
 
-def _require_staff(request: HttpRequest) -> None:
-    if not request.user.is_staff:
-        raise PermissionDenied("Only staff can import items.")
-
-
 @accepts_large_body
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_start(request: HttpRequest, slug: str | None = None) -> HttpResponse:
-    _require_staff(request)
+    access.require(request, access.ADMINISTER)
     initial = {}
     if slug is not None:
         initial["project"] = get_object_or_404(project_list(), slug=slug)
@@ -61,7 +57,7 @@ def _job_context(job: ImportJob) -> dict:
 @login_required
 @require_GET
 def import_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
-    _require_staff(request)
+    access.require(request, access.ADMINISTER)
     job = get_object_or_404(ImportJob.objects.select_related("project", "created_by"), pk=job_id)
     return render(request, "labeling/import_job.html", {**_job_context(job), "nav": "import"})
 
@@ -70,6 +66,6 @@ def import_job_detail(request: HttpRequest, job_id: int) -> HttpResponse:
 @require_GET
 def import_job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
     """The progress block alone: the job page polls it every second until the job has finished."""
-    _require_staff(request)
+    access.require(request, access.ADMINISTER)
     job = get_object_or_404(ImportJob.objects.select_related("project"), pk=job_id)
     return render(request, "labeling/_import_progress.html", _job_context(job))

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -9,50 +8,44 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
-from rest_framework.authtoken.models import Token
-from rest_framework.permissions import BasePermission, IsAdminUser
+from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from experts import selectors as experts_selectors
+from core import access
 from labeling import api_support
 from labeling.models import Item, Project
-from routing import page_selectors, selectors
+from routing import selectors
 
 EXPORT_KINDS = ("events", "decisions")
 # `since=` (given, empty): from the first record on.
 EXPORT_START = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 
 
-class ReadsRoutingEvidence(BasePermission):
-    """Who reads routing evidence (decision trails, the uncertainty ranking): staff; stakeholders, who hold
-    the permission to view items (as for the trail pages); and clients that authenticate with an API token
-    (training pipelines). Never someone on the labeling roster (active or not) who is not staff: a trail
-    shows other people's labels, the model's prediction and fields the project hides from the crowd,
-    which would bias the annotator's own label."""
+# Who reads routing evidence (decision trails, the uncertainty ranking): core.access.EVIDENCE. Never an
+# annotator: a trail shows other people's labels, the model's prediction and fields the project hides
+# from the crowd, which would bias the annotator's own label.
+ReadsRoutingEvidence = access.Allows(access.EVIDENCE)
 
-    message = "Staff, stakeholders and API token clients only; annotators do not see routing evidence."
 
-    def has_permission(self, request: Request, view: Any) -> bool:
-        user = request.user
-        if not (user and user.is_authenticated and user.is_active):
-            return False
-        if user.is_staff:
-            return True
-        if experts_selectors.is_on_roster(user_id=user.pk):
-            return False
-        return isinstance(request.auth, Token) or page_selectors.can_view_trail(user=user)
+def _evidence_project(request: Request, slug: str) -> tuple[Project, access.Principal]:
+    """The project, when the requester reads its evidence (404 for no such project, 403 for not theirs)."""
+    project = get_object_or_404(Project, slug=slug)
+    return project, access.require(request, access.EVIDENCE, project_id=project.pk)
 
 
 class ItemDecisionTrailView(APIView):
-    """Every routing decision about one item, oldest first (ReadsRoutingEvidence)."""
+    """Every routing decision about one item, oldest first (core.access.EVIDENCE); reasons quoting a hidden
+    field keep its name but not its value for everyone but staff."""
 
     permission_classes = [ReadsRoutingEvidence]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, slug: str, external_id: str) -> Response:
-        item = get_object_or_404(Item.objects.select_related("project"), project__slug=slug, external_id=external_id)
+        project, principal = _evidence_project(request, slug)
+        item = get_object_or_404(Item.objects.select_related("project"), project=project, external_id=external_id)
+        hidden = () if access.sees_hidden_fields(principal) else project.hidden_fields
         return Response(
             {
                 "project": item.project.slug,
@@ -60,7 +53,9 @@ class ItemDecisionTrailView(APIView):
                 "status": item.status,
                 "final_label": item.final_label or None,
                 "final_source": item.final_source or None,
-                "decisions": [selectors.decision_trail_row(d) for d in selectors.decision_trail(item)],
+                "decisions": [
+                    selectors.decision_trail_row(d, hidden_fields=hidden) for d in selectors.decision_trail(item)
+                ],
             }
         )
 
@@ -158,14 +153,17 @@ class NextToLabelView(APIView):
                 },
             ),
             400: ERRORS,
+            403: OpenApiResponse(DETAIL, description="Not staff, nor a stakeholder or pipeline of this project."),
             404: OpenApiResponse(DETAIL, description="No such project."),
         },
     )
     def get(self, request: Request, slug: str) -> Response:
-        project = get_object_or_404(Project, slug=slug)
+        project, principal = _evidence_project(request, slug)
         limit = api_support.int_param(
             request, "limit", default=NEXT_TO_LABEL_DEFAULT, minimum=0, maximum=selectors.NEXT_TO_LABEL_MAX
         )
         offset = api_support.int_param(request, "offset", default=0, minimum=0, maximum=NEXT_TO_LABEL_MAX_OFFSET)
-        rows = selectors.next_to_label_rows(project=project, limit=limit, offset=offset)
+        rows = selectors.next_to_label_rows(
+            project=project, limit=limit, offset=offset, hide_fields=not access.sees_hidden_fields(principal)
+        )
         return Response({"project": project.slug, "limit": limit, "offset": offset, "results": rows})

@@ -69,7 +69,10 @@ class PolicyVersion(models.Model):
 class RoutingDecision(models.Model):
     """What routing decided for an item, from which inputs, under which policy version; never updated."""
 
-    item = models.ForeignKey("labeling.Item", on_delete=models.CASCADE, related_name="routing_decisions")
+    # PROTECT: an item's decision trail is its audit evidence, so an item with decisions (every routed
+    # item) cannot be deleted by accident or by cascade; routing.services.project_purge removes a whole
+    # project deliberately (the demo's --reset, benchmarks).
+    item = models.ForeignKey("labeling.Item", on_delete=models.PROTECT, related_name="routing_decisions")
     # RESTRICT, not PROTECT: a version cannot be deleted while decisions cite it, but deleting a whole
     # project (which cascades to its items and their decisions) still works.
     policy_version = models.ForeignKey(PolicyVersion, on_delete=models.RESTRICT, related_name="decisions")

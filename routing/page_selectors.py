@@ -1,4 +1,4 @@
-"""Reads for the decision trail page: who may read trails, and an item's history as people read it."""
+"""Reads for the decision trail page: an item's history as people read it (who may read it: core.access)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,11 @@ from typing import Any
 
 from django.db.models import Q
 
+from core.access import Principal, sees_hidden_fields
 from core.models import AuditEvent
 from labeling.models import Annotation, Item, Prediction, Review
 from labeling.presentation import ItemView, item_view
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, RoutingDecision
-
-
-def can_view_trail(*, user: Any) -> bool:
-    """Item trails are for admins and stakeholders (who hold view permissions), never for annotators."""
-    return bool(user.is_staff or user.has_perm("labeling.view_item"))
 
 
 def decision_explanation(decision: RoutingDecision | None) -> str:
@@ -186,7 +182,8 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
     return entries
 
 
-def trail_item_view(*, item: Item, user: Any) -> ItemView:
-    """The item's content as the trail shows it: whole for admins; stakeholders do not see hidden fields."""
-    hidden = () if user.is_staff else item.project.hidden_fields
+def trail_item_view(*, item: Item, principal: Principal) -> ItemView:
+    """The item's content as the trail shows it: whole for staff, without the project's hidden fields for
+    everyone else."""
+    hidden = () if sees_hidden_fields(principal) else item.project.hidden_fields
     return item_view(data=item.data, metadata=item.metadata, data_type=item.project.data_type, hidden_fields=hidden)

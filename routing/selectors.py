@@ -21,6 +21,7 @@ from experts.availability import ExpertSnapshot
 from experts.models import Role
 from experts.selectors import expert_snapshots
 from labeling.models import Item, ItemStatus, Project
+from labeling.presentation import reasons_without_hidden, without_hidden
 from routing.decision_inputs import inputs_from_dict
 from labeling.storable import UTC_MAX, datetime_problem, to_utc
 from routing.engine.policy import evaluate, inputs_digest
@@ -58,8 +59,9 @@ def decision_trail(item: Item) -> list[RoutingDecision]:
     )
 
 
-def decision_trail_row(decision: RoutingDecision) -> dict[str, Any]:
-    """The API/JSON form of one decision in an item's trail."""
+def decision_trail_row(decision: RoutingDecision, *, hidden_fields: Iterable[str] = ()) -> dict[str, Any]:
+    """The API/JSON form of one decision in an item's trail; reasons quoting a field in `hidden_fields`
+    (the project's, for readers who do not see them) keep the field's name but not its value."""
     return {
         "id": decision.id,
         "policy_version": decision.policy_version.number,
@@ -68,7 +70,7 @@ def decision_trail_row(decision: RoutingDecision) -> dict[str, Any]:
         "final_label": decision.final_label,
         "final_source": decision.final_source,
         "confidence": decision.confidence,
-        "reasons": decision.reasons,
+        "reasons": reasons_without_hidden(decision.reasons, hidden_fields),
         "signals": decision.signals,
         "labels_requested": decision.labels_requested,
         "inputs_digest": decision.inputs_digest,
@@ -104,8 +106,11 @@ def items_next_to_label(*, project: Project) -> QuerySet[Item]:
     )
 
 
-def next_to_label_rows(*, project: Project, limit: int, offset: int = 0) -> list[dict[str, Any]]:
-    """One page of `items_next_to_label` with each item's latest decision's signals (two queries)."""
+def next_to_label_rows(
+    *, project: Project, limit: int, offset: int = 0, hide_fields: bool = True
+) -> list[dict[str, Any]]:
+    """One page of `items_next_to_label` with each item's latest decision's signals (two queries); the
+    project's hidden fields are left out of `data` unless `hide_fields` is False (staff)."""
     if not 0 <= limit <= NEXT_TO_LABEL_MAX:
         raise ValueError(f"limit must be between 0 and {NEXT_TO_LABEL_MAX}")
     if offset < 0:
@@ -121,8 +126,14 @@ def next_to_label_rows(*, project: Project, limit: int, offset: int = 0) -> list
         .values_list("item_id", "signals")
     ):
         signals.setdefault(item_id, values)
+    hidden = project.hidden_fields if hide_fields else ()
     return [
-        {"external_id": i.external_id, "data": i.data, "status": i.status, "signals": signals.get(i.id, {})}
+        {
+            "external_id": i.external_id,
+            "data": without_hidden(i.data or {}, {}, hidden)[0] if hidden else i.data,
+            "status": i.status,
+            "signals": signals.get(i.id, {}),
+        }
         for i in items
     ]
 

@@ -18,9 +18,11 @@ from core.audit import audit_record
 from core.bulk import datetime_value, insert_objects, one_of, prepared_cursor
 from core.models import AuditEvent
 from labeling.models import (
+    Annotation,
     FinalSource,
     Item,
     ItemStatus,
+    Project,
 )
 from routing import inputs
 from routing.decision_inputs import inputs_to_dict
@@ -29,6 +31,7 @@ from routing.engine.types import Decision, Outcome, PolicyConfig, Stage
 
 # The assignment errors are part of this module's interface: callers catch services.AssignmentNotFound etc.
 from routing.models import (
+    Assignment,
     PolicyVersion,
     RoutingDecision,
 )
@@ -253,3 +256,19 @@ def item_final_label_override(*, item: Item, label: str, actor: AbstractBaseUser
             data={"reason": reason, "before": before, "after": _item_state(item)},
         )
     return item
+
+
+def projects_purge(*, slugs: Iterable[str], actor: Any = None) -> int:
+    """Delete whole projects with everything in them, decision trails and labels included, which a plain
+    delete refuses (RoutingDecision.item and Annotation.item are PROTECT): for the demo's --reset and the
+    benchmarks' clean-up, never for labeled data anyone keeps. Audited; how many projects went."""
+    with transaction.atomic():
+        projects = list(Project.objects.filter(slug__in=list(slugs)).values_list("pk", "slug"))
+        ids = [pk for pk, _ in projects]
+        Assignment.objects.filter(project_id__in=ids).delete()
+        RoutingDecision.objects.filter(item__project_id__in=ids).delete()
+        Annotation.objects.filter(item__project_id__in=ids).delete()
+        Project.objects.filter(pk__in=ids).delete()
+        for pk, slug in projects:
+            audit_record(actor=actor, action="project.purge", obj_type="project", obj_id=pk, data={"slug": slug})
+    return len(projects)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
+from core import access
 from labeling.models import Item
 from routing import page_selectors
-
-DENIED = "Item trails are for admins and stakeholders."
 
 
 def _item(**lookup) -> Item:
@@ -24,21 +22,23 @@ def _item(**lookup) -> Item:
 @login_required
 @require_GET
 def item_trail(request: HttpRequest, project: str, external_id: str) -> HttpResponse:
-    """Everything that happened to one item, for admins and stakeholders."""
-    if not page_selectors.can_view_trail(user=request.user):
-        raise PermissionDenied(DENIED)
+    """Everything that happened to one item, for those who read routing evidence (core.access.EVIDENCE)."""
+    # Refused before the lookup, so a person without the right learns nothing of which items exist.
+    access.require(request, access.EVIDENCE)
     item = _item(project__slug=project, external_id=external_id)
+    principal = access.require(request, access.EVIDENCE, project_id=item.project_id)
     return render(request, "routing/trail.html", {
         "item": item,
         "entries": page_selectors.item_trail(item=item),
-        "view": page_selectors.trail_item_view(item=item, user=request.user),
+        "view": page_selectors.trail_item_view(item=item, principal=principal),
     })
 
 
 @login_required
 @require_GET
 def item_trail_by_id(request: HttpRequest, item_id: int) -> HttpResponse:
-    if not page_selectors.can_view_trail(user=request.user):
-        raise PermissionDenied(DENIED)
+    """The first address of a trail, by internal id: redirects to the one by project and external id."""
+    access.require(request, access.EVIDENCE)
     item = _item(pk=item_id)
+    access.require(request, access.EVIDENCE, project_id=item.project_id)
     return redirect("routing:trail", project=item.project.slug, external_id=item.external_id)

@@ -52,7 +52,7 @@ def test_an_unknown_api_address_is_a_json_404_as_drf_answers_one(client):
 
 def test_a_refused_page_is_a_styled_403_with_its_reason(annotator_client):
     page = assert_styled(annotator_client.get("/import/"), 403, "Access denied")
-    assert "Only staff can import items." in page
+    assert "Only staff may do this." in page
 
 
 def test_a_refused_csrf_check_is_a_styled_403():

@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import access
 from labeling import api_support
 from labeling import selectors as labeling_selectors
 from labeling.models import Annotation, Item, Project, Review
@@ -91,7 +92,12 @@ def _body(request: Request, documented: serializers.Serializer) -> dict[str, Any
 
 
 # The answers every action on one assignment may give besides its 200.
-ASSIGNMENT_ERRORS = {400: INVALID, 404: NOT_YOURS, 409: CONFLICT}
+ASSIGNMENT_ERRORS = {
+    400: INVALID,
+    403: OpenApiResponse(DETAIL, description="You are not an active member of the roster."),
+    404: NOT_YOURS,
+    409: CONFLICT,
+}
 
 
 def _assignment_action(
@@ -105,6 +111,9 @@ def _assignment_action(
     try:
         return act(body)
     except AssignmentNotFound as exc:
+        # Checked only now, so the work loop pays nothing for it: someone who does not label at all is
+        # refused as such; a labeler gets 404 for someone else's assignment, as for one that does not exist.
+        access.require(request, access.LABEL)
         return Response({"detail": str(exc)}, status=404)
     except AssignmentConflict as exc:
         return Response({"detail": str(exc)}, status=409)
@@ -145,7 +154,9 @@ class ClaimNextView(APIView):
         responses={
             200: CLAIMED,
             204: OpenApiResponse(description="Nothing to do for you in this project right now."),
-            403: OpenApiResponse(DETAIL, description="You are not an active member of the roster."),
+            403: OpenApiResponse(
+                DETAIL, description="You are not an active member of the roster, or not a member of this project."
+            ),
             404: OpenApiResponse(DETAIL, description="No such project."),
         },
     )
@@ -156,8 +167,9 @@ class ClaimNextView(APIView):
             raise Http404(f"No project {slug!r}.") from None
         assignment = claims.assignment_claim_next(user=request.user, project=project)
         if assignment is None:
-            if work_selectors.worker_for(user=request.user) is None:
-                return Response({"detail": "Only active roster members (crowd, expert, reviewer) claim work."}, status=403)
+            # Why nothing was claimed is asked only now, so a successful claim costs no more queries: not
+            # a labeler, or not a member of the project, is a 403; else nothing waits for them (204).
+            access.require(request, access.LABEL, project_id=project.pk)
             return Response(status=204)
         return Response(work_selectors.assignment_payload(assignment))
 

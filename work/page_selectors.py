@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import F, Q
 
+from core.access import work_shows_hidden_fields
 from labeling.models import Annotation, Item, Prediction, Project
 from labeling.presentation import ItemView, item_view
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
@@ -137,12 +138,12 @@ def work_panel(*, assignment: Assignment, user: Any) -> WorkPanel:
     item = assignment.item
     project = item.project
     presentation = presentation_for(kind=assignment.kind)
-    # Hidden fields are hidden from crowd work, the same rule as the API's assignment payload.
+    # The same rule as the API's assignment payload (core.access).
     view = item_view(
         data=item.data,
         metadata=item.metadata,
         data_type=project.data_type,
-        hidden_fields=project.hidden_fields if presentation == AssignmentKind.CROWD else (),
+        hidden_fields=() if work_shows_hidden_fields(work_kind=presentation) else project.hidden_fields,
     )
     shows_model = presentation != "crowd" or project.show_suggestion_to_crowd
     prediction = _latest_prediction(item) if shows_model else None

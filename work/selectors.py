@@ -13,10 +13,11 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from core.access import work_shows_hidden_fields
 from core.bulk import columns, model_from_row, prepared_cursor
 from experts.availability import primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
-from labeling.models import Annotation, GoldLabel, Item, Prediction, Project
+from labeling.models import Annotation, GoldLabel, Item, Prediction, Project, ProjectMembership
 from labeling.presentation import without_hidden
 from routing.engine.types import (
     PolicyConfig,
@@ -119,12 +120,17 @@ def items_held_or_done(*, user: Any) -> tuple[QuerySet, QuerySet]:
 
 
 def claimable_slots(*, user: Any, worker: Worker | None, project: Project | None = None) -> QuerySet[Assignment]:
-    """Unassigned open slots this worker may claim (their role's queue, coverage for experts), soonest
-    deadline first, excluding items they hold, declined or annotated."""
+    """Unassigned open slots this worker may claim (their role's queue, in projects they are members of,
+    coverage for experts), soonest deadline first, excluding items they hold, declined or annotated."""
     kinds = POOL_KINDS.get(worker.role, ()) if worker is not None else ()
     if not kinds:
         return Assignment.objects.none()
-    qs = Assignment.objects.filter(status=AssignmentStatus.OFFERED, assignee__isnull=True, kind__in=kinds)
+    qs = Assignment.objects.filter(
+        status=AssignmentStatus.OFFERED,
+        assignee__isnull=True,
+        kind__in=kinds,
+        project_id__in=ProjectMembership.objects.filter(user_id=user.pk).values("project_id"),
+    )
     if project is not None:
         qs = qs.filter(project=project)
     if worker.role == Role.EXPERT:
@@ -142,7 +148,8 @@ def queue_condition(*, user: Any, worker: Worker, project: Project | None) -> tu
     """(joins, where, params) selecting, as `q`, the unassigned slots of the worker's queue they may claim:
     the SQL twin of claimable_slots (tests compare the two); None when their role claims from no queue.
 
-    The role's queue, the project, nothing the user holds, declined or annotated, and for experts domain
+    The role's queue, the project, projects the user is a member of (an EXISTS probe on the membership's
+    unique (project, user) index), nothing the user holds, declined or annotated, and for experts domain
     coverage (the path itself or below it) and language (primary subtag, either way round; an item without
     one matches everyone). The exclusions are NOT EXISTS probes by item, so a claim costs the same for a
     newcomer and for someone with years of history.
@@ -150,16 +157,17 @@ def queue_condition(*, user: Any, worker: Worker, project: Project | None) -> tu
     kinds = POOL_KINDS.get(worker.role, ())
     if not kinds:
         return None
-    i, d = Item._meta.db_table, Domain._meta.db_table
+    i, d, m = Item._meta.db_table, Domain._meta.db_table, ProjectMembership._meta.db_table
     untouched, untouched_params = _untouched_by(user, "q.item_id")
     # The queue's state is literal SQL (not parameters) so the partial claim index always matches.
     where = [
         f"q.status = '{AssignmentStatus.OFFERED.value}'",
         "q.assignee_id IS NULL",
         f"q.kind IN ({', '.join(['%s'] * len(kinds))})",
+        f"EXISTS (SELECT 1 FROM {m} m WHERE m.project_id = q.project_id AND m.user_id = %s)",
         untouched,
     ]
-    params: list[Any] = [*[str(k) for k in kinds], *untouched_params]
+    params: list[Any] = [*[str(k) for k in kinds], user.pk, *untouched_params]
     if project is not None:
         where.append("q.project_id = %s")
         params.append(project.pk)
@@ -338,7 +346,7 @@ def assignment_payload(assignment: Assignment) -> dict[str, Any]:
     kind = presented_kind(assignment.kind)
     crowd = kind == AssignmentKind.CROWD
     data, metadata = item.data, item.metadata
-    if crowd:
+    if not work_shows_hidden_fields(work_kind=kind):
         data, metadata, _ = without_hidden(item.data or {}, item.metadata or {}, project.hidden_fields or ())
     payload: dict[str, Any] = {
         "assignment": assignment.pk,

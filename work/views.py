@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import push_url
 
+from core import access
 from labeling.models import Project
 from routing.models import Assignment, AssignmentStatus
 from work import claims, submissions
@@ -40,10 +41,14 @@ STARTED_MAX_AGE = dt.timedelta(hours=12)
 NOT_FOUND = "No such item in your queue."
 
 
-def _scope_project(slug: str) -> Project | None:
+def _scope_project(request: HttpRequest, slug: str) -> Project | None:
+    """The project a queue page is scoped to (None: all of the person's), when they label in it."""
     if not slug:
+        access.require(request, access.LABEL)
         return None
-    return get_object_or_404(Project, slug=slug)
+    project = get_object_or_404(Project, slug=slug)
+    access.require(request, access.LABEL, project_id=project.pk)
+    return project
 
 
 def _work_url(assignment: Assignment, scope: str) -> str:
@@ -77,10 +82,13 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _assignment_or_404(assignment_id: int, user: Any) -> Assignment:
+def _assignment_or_404(request: HttpRequest, assignment_id: int) -> Assignment:
+    """The person's own assignment; 404 for anyone else's (as for one that does not exist), 403 for
+    someone who does not label at all."""
     try:
-        return work_selectors.assignment_for_user(assignment_id=assignment_id, user=user)
+        return work_selectors.assignment_for_user(assignment_id=assignment_id, user=request.user)
     except AssignmentNotFound as exc:
+        access.require(request, access.LABEL)
         raise Http404(NOT_FOUND) from exc
 
 
@@ -103,16 +111,16 @@ def _panel_response(request: HttpRequest, assignment: Assignment | None, *, scop
     return render(request, template, {**context, "partial": partial}, status=status)
 
 
-def _next_assignment(user: Any, scope: str) -> Assignment | None:
+def _next_assignment(request: HttpRequest, scope: str) -> Assignment | None:
     """The item to open next: one the person already holds, else a newly claimed one."""
-    project = _scope_project(scope)
-    held = work_page_selectors.held_assignment(user=user, project=project, now=timezone.now())
-    return held or claims.assignment_claim_next(user=user, project=project)
+    project = _scope_project(request, scope)
+    held = work_page_selectors.held_assignment(user=request.user, project=project, now=timezone.now())
+    return held or claims.assignment_claim_next(user=request.user, project=project)
 
 
 def _next_response(request: HttpRequest, *, scope: str, status_message: str) -> HttpResponse:
     """After a submit, decline or review: the next item in the same scope, or the queue if none is left."""
-    following = _next_assignment(request.user, scope)
+    following = _next_assignment(request, scope)
     if not request.htmx:
         messages.success(request, status_message)
         return redirect(_work_url(following, scope) if following else _queue_url(scope))
@@ -171,7 +179,7 @@ def _time_spent_ms(reported: str | None, started_at: dt.datetime | None, now: dt
 @require_GET
 def queue(request: HttpRequest, slug: str = "") -> HttpResponse:
     """The person's work: counts per project (assigned, due soon, overdue) and their open assignments."""
-    project = _scope_project(slug)
+    project = _scope_project(request, slug)
     now = timezone.now()
     projects = [project] if project is not None else work_page_selectors.queue_projects(user=request.user)
     rows = [
@@ -194,7 +202,7 @@ def queue(request: HttpRequest, slug: str = "") -> HttpResponse:
 def queue_start(request: HttpRequest) -> HttpResponse:
     """"Start labeling": open the next item of the person's queue (claiming it)."""
     scope = request.POST.get("scope", "")
-    assignment = _next_assignment(request.user, scope)
+    assignment = _next_assignment(request, scope)
     if assignment is None:
         messages.info(request, "Nothing is waiting for you right now.")
         return redirect(_queue_url(scope))
@@ -206,7 +214,7 @@ def queue_start(request: HttpRequest) -> HttpResponse:
 @require_GET
 def work(request: HttpRequest, assignment_id: int) -> HttpResponse:
     """The labeling (or review) page of one of the person's assignments; anyone else's answers 404."""
-    assignment = _assignment_or_404(assignment_id, request.user)
+    assignment = _assignment_or_404(request, assignment_id)
     scope = request.GET.get("scope", "")
     if assignment.status not in (AssignmentStatus.ACTIVE, AssignmentStatus.OFFERED):
         messages.info(request, "That item is no longer open for you.")
@@ -217,7 +225,7 @@ def work(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
-    assignment = _assignment_or_404(assignment_id, request.user)
+    assignment = _assignment_or_404(request, assignment_id)
     scope = request.POST.get("scope", "")
     post = request.POST
     posted = {
@@ -252,7 +260,7 @@ def submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def decline(request: HttpRequest, assignment_id: int) -> HttpResponse:
-    assignment = _assignment_or_404(assignment_id, request.user)
+    assignment = _assignment_or_404(request, assignment_id)
     scope = request.POST.get("scope", "")
     reason = request.POST.get("reason", "")
     posted = {"reason_decline": reason}
@@ -267,7 +275,7 @@ def decline(request: HttpRequest, assignment_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def review(request: HttpRequest, assignment_id: int) -> HttpResponse:
-    assignment = _assignment_or_404(assignment_id, request.user)
+    assignment = _assignment_or_404(request, assignment_id)
     scope = request.POST.get("scope", "")
     verdict = request.POST.get("verdict", "")
     posted = {k: request.POST.get(k, "") for k in ("verdict", "label", "reason")}

@@ -1,5 +1,5 @@
 """Request checks made before any view runs: body limits (from the headers, before anything reads the body)
-and text in the URL that no database here can store."""
+and text in the URL that no database here can store; and the request's principal."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -7,8 +7,10 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
 
 from core.http import LARGE_BODY_ATTRIBUTE
+from labeling import memberships
 from labeling.storable import text_problem
 from workbench.errors import error_response
 
@@ -84,3 +86,18 @@ class StorableRequestMiddleware:
             return self.get_response(request)
         field, problem = found
         return error_response(request, 400, f"{field} {problem}.", field=field)
+
+
+class AccessMiddleware:
+    """Gives every request its `principal` (core.access), read on first use: after DRF has authenticated
+    an API request (DRF sets `user` and `auth` on the underlying request), so a token client is seen as
+    one. Requests that never ask cost nothing."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request.principal = SimpleLazyObject(  # type: ignore[attr-defined]
+            lambda: memberships.principal_for(user=getattr(request, "user", None), auth=getattr(request, "auth", None))
+        )
+        return self.get_response(request)

@@ -4,7 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
 
-from experts.models import Expert
+from core import access
 
 
 def _dashboards_url() -> str | None:
@@ -18,16 +18,10 @@ def _dashboards_url() -> str | None:
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     """Annotators, experts and reviewers land on their queue, stakeholders on the dashboards, admins here."""
-    user = request.user
-    on_roster = Expert.objects.filter(user=user, active=True).exists()
-    if on_roster and not user.is_staff:
+    principal = access.require(request, access.SIGNED_IN)
+    if principal.role != access.Role.STAFF and access.LABEL.allows(principal):
         return redirect("work:queue")
     dashboards_url = _dashboards_url()
-    stakeholder = not user.is_staff and user.has_perm("labeling.view_item")
-    if stakeholder and dashboards_url:
+    if principal.role != access.Role.STAFF and dashboards_url and access.DASHBOARDS.allows(principal):
         return redirect(dashboards_url)
-    return render(request, "home.html", {
-        "dashboards_url": dashboards_url,
-        "on_roster": on_roster,
-        "stakeholder": stakeholder,
-    })
+    return render(request, "home.html", {"dashboards_url": dashboards_url})

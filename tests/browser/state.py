@@ -13,16 +13,18 @@ from typing import Any
 
 import numpy as np
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.utils import timezone
 
+from core.access import STAKEHOLDER_GROUP
 from experts.models import Role
 from experts.services import expert_create
 from labeling.models import Annotation, GoldLabel, Project
 from labeling.services import items_ingest, project_create
 from routing import policies, services
 from routing.engine.types import FeatureRule, PolicyConfig
+from tests.memberships import members_everywhere
 from work import claims, submissions
 from work import page_selectors as work_page_selectors
 
@@ -90,7 +92,8 @@ def build_workbench(
         users[username] = make_user(username, first_name=username.title())
         expert_create(user=users[username], display_name=username.title(), role=role, capacity=20, languages=["en"])
     users["stakeholder"] = make_user("stakeholder")
-    users["stakeholder"].user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    users["stakeholder"].groups.add(Group.objects.get_or_create(name=STAKEHOLDER_GROUP)[0])
+    members_everywhere()
     rows = [ticket_row(f"exp-{i}", text, escalate=True) for i, text in enumerate(expert_texts)]
     rows += [ticket_row(f"crowd-{i}", text, escalate=False) for i, text in enumerate(crowd_texts)]
     if rows:

@@ -16,7 +16,8 @@ from unittest import mock
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
-from dashboards.permissions import STAKEHOLDER_GROUP
+from core.access import STAKEHOLDER_GROUP
+from tests.memberships import members_everywhere
 from experts.models import Role
 from experts.services import domain_ensure, expert_create
 from labeling.models import Item, Project
@@ -55,6 +56,7 @@ def user(username: str = "", *, staff: bool = False, stakeholder: bool = False):
     )
     if stakeholder:
         created.groups.add(Group.objects.get_or_create(name=STAKEHOLDER_GROUP)[0])
+        members_everywhere()
     return created
 
 
@@ -69,6 +71,7 @@ def person(role: str = Role.CROWD, *, name: str = "", display_name: str = "", ca
         user=created, display_name=display_name or username, role=role, expertise=expertise, shifts=ALWAYS,
         languages=["en"], capacity=capacity,
     )
+    members_everywhere()
     return created
 
 
@@ -77,6 +80,7 @@ def project(slug: str = "pets", *, policy: PolicyConfig = POLICY) -> Project:
     policies.policy_version_publish(
         policy=policies.policy_for_project(created), config=policy, author=None, change_note="test policy"
     )
+    members_everywhere()
     return created
 
 

@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from core.models import AuditEvent
 from demo import datasets as demo
 from experts.models import Domain, Expert, Role
+from labeling.memberships import principal_for
 from labeling.models import Annotation, GoldLabel, Item, Prediction, Project, Review
 from routing import selectors
 from routing.models import Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
@@ -58,9 +59,15 @@ def test_builds_users_with_documented_logins_and_roles(client):
 
     stakeholder = User.objects.get(username="stakeholder")
     assert stakeholder.groups.filter(name="stakeholders").exists()
-    assert stakeholder.has_perm("labeling.view_item")
     assert not stakeholder.has_perm("labeling.change_item")
     assert not Expert.objects.filter(user=stakeholder).exists()
+    # Everyone but the admin is on every demo project, in the role core.access gives them.
+    projects = set(Project.objects.filter(slug__in=demo.DEMO_PROJECT_SLUGS).values_list("pk", flat=True))
+    for person in demo.DEMO_PEOPLE:
+        principal = principal_for(user=User.objects.get(username=person.username))
+        expected = "staff" if person.role == "admin" else person.role
+        assert principal.role == expected, person.username
+        assert person.role == "admin" or principal.projects == projects, person.username
 
     roles = dict(Expert.objects.values_list("user__username", "role"))
     assert {u for u, r in roles.items() if r == Role.EXPERT} == {"dr.ada", "dr.grace", "dr.alan", "dr.maria"}

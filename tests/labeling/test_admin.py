@@ -23,6 +23,8 @@ def project_form(**overrides):
         "name": "Birds", "slug": "birds", "instructions": "", "data_type": "text",
         "classes": json.dumps(["owl", "crow"]), "decision_factors": "[]", "hidden_fields": "[]",
         "review_sample_rate": "0",
+        # The members inline, empty.
+        "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
     }
     data.update(overrides)
     return data

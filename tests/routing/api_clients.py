@@ -5,6 +5,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from experts.models import Role
+from tests.memberships import members_everywhere
 from tests.routing.assignment_helpers import person
 
 
@@ -19,6 +20,7 @@ def token_client(username: str = "pipeline", *, roster_role: str | None = None) 
     user = person(roster_role, name=username) if roster_role else get_user_model().objects.create_user(username)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    members_everywhere()
     return client
 
 

@@ -21,6 +21,7 @@ from routing import policies, services
 from routing.engine.types import Comparison, PolicyConfig, Stage, Trigger
 from routing.models import Assignment, AssignmentStatus
 from routing.receivers import route_ingested_items
+from tests.memberships import members_everywhere
 
 # Monday 2 March 2026, 12:00 UTC.
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -48,6 +49,7 @@ def person(role: str = Role.CROWD, *, name: str = "", expertise: dict[str, int] 
     kw.setdefault("languages", ["en"])
     kw.setdefault("capacity", 50)
     expert_create(user=user, display_name=kw.pop("display_name", username), role=role, expertise=expertise, **kw)
+    members_everywhere()
     return user
 
 
@@ -57,6 +59,7 @@ def project(slug: str = "pets", *, policy: PolicyConfig | None = None, **kw: Any
     policies.policy_version_publish(
         policy=policies.policy_for_project(created), config=policy, author=None, change_note="test policy"
     )
+    members_everywhere()
     return created
 
 

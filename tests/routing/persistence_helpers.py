@@ -8,12 +8,15 @@ import numpy as np
 
 from labeling.models import Project
 from labeling.services import items_ingest, project_create
+from tests.memberships import members_everywhere
 
 CLASSES = ("cat", "dog", "bird")
 
 
 def make_project(slug: str = "pets", classes: tuple[str, ...] = CLASSES) -> Project:
-    return project_create(name=slug.title(), slug=slug, classes=list(classes))
+    created = project_create(name=slug.title(), slug=slug, classes=list(classes))
+    members_everywhere()
+    return created
 
 
 def item_row(external_id: str, probabilities: dict[str, float] | None = None, **extra: Any) -> dict[str, Any]:

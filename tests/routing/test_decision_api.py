@@ -2,12 +2,14 @@
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
+from core.access import STAKEHOLDER_GROUP
 from experts.models import Expert, Role
 from labeling.models import Item
 from routing import services
+from tests.memberships import members_everywhere
 from tests.routing.api_clients import ROSTER_ROLES, session_client, staff_client, token_client
 from tests.routing.persistence_helpers import UNSURE, ingest, item_row, make_project
 
@@ -59,11 +61,11 @@ def test_annotators_are_refused_whatever_their_credentials_and_staff_may_read():
     assert session_client().get(path).status_code == 403
     assert staff_client().get(path).status_code == 200
     assert token_client().get(path).status_code == 200
-    # Stakeholders read trails as they do on the trail pages: with the permission to view items.
+    # Stakeholders read trails as they do on the trail pages: in the "stakeholders" group, on the project.
     stakeholder = session_client("stakeholder")
-    get_user_model().objects.get(username="stakeholder").user_permissions.add(
-        Permission.objects.get(codename="view_item", content_type__app_label="labeling")
-    )
+    get_user_model().objects.get(username="stakeholder").groups.add(Group.objects.create(name=STAKEHOLDER_GROUP))
+    assert stakeholder.get(path).status_code == 403
+    members_everywhere()
     assert stakeholder.get(path).status_code == 200
     # Off duty is still on the roster.
     former = token_client("former-crowd", roster_role=Role.CROWD)

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db.models import RestrictedError
+from django.db.models import ProtectedError, RestrictedError
 
 from core.models import AuditEvent
 from labeling.models import Item
@@ -150,13 +150,17 @@ def test_old_decisions_keep_their_version_after_a_publish(admin_user):
     assert PolicyConfig.from_dict(first.policy_version.config) == DEFAULT_POLICY
 
 
-def test_a_version_cited_by_decisions_cannot_be_deleted_but_the_project_can():
+def test_a_version_cited_by_decisions_cannot_be_deleted_nor_the_project_but_a_purge_removes_it():
     project = make_project()
     ingest(project, [item_row("u", UNSURE)])
     version = RoutingDecision.objects.get().policy_version
     with pytest.raises(RestrictedError):
         version.delete()
-    project.delete()
+    # The decision trail protects its item, and so the project: only a deliberate purge deletes it.
+    with pytest.raises(ProtectedError):
+        project.delete()
+    assert RoutingDecision.objects.exists()
+    assert services.projects_purge(slugs=["pets"]) == 1
     assert not PolicyVersion.objects.exists()
     assert not RoutingDecision.objects.exists()
 

@@ -13,6 +13,7 @@ from django_q.models import OrmQ
 
 from core.models import AuditEvent
 from experts.models import Expert, Role
+from labeling import memberships
 from labeling.models import Annotation, Item, ItemStatus, Project, Review
 from routing import inputs, offers, policies, selectors, services
 from routing import tasks as routing_tasks
@@ -569,3 +570,17 @@ class TestQueueSql:
         assert _claim_statement_head(experts[2], under, None) == (
             work_selectors.claimable_slots(user=experts[2], worker=under).get().id
         )
+
+    def test_both_take_only_from_projects_the_claimer_is_a_member_of(self):
+        crowd = person(Role.CROWD)
+        pets, other = project(), project(slug="other")
+        ingest_at(pets, [row("p", MIDDLING)], now=NOW + dt.timedelta(minutes=1))
+        ingest_at(other, [row("o", MIDDLING)], now=NOW)  # the earlier deadline: first in line
+        memberships.membership_remove(project=other, user=crowd)
+        worker = work_selectors.worker_for(user=crowd)
+        for scope, expected in ((None, "p"), (pets, "p"), (other, None)):
+            queue = list(work_selectors.claimable_slots(user=crowd, worker=worker, project=scope))
+            assert [a.item.external_id for a in queue][:1] == ([expected] if expected else [])
+            assert _claim_statement_head(crowd, worker, scope) == (queue[0].id if queue else None)
+        assert claims.assignment_claim_next(user=crowd, project=other, now=NOW) is None
+        assert claims.assignment_claim_next(user=crowd, now=NOW).item.external_id == "p"

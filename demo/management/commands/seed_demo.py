@@ -9,26 +9,26 @@ from __future__ import annotations
 import datetime as dt
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Count
 from rest_framework.authtoken.models import Token
 
+from core.access import STAKEHOLDER_GROUP
 from demo import datasets as demo
 from demo.history import demo_history_simulate
 from experts.models import Expert
 from experts.services import claim_counters_reset, domain_ensure, expert_create
+from labeling.memberships import memberships_ensure
 from labeling.models import Annotation, Project
 from labeling.selectors import item_list
 from labeling.services import IngestValidationError, items_ingest, project_create
 from routing.models import RoutingDecision
+from routing.services import projects_purge
 from routing.policies import policy_for_project, policy_version_publish
 from routing.reliabilities import accuracy_refresh
 
-STAKEHOLDER_GROUP = "stakeholders"
-# Stakeholders read everything (dashboards, decisions, the roster) and change nothing.
-STAKEHOLDER_VIEW_APPS = ("labeling", "routing", "experts", "dashboards")
 
 
 class Command(BaseCommand):
@@ -56,8 +56,7 @@ class Command(BaseCommand):
         projects = demo.build_demo(seed=seed, max_items=items)
         with transaction.atomic():
             if reset:
-                _, deleted_by_model = Project.objects.filter(slug__in=demo.DEMO_PROJECT_SLUGS).delete()
-                deleted = deleted_by_model.get("labeling.Project", 0)
+                deleted = projects_purge(slugs=demo.DEMO_PROJECT_SLUGS)
                 # The rebuilt history draws the same gold checks as the first one did.
                 demo_users = get_user_model().objects.filter(username__in=[p.username for p in demo.DEMO_PEOPLE])
                 claim_counters_reset(user_ids=demo_users.values_list("id", flat=True))
@@ -73,6 +72,9 @@ class Command(BaseCommand):
             histories = {}
             for spec in projects:
                 project = self._project(spec, admin)
+                # Everyone in the demo works on (or reads) every demo project: core.access reads it.
+                memberships_ensure(projects=[project], users=[u for name, u in users.items() if name != "admin"],
+                                   actor=admin)
                 # History once per project: a rerun (or a larger --items later) adds no labels twice.
                 if not no_history and not Annotation.objects.filter(item__project=project).exists():
                     histories[spec.slug] = demo_history_simulate(project=project, spec=spec, users=users, seed=seed)
@@ -100,14 +102,7 @@ class Command(BaseCommand):
         return user
 
     def _stakeholder_group(self) -> Group:
-        group, created = Group.objects.get_or_create(name=STAKEHOLDER_GROUP)
-        if created:
-            group.permissions.set(
-                Permission.objects.filter(
-                    content_type__app_label__in=STAKEHOLDER_VIEW_APPS, codename__startswith="view_"
-                )
-            )
-        return group
+        return Group.objects.get_or_create(name=STAKEHOLDER_GROUP)[0]
 
     def _roster_entry(self, person: demo.DemoPerson, user) -> None:
         if Expert.objects.filter(user=user).exists():
