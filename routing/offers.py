@@ -27,6 +27,7 @@ from labeling.models import (
     FinalSource,
     Item,
     ItemStatus,
+    ProjectMembership,
 )
 from routing import inputs, selectors
 from routing.engine.types import Outcome, PolicyConfig
@@ -102,12 +103,22 @@ class Roster:
 
 
 def exclusions(item_ids: Sequence[int]) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
-    """For expert offers on these items (two queries): who may not be offered one again (declined it, let
-    a lease on it expire, or holds an open slot on it), and who already labeled it."""
+    """For expert offers on these items (four queries): who may not be offered one (declined it, let a lease
+    on it expire, holds an open slot on it, or is not a member of its project), and who already labeled it."""
     excluded: dict[int, set[int]] = defaultdict(set)
     labeled: dict[int, set[int]] = defaultdict(set)
     if not item_ids:
         return excluded, labeled
+    # Experts work only in projects they are members of (core.access); staff count as members everywhere.
+    project_of = dict(Item.objects.filter(pk__in=item_ids).values_list("id", "project_id"))
+    members: dict[int, set[int]] = defaultdict(set)
+    for project_id, user_id in ProjectMembership.objects.filter(project_id__in=set(project_of.values())).values_list(
+        "project_id", "user_id"
+    ):
+        members[project_id].add(user_id)
+    roster = set(Expert.objects.filter(user__is_staff=False, user__is_superuser=False).values_list("user_id", flat=True))
+    for item_id, project_id in project_of.items():
+        excluded[item_id] |= roster - members[project_id]
     rows = Assignment.objects.filter(item_id__in=item_ids, assignee__isnull=False).filter(
         Q(kind=AssignmentKind.EXPERT, status__in=[AssignmentStatus.DECLINED, AssignmentStatus.EXPIRED])
         | Q(status__in=OPEN_ASSIGNMENT_STATUSES)
