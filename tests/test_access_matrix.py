@@ -167,12 +167,20 @@ def tries(world: World) -> dict[str, list[Try]]:
         "work:submit": [Try("post", reverse("work:submit", args=[a]), {"crowd": {400}, "*": {404}})],
         "work:decline": [Try("post", reverse("work:decline", args=[a]), {"crowd": {400}, "*": {404}})],
         "work:review": [Try("post", reverse("work:review", args=[a]), {"crowd": {400, 409}, "*": {404}})],
-        "assignment-submit": [Try("post", f"/api/assignments/{a}/submit", {"crowd": {400}, "*": {404}}, api=True)],
-        "assignment-decline": [Try("post", f"/api/assignments/{a}/decline", {"crowd": {400}, "*": {404}}, api=True)],
+        # Well-formed bodies the owner's assignment still refuses: the answer is about the assignment.
+        "assignment-submit": [
+            Try("post", f"/api/assignments/{a}/submit", {"crowd": {400}, "*": {404}}, data={"label": "no-class"},
+                api=True)
+        ],
+        "assignment-decline": [
+            Try("post", f"/api/assignments/{a}/decline", {"crowd": {400}, "*": {404}}, data={"reason": ""}, api=True)
+        ],
         "assignment-review": [
-            Try("post", f"/api/assignments/{a}/review", {"crowd": {400, 409}, "*": {404}}, api=True)
+            Try("post", f"/api/assignments/{a}/review", {"crowd": {400, 409}, "*": {404}}, data={"verdict": "agree"},
+                api=True)
         ],
         "dashboards:index": [Try("get", reverse("dashboards:index"), {"*": {200}})],
+        "items:search": [Try("get", reverse("items:search"), {"*": {200}})],
     }
     for slug in ("pets", "other"):
         item = world.items[slug]
@@ -183,7 +191,9 @@ def tries(world: World) -> dict[str, list[Try]]:
             "api-item-list": Try("get", f"/api/projects/{slug}/items/", {"*": {200}}, api=True),
             "api-item-detail": Try("get", f"/api/projects/{slug}/items/{item.external_id}/", {"*": {200}}, api=True),
             "api-export": Try("get", f"/api/projects/{slug}/export", {"*": {200}}, api=True),
-            "routing:item_trail": Try("get", reverse("routing:item_trail", args=[item.pk]), {"*": {200}}),
+            "routing:trail": Try("get", reverse("routing:trail", args=[slug, item.external_id]), {"*": {200}}),
+            # The first address by internal id: a redirect to the one above.
+            "routing:item_trail": Try("get", reverse("routing:item_trail", args=[item.pk]), {"*": {302}}),
             "item-decisions": Try("get", f"/api/projects/{slug}/items/{item.external_id}/decisions/", {"*": {200}},
                                   api=True),
             "next-to-label": Try("get", f"/api/projects/{slug}/next-to-label", {"*": {200}}, api=True),
@@ -222,10 +232,14 @@ def test_every_url_answers_every_role_as_the_access_module_says(world):
                 allowed = rule.allows(principal, project_id)
                 expected = attempt.ok.get(role, attempt.ok.get("*")) if allowed else refused(attempt, seen_as)
                 client = client_for(world, role)
-                response = getattr(client, attempt.method)(attempt.path, attempt.data)
+                if attempt.api and attempt.method == "post":
+                    # The API reads JSON bodies only.
+                    response = client.post(attempt.path, json.dumps(attempt.data), content_type="application/json")
+                else:
+                    response = getattr(client, attempt.method)(attempt.path, attempt.data)
                 if response.status_code not in expected:
                     wrong.append((role, name, attempt.path, response.status_code, sorted(expected)))
-    assert wrong == []
+    assert wrong == [], wrong
 
 
 def admin_pages() -> list[str]:
@@ -252,8 +266,9 @@ def test_admin_pages_answer_as_the_access_module_says(world, role):
 def test_the_matrix_covers_a_member_and_a_non_member_answer(world):
     # The same stakeholder reads the member project's trail and is refused the other's.
     client = client_for(world, "stakeholder")
-    assert client.get(reverse("routing:item_trail", args=[world.items["pets"].pk])).status_code == 200
-    refused_page = client.get(reverse("routing:item_trail", args=[world.items["other"].pk]))
+    pets, other = world.items["pets"], world.items["other"]
+    assert client.get(reverse("routing:trail", args=["pets", pets.external_id])).status_code == 200
+    refused_page = client.get(reverse("routing:trail", args=["other", other.external_id]))
     assert refused_page.status_code == 403 and "not a member" in refused_page.content.decode()
 
 

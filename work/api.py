@@ -8,6 +8,7 @@ from typing import Any
 from django.http import Http404
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError, UnsupportedMediaType
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -105,8 +106,14 @@ def _assignment_action(
 ) -> Response:
     """Run an action on one assignment with the request's JSON object (checked against its `documented`
     request serializer), answering its assignment errors as 404 / 409 / 400."""
-    body = _body(request, documented)
+    # A body that cannot be read is refused as such only to those who label: anyone else learns they may not.
+    try:
+        body = _body(request, documented)
+    except (ParseError, UnsupportedMediaType):
+        access.require(request, access.LABEL)
+        raise
     if isinstance(body, Response):
+        access.require(request, access.LABEL)
         return body
     try:
         return act(body)
