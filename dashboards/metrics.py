@@ -19,7 +19,6 @@ import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import krippendorff
 import numpy as np
 import numpy.typing as npt
 
@@ -176,7 +175,7 @@ def fleiss_kappa(counts: npt.ArrayLike) -> float | None:
 
     Items with fewer than two ratings carry no agreement information and are dropped before
     anything is computed (so they do not affect p_k either). With varying n_i, Krippendorff's alpha
-    (``krippendorff_alpha_nominal``) is the better-founded statistic; this one is kept because
+    (``krippendorff_alpha_from_stats``) is the better-founded statistic; this one is kept because
     stakeholders know it. None when no item has two ratings or when P_e = 1 (one class used
     throughout: kappa is 0/0).
     """
@@ -193,20 +192,6 @@ def fleiss_kappa(counts: npt.ArrayLike) -> float | None:
     if math.isclose(p_e, 1.0):
         return None
     return (p_bar - p_e) / (1.0 - p_e)
-
-
-def krippendorff_alpha_nominal(counts: npt.ArrayLike) -> float | None:
-    """Krippendorff's alpha (nominal) from the items x K value-counts matrix, via the `krippendorff` package.
-
-    alpha = 1 - D_o / D_e over pairable values (items with at least two ratings); it handles varying
-    numbers of ratings per item natively. None when no item has two ratings or when all pairable
-    ratings fall in one class (D_e = 0, alpha undefined).
-    """
-    c = _as_counts(counts, name="counts", ndim=2)
-    pairable = c[c.sum(axis=1) >= 2]
-    if len(pairable) == 0 or np.count_nonzero(pairable.sum(axis=0)) < 2:
-        return None
-    return float(krippendorff.alpha(value_counts=pairable, level_of_measurement="nominal"))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -696,7 +681,7 @@ def fleiss_kappa_from_stats(stats: AgreementStats) -> float | None:
 
 
 def krippendorff_alpha_from_stats(stats: AgreementStats) -> float | None:
-    """``krippendorff_alpha_nominal`` of the items summed into ``stats``.
+    """Krippendorff's alpha (nominal) of the items summed into ``stats`` (items with two labels or more).
 
     With n pairable values and class totals n_k, alpha = 1 - (n - 1) * disagreement_sum / (n^2 - sum_k n_k^2)
     (observed over expected disagreement, Krippendorff 2011, written with the coincidence sums). None

@@ -150,25 +150,6 @@ def reliability_column(
     return [float(row[given]) for row in matrix]
 
 
-def reliability_confusion(
-    annotation: AnnotationInput,
-    k: int,
-    reliabilities: Mapping[int, AnnotatorReliability],
-    *,
-    crowd_accuracy: float,
-    expert_accuracy: float,
-) -> np.ndarray:
-    """The annotator's stored confusion, or the role's prior when the annotator is new."""
-    return np.array(
-        [
-            reliability_column(
-                annotation, g, k, reliabilities, crowd_accuracy=crowd_accuracy, expert_accuracy=expert_accuracy
-            )
-            for g in range(k)
-        ]
-    ).T
-
-
 def item_posterior(
     item: ItemInput,
     model_probs: Sequence[float] | None,
@@ -204,12 +185,6 @@ def item_prior(
     if item.class_prior and policy.class_prior_weight > 0:
         return item.class_prior, policy.class_prior_weight
     return None, 0.0
-
-
-def confusion_from_counts(counts: np.ndarray, prior_counts: np.ndarray) -> np.ndarray:
-    """Dirichlet-smoothed confusion: each row of (counts + prior_counts) normalised to sum 1."""
-    total = np.asarray(counts, dtype=float) + prior_counts
-    return total / total.sum(axis=-1, keepdims=True)
 
 
 def soft_target_weight(target: Sequence[float] | np.ndarray) -> float:
@@ -609,12 +584,3 @@ def _check_range(name: str, values: np.ndarray, size: int) -> None:
     bad = np.flatnonzero((values < 0) | (values >= size))
     if bad.size:
         raise ValueError(f"{name} index {int(values[bad[0]])} at row {int(bad[0])} is outside 0..{size - 1}")
-
-
-def accuracy_from_confusion(confusion: np.ndarray, class_weights: np.ndarray | None = None) -> float:
-    """Expected share of correct labels: the diagonal weighted by class prevalence (uniform by default)."""
-    diagonal = np.diag(np.asarray(confusion, dtype=float))
-    weights = (
-        np.full(len(diagonal), 1.0 / len(diagonal)) if class_weights is None else class_weights / np.sum(class_weights)
-    )
-    return float(math.fsum(diagonal * weights))
