@@ -306,7 +306,10 @@ def main() -> None:
     users = crowd_users(args.clients, "bench-crowd")
     try:
         if not args.skip_claims:
-            print(f"\n{'claimers':>8}{'claims':>8}{'median ms':>11}{'p95 ms':>9}{'claims/s':>10}{'client CPU ms/claim':>21}")
+            print(
+                f"\n{'claimers':>8}{'claims':>8}{'median ms':>11}{'p95 ms':>9}{'claims/s':>10}"
+                f"{'client CPU ms/claim':>21}"
+            )
         for r in [] if args.skip_claims else bench_claims(args.slots, args.seconds):
             print(
                 f"{r['claimers']:>8}{r['claims']:>8}{r['median_ms']:>11.2f}{r['p95_ms']:>9.2f}{r['per_s']:>10.0f}"

@@ -197,7 +197,8 @@ def generate(*, n_items: int, n_annotations: int, seed: int) -> Project:
             probs = np.insert(rest[i], predicted[i], top_p[i])
             probs = np.round(probs / probs.sum(), 6)
             predictions.append(
-                (int(item_ids[i]), "bench", str(version[i]), json.dumps(dict(zip(CLASSES, probs.tolist()))), created_at[i])
+                (int(item_ids[i]), "bench", str(version[i]), json.dumps(dict(zip(CLASSES, probs.tolist()))),
+                    created_at[i])
             )
         a0 = rng.integers(0, N_CROWD, n)
         step = rng.integers(1, N_CROWD // 6, n)

@@ -41,7 +41,6 @@ django.setup()
 
 from django.core.management import call_command  # noqa: E402
 from django.db import DatabaseError, connection, transaction  # noqa: E402
-
 from django.utils import timezone  # noqa: E402
 
 from labeling import bulk, services  # noqa: E402
@@ -198,7 +197,10 @@ def main() -> None:
             ("re-ingest, all rows known (idempotent)", again_t),
         ):
             print(f"{label:44}{t.wall:8.2f}s{args.n / t.wall:10,.0f}{t.cpu:11.2f}s")
-        print(f"ratio ingest/floor: {floor_t.wall / ingest_t.wall:.2f}   ingest/raw floor: {raw_t.wall / ingest_t.wall:.2f}")
+        print(
+            f"ratio ingest/floor: {floor_t.wall / ingest_t.wall:.2f}   "
+            f"ingest/raw floor: {raw_t.wall / ingest_t.wall:.2f}"
+        )
         print(f"{'routing (routing.services.items_route)':44}{routing_t.wall:8.2f}s{args.n / routing_t.wall:10,.0f}"
               f"{routing_t.cpu:11.2f}s   outcomes {outcomes}")
         combined = ingest_t.wall + routing_t.wall

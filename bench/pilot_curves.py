@@ -93,7 +93,8 @@ class Runs:
 
 
 def default_table(runs: dict[str, Runs]) -> None:
-    print(f"\n## Default policy, judgments shuffled, {len(next(iter(runs.values())).setups)} seeds (load {load_average()})")
+    seeds = len(next(iter(runs.values())).setups)
+    print(f"\n## Default policy, judgments shuffled, {seeds} seeds (load {load_average()})")
     print("| data set | accuracy (per seed) | labels/item | share of judgments | MV all | DS all | aim | met |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in runs.items():
@@ -112,7 +113,10 @@ def default_table(runs: dict[str, Runs]) -> None:
 
 def curve_table(name: str, r: Runs) -> None:
     print(f"\n### {name}: accuracy against labels per item (load {load_average()})")
-    print("| posterior >= | accuracy | labels/item | MV on as many random labels | DS on as many random labels | above both |")
+    print(
+        "| posterior >= | accuracy | labels/item | MV on as many random labels | DS on as many random labels "
+        "| above both |"
+    )
     print("|---|---|---|---|---|---|")
     references = [majority_vote_curve(s.history, s.scored_gold, dawid_skene_too=True) for s in r.setups]
     ks = [row["labels_per_item"] for row in references[0]]

@@ -57,7 +57,8 @@ def main() -> None:
     a = report.adaptive
     revealed = a["labels_per_item"] * len(setup.scored_gold)
     print(
-        f"replayed {n:,} judgments ({args.items:,} items x {args.judgments}, {args.workers} workers) in {elapsed:.2f} s: "
+        f"replayed {n:,} judgments ({args.items:,} items x {args.judgments}, {args.workers} workers) "
+        f"in {elapsed:.2f} s: "
         f"{n / elapsed:,.0f} judgments/s; revealed {revealed:,.0f} in {report.result.rounds} rounds "
         f"({revealed / elapsed:,.0f} revealed/s)"
     )

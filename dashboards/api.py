@@ -69,12 +69,14 @@ class MetricView(APIView):
     )
     def get(self, request: Request, name: str) -> Response:
         if name not in reports.REPORTS:
-            return Response({"detail": f"Unknown metric {name!r}; metrics are {', '.join(reports.METRIC_NAMES)}."}, status=404)
+            return Response({"detail": f"Unknown metric {name!r}; metrics are {', '.join(reports.METRIC_NAMES)}."},
+                status=404)
         slug = request.query_params.get("project") or ""
         if slug:
             project = Project.objects.filter(slug=slug).first()
             if project is None:
-                return Response({"errors": [{"field": "project", "message": f"no project with slug {slug!r}"}]}, status=400)
+                return Response({"errors": [{"field": "project", "message": f"no project with slug {slug!r}"}]},
+                    status=400)
             projects = [project]
         else:
             projects = list(selectors.projects_for_dashboard())
@@ -87,6 +89,7 @@ class MetricView(APIView):
         state = selectors.snapshot_state()
         return Response({
             **report.to_dict(),
-            "filters": {"project": slug or None, **{k: form.cleaned_data.get(k) or None for k in ("since", "until", "domain", "route")}},
+            "filters": {"project": slug or None,
+                **{k: form.cleaned_data.get(k) or None for k in ("since", "until", "domain", "route")}},
             "snapshot_refreshed_at": state.refreshed_at if state else None,
         })

@@ -86,7 +86,8 @@ def _interval_chart(table: Table, key: str, title: str, *, horizontal: bool = Tr
                        height=max(220, 60 + 26 * len(rows)), margin={"l": 160, "r": 20, "t": 48, "b": 40})
     trace = go.Scatter(x=names, y=accuracy, mode="markers", error_y=error, hovertext=hover, hoverinfo="text",
                        marker={"size": 10, "color": PALETTE[0]})
-    return _figure([trace], title, not rows, yaxis={"range": [0, 1.02], "tickformat": ".0%"}, xaxis={"type": "category"})
+    return _figure([trace], title, not rows, yaxis={"range": [0, 1.02], "tickformat": ".0%"},
+        xaxis={"type": "category"})
 
 
 def _weeks(rows: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -94,7 +95,8 @@ def _weeks(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"{r['week']:%d %b %Y}" for r in rows]
 
 
-DURATION_UNITS = ((120, 1, "seconds"), (2 * 3600, 60, "minutes"), (48 * 3600, 3600, "hours"), (float("inf"), 86400, "days"))
+DURATION_UNITS = ((120, 1, "seconds"), (2 * 3600, 60, "minutes"), (48 * 3600, 3600, "hours"),
+    (float("inf"), 86400, "days"))
 
 
 def _duration_unit(seconds: Sequence[float | None]) -> tuple[float, str]:
@@ -188,16 +190,20 @@ def time_to_label(report: Report) -> list[Chart]:
 
 def gold_accuracy(report: Report) -> list[Chart]:
     return [
-        Chart("gold_by_route", "By route", _interval_chart(report.table("gold_by_route"), "route", "Accuracy on gold by route"), "gold_by_route"),
-        Chart("gold_by_domain", "By domain", _interval_chart(report.table("gold_by_domain"), "domain", "Accuracy on gold by domain"), "gold_by_domain"),
-        Chart("gold_by_class", "By class", _interval_chart(report.table("gold_by_class"), "label", "Recall by gold class"), "gold_by_class"),
+        Chart("gold_by_route", "By route",
+            _interval_chart(report.table("gold_by_route"), "route", "Accuracy on gold by route"), "gold_by_route"),
+        Chart("gold_by_domain", "By domain",
+            _interval_chart(report.table("gold_by_domain"), "domain", "Accuracy on gold by domain"), "gold_by_domain"),
+        Chart("gold_by_class", "By class",
+            _interval_chart(report.table("gold_by_class"), "label", "Recall by gold class"), "gold_by_class"),
         Chart("gold_by_annotator", "By annotator", _interval_chart(report.table("gold_by_annotator"), "annotator",
               f"Annotators on gold (top {MAX_BARS})"), "gold_by_annotator"),
     ]
 
 
 def escalation_value(report: Report) -> list[Chart]:
-    accuracy = _interval_chart(report.table("escalation_accuracy"), "label", "Escalated items with gold: correct before and after",
+    accuracy = _interval_chart(report.table("escalation_accuracy"), "label",
+        "Escalated items with gold: correct before and after",
                                horizontal=False)
     costs = _rows(report.table("cost_by_route"))
     bars = [
@@ -208,7 +214,8 @@ def escalation_value(report: Report) -> list[Chart]:
     ]
     return [
         Chart("escalation_accuracy", "Before and after escalation", accuracy, "escalation_accuracy"),
-        Chart("cost_by_route", "Cost per label", _figure(bars, "Cost by route (crowd label = 1 unit)", not costs, barmode="group"),
+        Chart("cost_by_route", "Cost per label",
+            _figure(bars, "Cost by route (crowd label = 1 unit)", not costs, barmode="group"),
               "cost_by_route"),
     ]
 
@@ -225,11 +232,14 @@ def flow(report: Report) -> list[Chart]:
                    mode="lines+markers", line={"color": ROUTE_COLOURS["expert"]}),
     ]
     return [
-        Chart("status_counts", "Items by status", _figure([go.Bar(x=_labels(statuses, "status"), y=[r["items"] for r in statuses])],
+        Chart("status_counts", "Items by status",
+            _figure([go.Bar(x=_labels(statuses, "status"), y=[r["items"] for r in statuses])],
               "Items by status", not statuses), "status_counts"),
-        Chart("escalation_by_week", "Escalation rate", _figure(escalation, "Escalation rate by week of ingest", not weeks,
+        Chart("escalation_by_week", "Escalation rate",
+            _figure(escalation, "Escalation rate by week of ingest", not weeks,
               yaxis={"title": {"text": "items"}}, xaxis={"type": "category"},
-              yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}), "escalation_by_week"),
+              yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}),
+                  "escalation_by_week"),
         Chart("expert_utilisation", "Expert utilisation", _figure(
             [go.Bar(x=[r["utilisation"] for r in experts], y=_labels(experts, "annotator"), orientation="h",
                     hovertext=[f"{r['open']} of {r['capacity']}" for r in experts])],
@@ -237,7 +247,8 @@ def flow(report: Report) -> list[Chart]:
             yaxis={"autorange": "reversed"}, height=max(220, 60 + 26 * len(experts)),
             margin={"l": 160, "r": 20, "t": 48, "b": 40}), "expert_utilisation"),
         Chart("coverage_gaps", "Coverage gaps", _figure(
-            [go.Bar(x=_labels(gaps, "domain"), y=[r["uncovered_hours"] for r in gaps], marker={"color": ROUTE_COLOURS["expert"]})],
+            [go.Bar(x=_labels(gaps, "domain"), y=[r["uncovered_hours"] for r in gaps],
+                marker={"color": ROUTE_COLOURS["expert"]})],
             "Hours without a qualified expert, next 7 days", not gaps, yaxis={"range": [0, 168]}), "coverage_gaps"),
     ]
 
@@ -257,7 +268,8 @@ def model_quality(report: Report) -> list[Chart]:
         for ref in ("gold", "expert")
     ]
     return [
-        Chart("model_f1_by_class", "F1 by class", _figure(bars, "F1 of the top prediction by class, against gold", not rows,
+        Chart("model_f1_by_class", "F1 by class",
+            _figure(bars, "F1 of the top prediction by class, against gold", not rows,
               barmode="group", yaxis={"range": [0, 1.02]}, xaxis={"type": "category"}), "model_by_class"),
         Chart("model_summary", "Macro F1 by version", _figure(overall, "Macro F1 by model version", not summary,
               barmode="group", yaxis={"range": [0, 1.02]}, xaxis={"type": "category"}), "model_summary"),
@@ -273,7 +285,8 @@ def effort(report: Report) -> list[Chart]:
         go.Bar(x=base, y=names, orientation="h", name="Items", marker={"color": PALETTE[0]}),
         go.Bar(x=extra, y=names, orientation="h", name="Difficulty weighting", marker={"color": PALETTE[1]}),
     ]
-    return [Chart("effort", "Work units", _figure(bars, f"Work units by annotator (top {MAX_BARS})", not rows, barmode="stack",
+    return [Chart("effort", "Work units",
+        _figure(bars, f"Work units by annotator (top {MAX_BARS})", not rows, barmode="stack",
                   yaxis={"autorange": "reversed"}, height=max(240, 70 + 24 * len(rows)),
                   margin={"l": 190, "r": 20, "t": 48, "b": 40}), "effort")]
 
@@ -299,9 +312,11 @@ def drift(report: Report) -> list[Chart]:
 
     return [
         Chart("drift_confidence", "Top probability", _figure(pair(bins, "bin"), "Top-probability distribution" + suffix,
-              not has(bins), barmode="group", yaxis={"tickformat": ".0%"}, xaxis={"type": "category"}), "drift_confidence"),
+              not has(bins), barmode="group", yaxis={"tickformat": ".0%"}, xaxis={"type": "category"}),
+                  "drift_confidence"),
         Chart("drift_classes", "Predicted classes", _figure(pair(classes, "label"), "Predicted classes" + suffix,
-              not has(classes), barmode="group", yaxis={"tickformat": ".0%"}, xaxis={"type": "category"}), "drift_classes"),
+              not has(classes), barmode="group", yaxis={"tickformat": ".0%"}, xaxis={"type": "category"}),
+                  "drift_classes"),
     ]
 
 

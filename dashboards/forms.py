@@ -41,4 +41,5 @@ class DashboardFilterForm(forms.Form):
         )
 
     def errors_list(self) -> list[dict[str, str]]:
-        return [{"field": field, "message": str(message)} for field, messages in self.errors.items() for message in messages]
+        return [{"field": field, "message": str(message)} for field, messages in self.errors.items()
+            for message in messages]

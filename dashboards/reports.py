@@ -218,9 +218,12 @@ def agreement(ctx: ReportContext) -> Report:
         "Krippendorff's alpha (nominal) over items with at least two crowd labels.",
         headline=headline,
         tables=(
-            Table("agreement_by_week", "Agreement by week of ingest", (Column("week", "Week of", DATE), *AGREEMENT_COLUMNS), tuple(by_week)),
-            Table("agreement_by_domain", "Agreement by domain", (Column("domain", "Domain"), *AGREEMENT_COLUMNS), tuple(by_domain)),
-            Table("agreement_by_route", "Agreement by route", (Column("route", "Route"), *AGREEMENT_COLUMNS), tuple(by_route)),
+            Table("agreement_by_week", "Agreement by week of ingest",
+                (Column("week", "Week of", DATE), *AGREEMENT_COLUMNS), tuple(by_week)),
+            Table("agreement_by_domain", "Agreement by domain", (Column("domain", "Domain"), *AGREEMENT_COLUMNS),
+                tuple(by_domain)),
+            Table("agreement_by_route", "Agreement by route", (Column("route", "Route"), *AGREEMENT_COLUMNS),
+                tuple(by_route)),
             Table(
                 "agreement_pairs",
                 "Cohen's kappa between the most active crowd annotators",
@@ -252,7 +255,8 @@ def _quantile_row(key: str, value: Any, histogram: Mapping[str, int]) -> dict[st
     }
 
 
-QUANTILE_COLUMNS = (Column("n", "Items", INT), Column("median", "Median", DURATION), Column("p90", "90th percentile", DURATION))
+QUANTILE_COLUMNS = (Column("n", "Items", INT), Column("median", "Median", DURATION),
+    Column("p90", "90th percentile", DURATION))
 
 
 def _sla_row(key: str, value: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -296,10 +300,13 @@ def time_to_label(ctx: ReportContext) -> Report:
             Figure("sla_share", "Expert work within SLA", sla[0]["share"] if sla else None, PERCENT),
         ),
         tables=(
-            Table("time_by_route", "Ingest to final label, by route", (Column("route", "Route"), *QUANTILE_COLUMNS), tuple(by_route),
+            Table("time_by_route", "Ingest to final label, by route", (Column("route", "Route"), *QUANTILE_COLUMNS),
+                tuple(by_route),
                   note="Quantiles from a log histogram (24 bins per decade): within about 10% of the exact value."),
-            Table("time_per_item_by_role", "Annotation time per item, by role", (Column("role", "Role"), *QUANTILE_COLUMNS), tuple(by_role),
-                  note="Sum of the time annotators of the role logged on an item; items without logged time are left out."),
+            Table("time_per_item_by_role", "Annotation time per item, by role",
+                (Column("role", "Role"), *QUANTILE_COLUMNS), tuple(by_role),
+                  note="Sum of the time annotators of the role logged on an item; "
+                       "items without logged time are left out."),
             Table(
                 "sla_compliance",
                 "Expert work completed within the SLA",
@@ -330,14 +337,17 @@ def gold_accuracy(ctx: ReportContext) -> Report:
     rows = ctx.item_stats(("gold_items", "gold_correct", "gold_by_class"))
     overall = _accuracy_row("key", ALL, _sum(rows, "gold_correct"), _sum(rows, "gold_items"))
     routes = _group(rows, lambda r: r["route"])
-    by_route = [_accuracy_row("route", r, _sum(routes[r], "gold_correct"), _sum(routes[r], "gold_items")) for r in _route_order(routes)]
-    by_domain = [_accuracy_row("domain", k, _sum(g, "gold_correct"), _sum(g, "gold_items")) for k, g in _group(rows, _domain_key).items()]
+    by_route = [_accuracy_row("route", r, _sum(routes[r], "gold_correct"), _sum(routes[r], "gold_items"))
+        for r in _route_order(routes)]
+    by_domain = [_accuracy_row("domain", k, _sum(g, "gold_correct"), _sum(g, "gold_items"))
+        for k, g in _group(rows, _domain_key).items()]
     per_class: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     for row in rows:
         for label, (n, correct) in row["gold_by_class"].items():
             per_class[label][0] += n
             per_class[label][1] += correct
-    by_class = [_accuracy_row("label", c, per_class[c][1], per_class[c][0]) for c in _classes(scope, per_class) if c in per_class]
+    by_class = [_accuracy_row("label", c, per_class[c][1], per_class[c][0]) for c in _classes(scope, per_class)
+        if c in per_class]
     by_annotator = [
         {**_accuracy_row("annotator", r["annotator_id"], r["gold_correct"], r["gold_items"]), "role": r["role"]}
         for r in ctx.annotator_stats()
@@ -350,13 +360,17 @@ def gold_accuracy(ctx: ReportContext) -> Report:
         description="Final labels (and each annotator's labels) compared with gold labels, with 95% Wilson intervals.",
         headline=(
             Figure("accuracy", "Final labels correct on gold", overall["accuracy"], PERCENT,
-                   note=f"n = {overall['n']}" + (f", 95% CI {overall['low']:.0%}–{overall['high']:.0%}" if overall["n"] else "")),
+                   note=f"n = {overall['n']}" + (
+                   f", 95% CI {overall['low']:.0%}–{overall['high']:.0%}" if overall["n"] else "")),
             Figure("n", "Gold items labelled", overall["n"], INT),
         ),
         tables=(
-            Table("gold_by_route", "By route", (Column("route", "Route"), *ACCURACY_COLUMNS), tuple(_with_gold(by_route))),
-            Table("gold_by_domain", "By domain", (Column("domain", "Domain"), *ACCURACY_COLUMNS), tuple(_with_gold(by_domain))),
-            Table("gold_by_class", "By gold class (recall)", (Column("label", "Gold class"), *ACCURACY_COLUMNS), tuple(by_class)),
+            Table("gold_by_route", "By route", (Column("route", "Route"), *ACCURACY_COLUMNS),
+                tuple(_with_gold(by_route))),
+            Table("gold_by_domain", "By domain", (Column("domain", "Domain"), *ACCURACY_COLUMNS),
+                tuple(_with_gold(by_domain))),
+            Table("gold_by_class", "By gold class (recall)", (Column("label", "Gold class"), *ACCURACY_COLUMNS),
+                tuple(by_class)),
             Table(
                 "gold_by_annotator",
                 "By annotator",
@@ -382,7 +396,8 @@ def escalation_value(ctx: ReportContext) -> Report:
     rows = ctx.item_stats(ESCALATION_FIELDS)
     s = {name: _sum(rows, name) for name in ESCALATION_FIELDS}
     accuracy = (
-        _accuracy_row("label", "Before escalation (model or crowd)", s["escalation_pre_correct"], s["escalation_with_gold"]),
+        _accuracy_row("label", "Before escalation (model or crowd)", s["escalation_pre_correct"],
+            s["escalation_with_gold"]),
         _accuracy_row("label", "Expert", s["escalation_expert_correct"], s["escalation_with_gold"]),
     )
     agreement_share = s["escalation_agreed"] / s["escalation_compared"] if s["escalation_compared"] else None
@@ -425,13 +440,17 @@ def escalation_value(ctx: ReportContext) -> Report:
         description="On escalated items with gold: was the label before escalation (the model's or the crowd's) "
         "right, and the expert's? And what a correct label costs on each route.",
         headline=(
-            Figure("pre_accuracy", "Correct before escalation", accuracy[0]["accuracy"], PERCENT, note=f"n = {accuracy[0]['n']}"),
-            Figure("expert_accuracy", "Correct after the expert", accuracy[1]["accuracy"], PERCENT, note=f"n = {accuracy[1]['n']}"),
+            Figure("pre_accuracy", "Correct before escalation", accuracy[0]["accuracy"], PERCENT,
+                note=f"n = {accuracy[0]['n']}"),
+            Figure("expert_accuracy", "Correct after the expert", accuracy[1]["accuracy"], PERCENT,
+                note=f"n = {accuracy[1]['n']}"),
             Figure("agreement", "Pre-escalation label kept by the expert", agreement_share, PERCENT),
         ),
         tables=(
-            Table("escalation_accuracy", "Escalated items with gold", (Column("label", "Label"), *ACCURACY_COLUMNS), accuracy),
-            Table("escalation_summary", "Escalations", (Column("measure", "Measure"), Column("value", "Items", INT)), summary),
+            Table("escalation_accuracy", "Escalated items with gold", (Column("label", "Label"), *ACCURACY_COLUMNS),
+                accuracy),
+            Table("escalation_summary", "Escalations", (Column("measure", "Measure"), Column("value", "Items", INT)),
+                summary),
             Table(
                 "cost_by_route",
                 "Cost per correct label, by route",
@@ -462,11 +481,13 @@ def flow(ctx: ReportContext) -> Report:
     scope = ctx.scope
     rows = ctx.item_stats(("items", "escalated", "statuses"))
     statuses = _counter(rows, "statuses")
-    status_rows = tuple({"status": status, "items": statuses[status]} for status in sorted(statuses, key=lambda s: -statuses[s]))
+    status_rows = tuple({"status": status, "items": statuses[status]}
+        for status in sorted(statuses, key=lambda s: -statuses[s]))
     by_week = []
     for week, group in _group(rows, lambda r: week_of(r["day"])).items():
         items, escalated = _sum(group, "items"), _sum(group, "escalated")
-        by_week.append({"week": week, "items": items, "escalated": escalated, "rate": escalated / items if items else None})
+        by_week.append({"week": week, "items": items, "escalated": escalated,
+            "rate": escalated / items if items else None})
     total_items, total_escalated = _sum(rows, "items"), _sum(rows, "escalated")
     backlog = sum(statuses[s] for s in OPEN_STATUSES)
     work = selectors.open_expert_work(scope, now=ctx.now)
@@ -474,7 +495,8 @@ def flow(ctx: ReportContext) -> Report:
         {"measure": "Open items (not yet labelled)", "value": backlog},
         {"measure": "Open expert assignments", "value": work.open},
         {"measure": "Overdue expert assignments", "value": work.overdue},
-        {"measure": "Oldest overdue since", "value": work.oldest_overdue_at.isoformat(timespec="minutes") if work.oldest_overdue_at else ""},
+        {"measure": "Oldest overdue since",
+            "value": work.oldest_overdue_at.isoformat(timespec="minutes") if work.oldest_overdue_at else ""},
     )
     utilisation = [
         {**e, "annotator": e["user_id"], "utilisation": e["open"] / e["capacity"] if e["capacity"] else None}
@@ -493,16 +515,20 @@ def flow(ctx: ReportContext) -> Report:
     return Report(
         name="flow",
         title="Flow",
-        description="Where items are now, how many get escalated, the expert backlog and whether the roster covers the next week.",
+        description="Where items are now, how many get escalated, the expert backlog and whether the roster "
+                    "covers the next week.",
         headline=(
-            Figure("escalation_rate", "Escalation rate", total_escalated / total_items if total_items else None, PERCENT),
+            Figure("escalation_rate", "Escalation rate", total_escalated / total_items if total_items else None,
+                PERCENT),
             Figure("backlog", "Open items", backlog, INT),
             Figure("overdue", "Overdue expert assignments", work.overdue, INT),
         ),
         tables=(
-            Table("status_counts", "Items by status", (Column("status", "Status"), Column("items", "Items", INT)), status_rows),
+            Table("status_counts", "Items by status", (Column("status", "Status"), Column("items", "Items", INT)),
+                status_rows),
             Table("escalation_by_week", "Escalation rate by week of ingest",
-                  (Column("week", "Week of", DATE), Column("items", "Items", INT), Column("escalated", "Escalated", INT),
+                  (Column("week", "Week of", DATE), Column("items", "Items", INT),
+                      Column("escalated", "Escalated", INT),
                    Column("rate", "Escalation rate", PERCENT)), tuple(by_week)),
             Table("backlog", "Backlog now", (Column("measure", "Measure"), Column("value", "Value")), backlog_rows,
                   note="Assignments as they are now, for items in scope."),
@@ -511,7 +537,8 @@ def flow(ctx: ReportContext) -> Report:
                    Column("capacity", "Capacity", INT), Column("utilisation", "Utilisation", PERCENT)),
                   tuple(utilisation), note="Open assignments in every project over the expert's capacity."),
             Table("coverage_gaps", "Expert coverage, next 7 days",
-                  (Column("domain", "Domain"), Column("uncovered_hours", "Hours without a qualified expert on shift", INT),
+                  (Column("domain", "Domain"),
+                      Column("uncovered_hours", "Hours without a qualified expert on shift", INT),
                    Column("covered_share", "Covered", PERCENT), Column("next_gap", "Next gap starts (UTC)")),
                   tuple(gaps), note="From the roster's shifts and time off; domains of the items in scope."),
         ),
@@ -551,7 +578,8 @@ def model_quality(ctx: ReportContext) -> Report:
                 continue
             summary.append({
                 "model_version": version, "reference": reference, "n": report.n, "accuracy": report.accuracy,
-                "macro_precision": report.macro_precision, "macro_recall": report.macro_recall, "macro_f1": report.macro_f1,
+                "macro_precision": report.macro_precision, "macro_recall": report.macro_recall,
+                "macro_f1": report.macro_f1,
             })
             per_class += [
                 {"model_version": version, "reference": reference, "label": c.label, "precision": c.precision,
@@ -574,10 +602,12 @@ def model_quality(ctx: ReportContext) -> Report:
             Table("model_summary", "By model version",
                   (Column("model_version", "Model version"), Column("reference", "Against"), Column("n", "Items", INT),
                    Column("accuracy", "Accuracy", PERCENT), Column("macro_precision", "Macro precision", FLOAT),
-                   Column("macro_recall", "Macro recall", FLOAT), Column("macro_f1", "Macro F1", FLOAT)), tuple(summary)),
+                   Column("macro_recall", "Macro recall", FLOAT), Column("macro_f1", "Macro F1", FLOAT)),
+                       tuple(summary)),
             Table("model_by_class", "By class",
                   (Column("model_version", "Model version"), Column("reference", "Against"), Column("label", "Class"),
-                   Column("precision", "Precision", FLOAT), Column("recall", "Recall", FLOAT), Column("f1", "F1", FLOAT),
+                   Column("precision", "Precision", FLOAT), Column("recall", "Recall", FLOAT),
+                   Column("f1", "F1", FLOAT),
                    Column("support", "Support", INT), Column("predicted", "Predicted", INT)), tuple(per_class)),
         ),
     )
@@ -615,7 +645,8 @@ def effort(ctx: ReportContext) -> Report:
             Table("effort", "Effort by annotator",
                   (Column("annotator", "Annotator", ANNOTATOR), Column("role", "Role"), Column("items", "Items", INT),
                    Column("annotations", "Labels", INT), Column("hours", "Hours logged", FLOAT),
-                   Column("seconds_per_item", "Time per item", DURATION), Column("escalated_items", "Escalated items", INT),
+                   Column("seconds_per_item", "Time per item", DURATION),
+                   Column("escalated_items", "Escalated items", INT),
                    Column("disagreement_items", "Disagreement items", INT), Column("work_units", "Work units", FLOAT)),
                   tuple(rows),
                   note=f"Work units: {weights.per_item:g} per item, +{weights.extra_per_escalated:g} if escalated, "
@@ -637,7 +668,8 @@ def drift_windows(scope: Scope, *, today: dt.date) -> tuple[tuple[dt.date, dt.da
 
 
 def _model_totals(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    totals: dict[str, dict[str, Any]] = defaultdict(lambda: {"confidence": np.zeros(CONFIDENCE_BINS, dtype=np.int64), "predicted": Counter()})
+    totals: dict[str, dict[str, Any]] = defaultdict(lambda: {"confidence": np.zeros(CONFIDENCE_BINS, dtype=np.int64),
+        "predicted": Counter()})
     for row in rows:
         for version, cell in row["model_versions"].items():
             totals[version]["confidence"] += np.asarray(cell["confidence"], dtype=np.int64)
@@ -684,20 +716,23 @@ def drift(ctx: ReportContext) -> Report:
                 "reference_share": ref_classes[k] / ref_classes.sum() if ref_classes.sum() else None,
                 "recent_share": rec_classes[k] / rec_classes.sum() if rec_classes.sum() else None,
             })
-    worst_all = max((p for s in summary for p in (s["psi_confidence"], s["psi_classes"]) if p is not None), default=None)
+    worst_all = max((p for s in summary for p in (s["psi_confidence"], s["psi_classes"]) if p is not None),
+        default=None)
     window_note = (f"Reference {reference_days[0]} to {reference_days[1]}, recent {recent_days[0]} to {recent_days[1]} "
                    f"(by ingest day; the start of the date filter does not apply). Alert at PSI ≥ {threshold:g}.")
     return Report(
         name="drift",
         title="Drift",
-        description="Whether the model's confidence and predicted classes in the last week differ from the four weeks before (population stability index).",
+        description="Whether the model's confidence and predicted classes in the last week differ from the four "
+                    "weeks before (population stability index).",
         headline=(Figure("psi", "Largest PSI", worst_all, FLOAT, note=f"alert at {threshold:g}"),),
         alerts=tuple(alerts),
         tables=(
             Table("drift", "Population stability index by model version",
                   (Column("model_version", "Model version"), Column("reference_items", "Reference items", INT),
                    Column("recent_items", "Recent items", INT), Column("psi_confidence", "PSI confidence", FLOAT),
-                   Column("psi_classes", "PSI predicted class", FLOAT), Column("level", "Reading"), Column("alert", "Alert")),
+                   Column("psi_classes", "PSI predicted class", FLOAT), Column("level", "Reading"),
+                   Column("alert", "Alert")),
                   tuple(summary), note=window_note),
             Table("drift_confidence", "Top-probability distribution",
                   (Column("model_version", "Model version"), Column("bin", "Top probability"),
@@ -723,7 +758,8 @@ def calibration(ctx: ReportContext) -> Report:
         rows.append({
             "project": names.get(int(event.object_id), event.object_id),
             "at": event.at,
-            "summary": str(data.get("summary") or data.get("message") or "Recommended thresholds differ from the live policy."),
+            "summary": str(
+            data.get("summary") or data.get("message") or "Recommended thresholds differ from the live policy."),
             "recommended": ", ".join(f"{k}={v}" for k, v in sorted((data.get("recommended") or {}).items())),
             "live": ", ".join(f"{k}={v}" for k, v in sorted((data.get("live") or {}).items())),
             # The daily job records every run, "no material change" included, so the latest event is the

@@ -115,7 +115,8 @@ class Prediction(models.Model):
     class Meta:
         ordering = ("item", "created_at", "id")
         constraints = [
-            models.UniqueConstraint(fields=("item", "model_name", "model_version"), name="prediction_unique_model_version"),
+            models.UniqueConstraint(fields=("item", "model_name", "model_version"),
+                name="prediction_unique_model_version"),
         ]
 
     def __str__(self) -> str:
@@ -192,7 +193,8 @@ class Review(models.Model):
 class AuditEvent(models.Model):
     """Append-only log of consequential actions; rows are only ever inserted (see labeling.services)."""
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+")
     action = models.CharField(max_length=100)
     object_type = models.CharField(max_length=100)
     object_id = models.CharField(max_length=100)

@@ -95,7 +95,8 @@ def _actor_or_none(actor: Any) -> Any:
     return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
-def audit_record(*, actor: Any, action: str, obj_type: str, obj_id: Any, data: Mapping[str, Any] | None = None) -> AuditEvent:
+def audit_record(*, actor: Any, action: str, obj_type: str, obj_id: Any,
+    data: Mapping[str, Any] | None = None) -> AuditEvent:
     """Append one event to the audit log (rows are never changed or deleted). Call it inside the
     transaction of the change it records, so the event exists exactly when the change does."""
     return AuditEvent.objects.create(
@@ -111,7 +112,8 @@ def _classes_or_raise(classes: Any) -> list[dict[str, str]]:
 
 
 def _factors_or_raise(decision_factors: Any) -> list[str]:
-    if not isinstance(decision_factors, (list, tuple)) or not all(isinstance(f, str) and f.strip() for f in decision_factors):
+    if not isinstance(decision_factors, (list, tuple)) or not all(isinstance(f, str) and f.strip()
+        for f in decision_factors):
         raise ValidationError({"decision_factors": ["expected an array of non-empty strings"]})
     return [f.strip() for f in decision_factors]
 
@@ -341,7 +343,8 @@ def _set_gold(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: 
         return set()
     known = dict(GoldLabel.objects.filter(item_id__in=[i for i in given if i in existing_ids])
                  .values_list("item_id", "label")) if existing_ids else {}
-    new = [GoldLabel(item_id=i, label=label, provenance=GOLD_PROVENANCE_IMPORT) for i, label in given.items() if i not in known]
+    new = [GoldLabel(item_id=i, label=label, provenance=GOLD_PROVENANCE_IMPORT) for i, label in given.items()
+        if i not in known]
     replaced = {i: label for i, label in given.items() if i in known and known[i] != label}
     if new:
         GoldLabel.objects.bulk_create(new, batch_size=INGEST_CHUNK_SIZE)

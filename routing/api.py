@@ -237,7 +237,8 @@ class ClaimNextView(APIView):
         assignment = services.assignment_claim_next(user=request.user, project=project)
         if assignment is None:
             if selectors.worker_for(user=request.user) is None:
-                return Response({"detail": "Only active roster members (crowd, expert, reviewer) claim work."}, status=403)
+                return Response({"detail": "Only active roster members (crowd, expert, reviewer) claim work."},
+                    status=403)
             return Response(status=204)
         return Response(selectors.assignment_payload(assignment))
 
@@ -283,7 +284,8 @@ class AssignmentDeclineView(APIView):
     @extend_schema(
         request=DECLINE,
         responses={
-            200: inline_serializer("Declined", {"assignment": serializers.IntegerField(), "status": serializers.CharField()}),
+            200: inline_serializer("Declined",
+                {"assignment": serializers.IntegerField(), "status": serializers.CharField()}),
             **ASSIGNMENT_ERRORS,
         },
     )

@@ -39,12 +39,14 @@ class OpenAssignment:
 
 def queue_projects(*, user: Any) -> list[Project]:
     """Projects where the person holds open work or could claim an open slot, by name."""
-    mine = Assignment.objects.filter(assignee_id=user.pk, status__in=OPEN_ASSIGNMENT_STATUSES).values("item__project_id")
+    mine = Assignment.objects.filter(assignee_id=user.pk,
+        status__in=OPEN_ASSIGNMENT_STATUSES).values("item__project_id")
     pool = claimable_slots(user=user, worker=worker_for(user=user)).order_by().values("item__project_id")
     return list(Project.objects.filter(Q(id__in=mine) | Q(id__in=pool)).order_by("name", "id"))
 
 
-def open_assignments(*, user: Any, project: Project | None = None, now: dt.datetime, limit: int = 100) -> list[OpenAssignment]:
+def open_assignments(*, user: Any, project: Project | None = None, now: dt.datetime,
+    limit: int = 100) -> list[OpenAssignment]:
     """The person's claimed and offered assignments, soonest deadline first."""
     qs = Assignment.objects.filter(assignee=user, status__in=OPEN_ASSIGNMENT_STATUSES).select_related("item__project")
     if project is not None:
@@ -350,7 +352,10 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
         ))
     reviews = list(Review.objects.filter(item=item).select_related("reviewer").order_by("created_at", "id"))
     for r in reviews:
-        title = f"Review: agreed with {r.label}" if r.verdict == "agree" else f"Review: overrode {r.previous_label} with {r.label}"
+        title = (
+            f"Review: agreed with {r.label}" if r.verdict == "agree"
+            else f"Review: overrode {r.previous_label} with {r.label}"
+        )
         entries.append(TrailEntry(at=r.created_at, kind="review", title=title, actor=_name(r.reviewer), text=r.reason))
     if item.final_label and item.labeled_at:
         settled_by = [d.created_at for d in decisions] + [r.created_at for r in reviews]

@@ -27,6 +27,7 @@ from experts.models import Domain, Expert, Role
 from experts.ranking import Ranking, rank_experts
 from experts.selectors import on_call_rotations
 from experts.services import expert_accuracy_record
+from labeling.bulk import columns, datetime_value, insert_objects, json_value, model_from_row, one_of, prepared_cursor
 from labeling.models import (
     Annotation,
     AuditEvent,
@@ -39,7 +40,6 @@ from labeling.models import (
     Review,
     ReviewVerdict,
 )
-from labeling.bulk import columns, datetime_value, insert_objects, json_value, model_from_row, one_of, prepared_cursor
 from labeling.services import audit_record
 from routing import claim_sql, selectors
 from routing.decision_inputs import inputs_to_dict
@@ -615,7 +615,8 @@ def _email_on_commit(messages: Mapping[int, tuple[str, str]], *, respect_prefere
 def _offer_emails(slots: Iterable[Assignment]) -> dict[int, tuple[str, str]]:
     by_user: dict[int, list[Assignment]] = defaultdict(list)
     for slot in slots:
-        if slot.assignee_id is not None and slot.kind == AssignmentKind.EXPERT and slot.status == AssignmentStatus.OFFERED:
+        offered_to_expert = slot.kind == AssignmentKind.EXPERT and slot.status == AssignmentStatus.OFFERED
+        if slot.assignee_id is not None and offered_to_expert:
             by_user[slot.assignee_id].append(slot)
     messages = {}
     for user_id, offered in by_user.items():
@@ -723,7 +724,8 @@ def _work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
         listed = "', '".join(s.value for s in statuses)
         with prepared_cursor() as cursor:
             cursor.execute(
-                f"UPDATE {Assignment._meta.db_table} SET status = '{AssignmentStatus.CANCELLED.value}', completed_at = %s"
+                f"UPDATE {Assignment._meta.db_table}"
+                f" SET status = '{AssignmentStatus.CANCELLED.value}', completed_at = %s"
                 f" WHERE {of_slots} AND status IN ('{listed}')",
                 [datetime_value(now), *params],
             )
@@ -920,7 +922,8 @@ def _savepoint_if_nested(run: Callable[[], Any]) -> Any:
     return run()
 
 
-def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> Assignment | None:
+def assignment_claim_next(*, user: Any, project: Project | None = None,
+    now: dt.datetime | None = None) -> Assignment | None:
     """Claim the user's next assignment (in `project`, or any) and start its lease; None when there is none.
 
     Order: slots offered to the user by name, soonest deadline first; then unassigned slots of their role's
@@ -1010,7 +1013,8 @@ def _gold_instead(
     if slot.kind != AssignmentKind.CROWD or draw >= claimed.gold_check_rate:
         return slot
     queued = selectors.QueuedSlot(
-        id=slot.pk, kind=slot.kind, project_id=slot.project_id, due_at=slot.due_at, gold_check_rate=claimed.gold_check_rate
+        id=slot.pk, kind=slot.kind, project_id=slot.project_id, due_at=slot.due_at,
+        gold_check_rate=claimed.gold_check_rate
     )
     # Looked for while the person still holds the slot, so the gold item is never the slot's own item.
     candidates = selectors.unseen_gold_items(user=user, project_id=slot.project_id, limit=GOLD_CANDIDATES)
@@ -1057,7 +1061,8 @@ def _require_open(assignment: Assignment, now: dt.datetime) -> None:
     if assignment.status == AssignmentStatus.ACTIVE:
         if assignment.lease_expires_at is not None and assignment.lease_expires_at <= now:
             raise AssignmentConflict(
-                f"The lease on assignment {assignment.pk} expired at {assignment.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC."
+                f"The lease on assignment {assignment.pk} expired at "
+                f"{assignment.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC."
             )
         return
     if assignment.status != AssignmentStatus.OFFERED:
@@ -1276,7 +1281,8 @@ def review_submit(
         elif verdict == ReviewVerdict.OVERRIDE:
             classes = item.project.class_names
             if label not in classes:
-                errors["label"].append(f"{label!r} is not a class of {item.project.slug}; use one of: {', '.join(classes)}.")
+                errors["label"].append(
+                    f"{label!r} is not a class of {item.project.slug}; use one of: {', '.join(classes)}.")
             elif label == item.final_label:
                 errors["label"].append(f"{label!r} is the current label; to keep it, agree instead.")
             if not reason:

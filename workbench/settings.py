@@ -23,7 +23,8 @@ def env_bool(name: str, default: bool) -> bool:
 DEBUG = env_bool("DEBUG", True)
 # The fallback key is only acceptable for local demos; production must set SECRET_KEY.
 SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-insecure-key-change-me-for-any-real-deployment"
-ALLOWED_HOSTS = [h.strip() for h in (os.environ.get("ALLOWED_HOSTS") or "127.0.0.1,localhost,testserver").split(",") if h.strip()]
+ALLOWED_HOSTS = [h.strip() for h in (os.environ.get("ALLOWED_HOSTS") or "127.0.0.1,localhost,testserver").split(",")
+    if h.strip()]
 CSRF_TRUSTED_ORIGINS = [f"http://{h}:8000" for h in ALLOWED_HOSTS if h not in {"testserver", "*"}]
 
 INSTALLED_APPS = [

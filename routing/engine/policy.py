@@ -39,7 +39,8 @@ from .types import (
 # New projects start from this. Chosen by a threshold sweep on all five shared crowd data sets
 # (bench/pilot_curves.py; its leave-one-out choice, --choose-defaults, is still owed: docs/pilot.md).
 # One crowd label first, then another while the posterior (learned reliabilities, the project's class
-# prior) is below consensus_min_posterior, up to max_crowd_labels; consensus items are checked again after every reliability refresh.
+# prior) is below consensus_min_posterior, up to max_crowd_labels; consensus items are checked again after
+# every reliability refresh.
 DEFAULT_POLICY = PolicyConfig(
     crowd_overlap=1,
     max_crowd_labels=20,

@@ -48,7 +48,8 @@ def check_item(item: ItemInput) -> None:
     if item.class_prior:
         prior = item.class_prior
         if len(prior) != len(item.classes):
-            raise ValueError(f"item {item.item_id}: class_prior has {len(prior)} values for {len(item.classes)} classes")
+            raise ValueError(
+                f"item {item.item_id}: class_prior has {len(prior)} values for {len(item.classes)} classes")
         if any(not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0 for p in prior) or sum(prior) <= 0:
             raise ValueError(f"item {item.item_id}: class_prior must be finite numbers >= 0 with a positive sum")
     for prediction in item.predictions:

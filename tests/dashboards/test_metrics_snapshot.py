@@ -45,7 +45,8 @@ def test_stats_of_parts_add_up_to_the_stats_of_the_whole(seed):
     for part in parts:
         total = total + m.agreement_stats(part, CLASSES)
     whole = m.agreement_stats(counts, CLASSES)
-    assert (total.items, total.labels, total.pairs, total.agreeing) == (whole.items, whole.labels, whole.pairs, whole.agreeing)
+    assert (total.items, total.labels, total.pairs, total.agreeing) == (whole.items, whole.labels, whole.pairs,
+        whole.agreeing)
     assert total.item_agreement_sum == pytest.approx(whole.item_agreement_sum)
     assert total.disagreement_sum == pytest.approx(whole.disagreement_sum)
     assert total.class_totals == whole.class_totals

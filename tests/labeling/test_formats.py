@@ -83,7 +83,8 @@ def test_json_reader_refuses_a_non_array():
 def test_csv_columns_map_to_row_fields():
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["external_id", "text", "data.title", "metadata.source", "predictions", "domain", "language", "gold", "status"])
+    writer.writerow(["external_id", "text", "data.title", "metadata.source", "predictions", "domain", "language",
+        "gold", "status"])
     writer.writerow(["a", "hello", "Hi", "crm", json.dumps([{"model_version": "v", "probabilities": {"cat": 1}}]),
                      "pets/cats", "en", "cat", "labeled"])
     writer.writerow(["b", "", "", "", "", "", "", "", ""])

@@ -10,7 +10,7 @@ import pytest
 from routing.engine.aggregation import RefitReliability
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest
 from routing.engine.types import AnnotationInput, AnnotatorReliability, ItemInput, Outcome, PolicyConfig
-from routing.simulation import History, prepare, replay, run_pilot, PilotData
+from routing.simulation import History, PilotData, prepare, replay, run_pilot
 
 CLASSES = ("a", "b")
 

@@ -322,7 +322,8 @@ class TestSubmit:
         ingest_at(proj, [row("a", MIDDLING)])
         claimed = services.assignment_claim_next(user=crowd, project=proj, now=LATER)
         annotation = services.assignment_submit(
-            assignment_id=claimed.pk, user=crowd, label="cat", time_spent_ms=60_000, now=LATER + dt.timedelta(seconds=59)
+            assignment_id=claimed.pk, user=crowd, label="cat", time_spent_ms=60_000,
+            now=LATER + dt.timedelta(seconds=59)
         )
         assert annotation.time_spent_ms == 60_000
 
@@ -348,7 +349,8 @@ class TestSubmit:
 
 
 class TestDecline:
-    def test_expert_decline_passes_the_item_to_the_next_best_then_to_the_queue(self, django_capture_on_commit_callbacks):
+    def test_expert_decline_passes_the_item_to_the_next_best_then_to_the_queue(self,
+        django_capture_on_commit_callbacks):
         ada = person(Role.EXPERT, name="ada", expertise={"pets": 5})
         bob = person(Role.EXPERT, name="bob", expertise={"pets": 3})
         proj = project(policy=ESCALATE_UNSURE)

@@ -221,7 +221,8 @@ def test_review_agree_and_override(client, wb):
                            HTTP_HX_REQUEST="true")
     second = Assignment.objects.get(assignee=wb["reviewer"], status=AssignmentStatus.ACTIVE)
     assert response.status_code == 200 and response["HX-Push-Url"].startswith(reverse("routing:work", args=[second.pk]))
-    missing_reason = client.post(reverse("routing:review", args=[second.pk]), {"verdict": "override", "label": "billing"},
+    missing_reason = client.post(reverse("routing:review", args=[second.pk]),
+        {"verdict": "override", "label": "billing"},
                                  HTTP_HX_REQUEST="true")
     assert missing_reason.status_code == 400 and "Say why the label is wrong" in missing_reason.content.decode()
     client.post(reverse("routing:review", args=[second.pk]),
