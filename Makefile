@@ -7,7 +7,7 @@ PLOTLY_JS := static/vendor/plotly.min.js
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: setup run test test-fast lint-imports migrate seed screenshots bench clean
+.PHONY: setup run test test-fast lint lint-imports migrate seed screenshots bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,12 @@ run: seed
 lint-imports: setup
 	$(VENV)/bin/lint-imports
 
-test: setup lint-imports
+# ruff's rules and mypy's scope (strict, on the pure engine) are set in pyproject.toml.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint-imports lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-fast: setup

@@ -102,7 +102,7 @@ def _posterior_from_columns(
     return [w / norm for w in weights]
 
 
-def _infer_k(model_probs: Any, confusions: Sequence[Any]) -> int:
+def _infer_k(model_probs: Any, confusions: Sequence[Any] | np.ndarray) -> int:
     if model_probs is not None:
         return len(model_probs)
     if len(confusions):
@@ -121,7 +121,8 @@ def _log_prior_list(model_probs: Any, model_weight: float, k: int) -> list[float
 
 def _normalise_log(log_post: np.ndarray) -> np.ndarray:
     shifted = np.exp(log_post - log_post.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    normalised: np.ndarray = shifted / shifted.sum(axis=-1, keepdims=True)
+    return normalised
 
 
 def reliability_column(
@@ -220,7 +221,8 @@ class _Annotator:
         return [log(row[given] / s) for row, s in zip(self.total, self.row_sum)]
 
     def matrix(self) -> np.ndarray:
-        return np.array(self.total) / np.array(self.row_sum)[:, None]
+        confusion: np.ndarray = np.array(self.total) / np.array(self.row_sum)[:, None]
+        return confusion
 
 
 @dataclass

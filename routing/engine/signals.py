@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import aggregation
 from .rules import fired_rules, resolve
@@ -146,7 +147,7 @@ def _consensus_gap(counts: list[tuple[str, int]], n: int) -> float | None:
 
 
 def metadata_conflict_value(
-    metadata: Mapping, field: str, classes: Sequence[str], predicted: str | None
+    metadata: Mapping[str, Any], field: str, classes: Sequence[str], predicted: str | None
 ) -> float | None:
     """1.0 when metadata[field] is a class name other than the predicted label, else 0.0.
 
@@ -165,7 +166,7 @@ def metadata_path(field: str) -> str:
     return field if field.startswith("metadata.") else f"metadata.{field}"
 
 
-def metadata_field_value(metadata: Mapping, field: str) -> object:
+def metadata_field_value(metadata: Mapping[str, Any], field: str) -> object:
     return resolve({"metadata": metadata}, metadata_path(field))
 
 

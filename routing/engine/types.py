@@ -110,7 +110,7 @@ class PolicyConfig:
     consensus_recheck: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        data = json_ready(dataclasses.asdict(self))
+        data: dict[str, Any] = json_ready(dataclasses.asdict(self))
         for name, legacy in LATER_FIELDS.items():
             if data[name] == legacy:
                 del data[name]
