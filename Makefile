@@ -55,8 +55,9 @@ test-fast: setup
 screenshots: setup
 	SCREENSHOTS=1 $(VENV)/bin/pytest tests/browser $(PYTEST_ARGS)
 
+# One run of bench/ on the current code, written to docs/benchmarks.md; sizes: bench/report.py --help.
 bench: setup
-	$(PY) bench/ingest.py
+	$(PY) bench/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var staticfiles .pytest_cache

@@ -14,6 +14,7 @@ API uses; the claim on the same database costs about 1 ms (bench/claim.py), whic
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pathlib
 import statistics
@@ -93,6 +94,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--classes", default=DEFAULT_CLASSES, help="comma-separated dotted paths")
+    parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     args = parser.parse_args()
     call_command("migrate", interactive=False, verbosity=0)
     print(f"database: {connection.vendor} {connection.settings_dict['NAME']}  cores: {os.cpu_count()}")
@@ -100,6 +102,8 @@ def main() -> None:
     print(f"{'class':<55}{'median us':>11}{'p95 us':>9}{'mean us':>10}{'load':>7}")
     for dotted, r in results.items():
         print(f"{dotted:<55}{r['median_us']:>11.0f}{r['p95_us']:>9.0f}{r['mean_us']:>10.0f}{r['load']:>7.2f}")
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -298,6 +298,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark projects")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-claims", action="store_true")
+    parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         parser.error("run it on PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_claims")
@@ -310,11 +311,13 @@ def main() -> None:
                 f"\n{'claimers':>8}{'claims':>8}{'median ms':>11}{'p95 ms':>9}{'claims/s':>10}"
                 f"{'client CPU ms/claim':>21}"
             )
-        for r in [] if args.skip_claims else bench_claims(args.slots, args.seconds):
+        claims = [] if args.skip_claims else bench_claims(args.slots, args.seconds)
+        for r in claims:
             print(
                 f"{r['claimers']:>8}{r['claims']:>8}{r['median_ms']:>11.2f}{r['p95_ms']:>9.2f}{r['per_s']:>10.0f}"
                 f"{r['client_cpu_ms']:>21.2f}"
             )
+        h = None
         if not args.skip_http:
             h = bench_http(users, args.http_items, args.http_seconds, args.workers, args.clients)
             print(
@@ -324,6 +327,9 @@ def main() -> None:
                 f"  submit: median {h['submit_median_ms']:.1f} ms, p95 {h['submit_p95_ms']:.1f} ms"
             )
         print(f"load after: {os.getloadavg()[0]:.1f}")
+        if args.json:
+            http = h and {**h, "clients": args.clients, "workers": args.workers}
+            pathlib.Path(args.json).write_text(json.dumps({"claims": claims, "http": http}))
     finally:
         if not args.keep:
             Project.objects.filter(slug__startswith="bench-claim-").delete()

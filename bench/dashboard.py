@@ -321,6 +321,7 @@ def main() -> None:
     parser.add_argument("--annotations", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--regenerate", action="store_true")
+    parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     args = parser.parse_args()
 
     call_command("migrate", verbosity=0)
@@ -363,11 +364,17 @@ def main() -> None:
     ]
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     print(f"\n{engine}: {args.items:,} items, {args.annotations:,} annotations; median of {RUNS} runs")
+    figures = []
     for label, url in targets:
         _timed(client, url)  # warm-up: connection, caches of the database itself
         runs = [_timed(client, url) for _ in range(RUNS)]
         median = statistics.median(r[0] for r in runs)
         print(f"  {label:<28} {median * 1000:8.0f} ms  ({runs[0][1]} queries, {runs[0][2] / 1024:.0f} KiB)")
+        figures.append({"name": label, "median_ms": median * 1000, "queries": runs[0][1]})
+    if args.json:
+        summary = {"database": connection.vendor, "items": args.items, "annotations": args.annotations,
+                   "runs": RUNS, "pages": figures}
+        pathlib.Path(args.json).write_text(json.dumps(summary))
 
 
 if __name__ == "__main__":
