@@ -7,6 +7,11 @@ PLOTLY_JS := static/vendor/plotly.min.js
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
+# The demo targets run with DEBUG on (a local development key, no HTTPS) unless the environment says
+# otherwise; everything else, tests included, gets production's defaults (README.md, "Configuration").
+migrate seed run screenshots: export DEBUG ?= true
+run: export ALLOWED_HOSTS ?= $(HOST),localhost,127.0.0.1,[::1]
+
 .PHONY: setup run test test-fast lint lint-imports migrate seed screenshots bench clean
 
 $(STAMP): pyproject.toml

@@ -25,6 +25,9 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
 os.environ.setdefault("DEBUG", "false")
+# A local run with production's settings: a throwaway key (DEBUG is off) and plain HTTP, not HTTPS.
+os.environ.setdefault("SECRET_KEY", "bench-only-key-that-signs-nothing-real")
+os.environ.setdefault("HTTPS", "false")
 
 import django  # noqa: E402
 

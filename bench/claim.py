@@ -42,6 +42,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
 # As in production: with DEBUG on, Django would also log every query of every claim.
 os.environ.setdefault("DEBUG", "false")
+# A local run with production's settings: a throwaway key (DEBUG is off) and plain HTTP, not HTTPS.
+os.environ.setdefault("SECRET_KEY", "bench-only-key-that-signs-nothing-real")
+os.environ.setdefault("HTTPS", "false")
 
 import django
 
@@ -188,6 +191,7 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
         **os.environ,
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1",
+        "HTTPS": "false",
         "LOG_LEVEL": "WARNING",
         "CONN_MAX_AGE": "600",
     }

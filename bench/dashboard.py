@@ -33,6 +33,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
 if not os.environ.get("DATABASE_URL"):
     (ROOT / "var").mkdir(exist_ok=True)
     os.environ["DATABASE_URL"] = f"sqlite:///{ROOT / 'var' / 'bench_dashboard.sqlite3'}"
+# A local run with production's settings: a throwaway key (DEBUG is off) and plain HTTP, not HTTPS.
+os.environ.setdefault("SECRET_KEY", "bench-only-key-that-signs-nothing-real")
+os.environ.setdefault("HTTPS", "false")
+os.environ.setdefault("ALLOWED_HOSTS", "testserver")  # the test client's host
 
 import django
 

@@ -47,6 +47,9 @@ if not os.environ.get("DATABASE_URL"):
     os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
 os.environ.setdefault("DEBUG", "false")
+# A local run with production's settings: a throwaway key (DEBUG is off) and plain HTTP, not HTTPS.
+os.environ.setdefault("SECRET_KEY", "bench-only-key-that-signs-nothing-real")
+os.environ.setdefault("HTTPS", "false")
 
 import django  # noqa: E402
 

@@ -1,6 +1,7 @@
 """The pilot's figures on the five shared real data sets (docs/pilot.md), judgments shuffled per item.
 
 Usage: .venv/bin/python bench/pilot_curves.py [DATA_DIR] [--seeds 5] [--sets a,b] [--no-curve] [--choose-defaults]
+       [--calibrate]
 
 For each data set: the default policy (routing.engine.policy.DEFAULT_POLICY) per seed against Dawid-Skene
 and majority vote over all judgments, the issue's aim (accuracy >= the better baseline - 1 point within
@@ -11,6 +12,10 @@ each item's first k shuffled judgments, that is on random subsets of the same si
 --choose-defaults: leave-one-data-set-out. Every policy of GRID is replayed on every set; for each set
 the policy best on the other four (most aims met, then the smallest shortfall) is scored on it. The
 default is the policy best on all five.
+
+--calibrate: `manage.py calibrate`'s search (routing.calibration) on each set, once with the set's aim
+accuracy as --target-accuracy and once with its aim's labels per item as --budget, chosen on a
+calibration half of the gold items and reported on the held-out half.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from routing.calibration import candidate_policies, choose, evaluate_candidates, result_of
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import PolicyConfig
 from routing.simulation import CURVE_POSTERIORS, load_pilot_data, majority_vote_curve, prepare, run_pilot
@@ -176,6 +182,32 @@ def choose_defaults(runs: dict[str, Runs]) -> None:
     )
 
 
+def calibration_table(runs: dict[str, Runs], seed: int = 0) -> None:
+    print(f"\n## Calibration: chosen on half the gold, reported on the other half (seed {seed}; load {load_average()})")
+    print(
+        "| data set | goal | chosen (posterior, overlap) | calibration accuracy | met there | held-out accuracy "
+        "| labels/item | met held out |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in runs.items():
+        policies = candidate_policies(DEFAULT_POLICY, with_predictions=False)
+        evaluation = evaluate_candidates(r.data, policies, seed=seed, shuffle_judgments=True)
+        for goal in ({"target_accuracy": round(r.aim.accuracy, 3), "budget": None},
+            {"target_accuracy": None, "budget": round(r.aim.labels, 2)}):
+            best, met = choose(evaluation.candidates, **goal)
+            result = result_of(evaluation, best, met=met, **goal)
+            held = result.held_out
+            if goal["target_accuracy"] is not None:
+                label, kept = f"accuracy >= {goal['target_accuracy']}", held["accuracy"] >= goal["target_accuracy"]
+            else:
+                label, kept = f"<= {goal['budget']} labels/item", held["labels_per_item"] <= goal["budget"] + 1e-9
+            print(
+                f"| {name} | {label} | {result.policy.consensus_min_posterior}, {result.policy.crowd_overlap} | "
+                f"{result.calibration['accuracy']:.4f} | {'yes' if met else 'no'} | {held['accuracy']:.4f} | "
+                f"{held['labels_per_item']:.2f} | {'yes' if kept else 'no'} |"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", nargs="?", type=pathlib.Path, default=ROOT.parent / "shared" / "data")
@@ -183,6 +215,7 @@ def main() -> None:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--no-curve", action="store_true")
     parser.add_argument("--choose-defaults", action="store_true")
+    parser.add_argument("--calibrate", action="store_true")
     args = parser.parse_args()
     start = time.perf_counter()
     runs = {name: Runs(args.data_dir / name, args.seeds) for name in args.sets.split(",")}
@@ -192,6 +225,8 @@ def main() -> None:
             curve_table(name, r)
     if args.choose_defaults:
         choose_defaults(runs)
+    if args.calibrate:
+        calibration_table(runs)
     print(f"\n{time.perf_counter() - start:.0f} s in all; load {load_average()}")
 
 

@@ -1,8 +1,10 @@
 """Replay speed of the pilot simulator on a synthetic history with known annotator accuracies.
 
 Usage: .venv/bin/python bench/simulate.py [--items 10000] [--judgments 10] [--seed 0] [--profile]
-Prints the replay time, the judgments in the history per second, and the adaptive run's figures.
-The aim (docs/pilot.md): a history of 100,000 judgments replays in under 10 seconds.
+Prints the replay time, the judgments in the history per second, the adaptive run's figures, and the CPU
+time of one routing decision (`evaluate` on the inputs the replay recorded, as live routing calls it).
+The aims (docs/pilot.md, issue 12): a history of 100,000 judgments replays in under 10 seconds; routing
+one item takes under 1 ms of CPU.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import cProfile
 import dataclasses
 import json
+import os
 import pathlib
 import pstats
 import sys
@@ -21,8 +24,9 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from routing.engine.policy import DEFAULT_POLICY, evaluate
 from routing.engine.types import PolicyConfig
-from routing.simulation import prepare, run_pilot, synthetic_data
+from routing.simulation import prepare, replay, run_pilot, synthetic_data
 
 POLICY = PolicyConfig(crowd_overlap=2, max_crowd_labels=10, consensus_min_agreement=0.5, consensus_min_posterior=0.95)
 
@@ -71,6 +75,23 @@ def main() -> None:
         pathlib.Path(args.json).write_text(json.dumps(figures))
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+    routing_cpu(setup)
+
+
+def routing_cpu(setup) -> None:
+    """CPU per routing decision of the default policy, over every evaluation a replay made."""
+    every = replay(setup.history, DEFAULT_POLICY, seed=setup.order_seed, record_steps=True).steps
+    steps = every[:: max(1, len(every) // 20_000)]  # spread over all rounds, not only the first
+    start = time.process_time()
+    for step in steps:
+        evaluate(step.item_input, DEFAULT_POLICY, step.reliabilities)
+    per_item = (time.process_time() - start) / len(steps)
+    labels = sum(len(s.item_input.annotations) for s in steps) / len(steps)
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"routing one item (DEFAULT_POLICY, {len(steps):,} decisions, {labels:.1f} labels each on average): "
+        f"{per_item * 1e6:,.0f} µs CPU (load {load})"
+    )
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from rest_framework.views import APIView
 
 from labeling import formats, selectors, services
 from labeling.filters import ItemFilter
+from labeling.http import MULTIPART_SLACK_BYTES
 from labeling.models import Item, Project
 from labeling.serializers import (
     IngestErrorSerializer,
@@ -36,8 +37,6 @@ from labeling.serializers import (
 )
 from labeling.validation import RowError
 
-# Room for multipart boundaries and headers around an uploaded file of up to INGEST_MAX_BYTES.
-MULTIPART_SLACK_BYTES = 64 * 1024
 _DETECT_HEAD_BYTES = 4096
 _DATA_KEYS = {"text": "text", "image": "image", "record": "record"}
 

@@ -2,11 +2,12 @@
 from django.urls import path
 
 from labeling import api
+from labeling.http import accepts_large_body
 
 urlpatterns = [
     path("projects/", api.ProjectListCreateView.as_view(), name="api-project-list"),
     path("projects/<slug:slug>/", api.ProjectDetailView.as_view(), name="api-project-detail"),
-    path("projects/<slug:slug>/items/", api.ItemListIngestView.as_view(), name="api-item-list"),
+    path("projects/<slug:slug>/items/", accepts_large_body(api.ItemListIngestView.as_view()), name="api-item-list"),
     # external ids are the client's and may contain slashes.
     path("projects/<slug:slug>/items/<path:external_id>/", api.ItemDetailView.as_view(), name="api-item-detail"),
     path("projects/<slug:slug>/export", api.ExportView.as_view(), name="api-export"),

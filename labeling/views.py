@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling import import_jobs
+from labeling.http import accepts_large_body
 from labeling.models import ImportJob, JobStatus
 from labeling.selectors import project_list
 
@@ -26,6 +27,7 @@ def _require_staff(request: HttpRequest) -> None:
         raise PermissionDenied("Only staff can import items.")
 
 
+@accepts_large_body
 @login_required
 @require_http_methods(["GET", "POST"])
 def import_start(request: HttpRequest, slug: str | None = None) -> HttpResponse:

@@ -8,6 +8,7 @@ exactly as they would for people. Actions happen at the real clock, one after th
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -109,7 +110,8 @@ def demo_history_simulate(
     # The reviewer: agrees with labels it judges right, overrides the others with a reason.
     reviewer = users[demo.HISTORY_REVIEWER.username]
     reviews: Counter[str] = Counter()
-    budget = int(demo.HISTORY_REVIEW_SHARE * project.assignments.filter(kind=AssignmentKind.REVIEW).count())
+    # Rounded up: a project with a single review slot still shows a review in its past.
+    budget = math.ceil(demo.HISTORY_REVIEW_SHARE * project.assignments.filter(kind=AssignmentKind.REVIEW).count())
     while budget > 0:
         assignment = services.assignment_claim_next(user=reviewer, project=project)
         if assignment is None:

@@ -25,6 +25,9 @@ class EscalationPolicy(models.Model):
     # The classes' prevalence as the last reliability refresh learned it: {"classes": [...], "prior": [...]}
     # (routing.services.accuracy_refresh). Routing hands it to the engine as ItemInput.class_prior.
     class_prior = models.JSONField(default=dict, blank=True, editable=False)
+    # The model's temperature the last refresh fitted (policy learn_model_temperature; null: none yet).
+    # Routing hands it to the engine as ItemInput.model_temperature.
+    model_temperature = models.FloatField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

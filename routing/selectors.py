@@ -128,6 +128,9 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
         annotator_ids=annotator_ids,
         projects={i.project_id: i.project for i in items},
     )
+    spent = project_labels_per_item(
+        {i.project_id for i in items if (v := live_version_of(i.project)) and v.config.get("target_labels_per_item")}
+    )
     loaded = []
     for item in items:
         item_annotations = annotations.get(item.id, [])
@@ -143,6 +146,8 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
             domain=item.domain.path if item.domain_id else "",
             crowd_overdue=crowd_overdue(slots),
             class_prior=class_prior_of(item.project),
+            project_labels_per_item=spent.get(item.project_id),
+            model_temperature=model_temperature_of(item.project),
         )
         project_reliabilities = reliabilities.get(item.project_id, {})
         used = {
@@ -292,6 +297,34 @@ def reliabilities_for(
             n_observations=float(row.n_observations),
         )
     return result
+
+
+def project_labels_per_item(project_ids: Iterable[int]) -> dict[int, float]:
+    """Crowd labels spent per item so far, by project: what a policy's budget (target_labels_per_item) is
+    held to. Only for the projects asked for: a project without a budget never pays for these counts."""
+    ids = sorted(project_ids)
+    if not ids:
+        return {}
+    items = dict(
+        Item.objects.filter(project_id__in=ids).values("project_id").annotate(n=Count("id"))
+        .values_list("project_id", "n")
+    )
+    crowd = dict(
+        Annotation.objects.filter(item__project_id__in=ids, role=Role.CROWD)
+        .values("item__project_id")
+        .annotate(n=Count("id"))
+        .values_list("item__project_id", "n")
+    )
+    return {p: round(crowd.get(p, 0) / items[p], 4) for p in ids if items.get(p)}
+
+
+def model_temperature_of(project: Project) -> float | None:
+    """The model's temperature the last refresh learned, while the live policy learns one; else None."""
+    policy = getattr(project, "escalation_policy", None)
+    version = live_version_of(project)
+    if policy is None or version is None or not version.config.get("learn_model_temperature"):
+        return None
+    return policy.model_temperature
 
 
 def class_prior_of(project: Project) -> tuple[float, ...]:

@@ -45,6 +45,7 @@ from routing import claim_sql, selectors
 from routing.decision_inputs import inputs_to_dict
 from routing.engine import aggregation
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest, policy_errors
+from routing.engine.temperature import temperature_changed
 from routing.engine.types import AnnotatorReliability, Decision, Outcome, PolicyConfig, Stage
 
 # The assignment errors are part of this module's interface: callers catch services.AssignmentNotFound etc.
@@ -1570,6 +1571,7 @@ def _accuracy_counts(*, now: dt.datetime) -> dict[tuple[int, int | None], dict[s
 class ProjectEstimate:
     reliabilities: list[AnnotatorReliability]  # by annotator id
     class_prior: tuple[float, ...]  # the classes' prevalence among labeled items; () without labels
+    model_temperature: float | None = None  # fitted when the live policy learns it and there is evidence
 
 
 def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> ProjectEstimate:
@@ -1603,14 +1605,21 @@ def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> Pro
                 expert_tier.add(annotator_id)
     if not rows:
         return ProjectEstimate([], ())
+    if config.learn_model_temperature:
+        # The next fit starts from what routing reads now, as the replay's learner keeps its last fit.
+        policy = getattr(project, "escalation_policy", None)
+        learn.start_temperature(policy.model_temperature if policy is not None else None)
     for item_id, annotator_id, given in rows:
         learn.add_label(item_id, annotator_id, given, role="expert" if annotator_id in expert_tier else "crowd")
+    if config.learn_model_temperature:
+        # Gold items nobody labeled still show what the model's probabilities are worth.
+        item_ids.update(GoldLabel.objects.filter(item__project=project).values_list("item_id", flat=True))
     ids = sorted(item_ids)
     for chunk in selectors.chunked(ids):
         for item_id, label in GoldLabel.objects.filter(item_id__in=chunk).values_list("item_id", "label"):
             if label in class_index:
                 learn.set_truth(item_id, class_index[label])
-        if config.model_prior_weight:
+        if config.model_prior_weight or config.learn_model_temperature:
             latest: dict[int, Mapping[str, float]] = {}
             # Oldest first, so the last one kept per item is its latest prediction.
             for item_id, probabilities in (
@@ -1624,7 +1633,7 @@ def project_reliabilities_estimate(*, project: Project, now: dt.datetime) -> Pro
                 if sum(vector) > 0:
                     learn.set_model_prior(item_id, vector)
     reliabilities = sorted(learn.refit().values(), key=lambda r: r.annotator_id)
-    return ProjectEstimate(reliabilities, learn.class_prior())
+    return ProjectEstimate(reliabilities, learn.class_prior(), learn.model_temperature())
 
 
 def class_prior_save(*, project: Project, class_prior: Sequence[float]) -> None:
@@ -1634,16 +1643,32 @@ def class_prior_save(*, project: Project, class_prior: Sequence[float]) -> None:
     policy.save(update_fields=["class_prior"])
 
 
-def consensus_recheck(*, project: Project, now: dt.datetime) -> int:
+def model_temperature_save(*, project: Project, temperature: float | None) -> bool:
+    """Store the model's newly fitted temperature (routing reads it); True when it moved enough that the
+    labels accepted from the model deserve another look (temperature.temperature_changed)."""
+    policy = policy_for_project(project)
+    before = policy.model_temperature
+    if temperature is None or temperature == before:
+        return False
+    policy.model_temperature = temperature
+    policy.save(update_fields=["model_temperature"])
+    return temperature_changed(before, temperature)
+
+
+def consensus_recheck(*, project: Project, now: dt.datetime, model_labels: bool = False) -> int:
     """When the live policy asks for it (consensus_recheck), route again the project's items labeled by
     consensus whose decision the current estimates change: a label accepted on reliabilities that have
     since been revised asks for more labels or changes, as the pilot's replay does after every refit.
-    Returns how many items were routed again (stage "recheck")."""
+    `model_labels` (the model's temperature moved, and the policy learns it): the items labeled by the
+    model too. Returns how many items were routed again (stage "recheck")."""
     config = _live_config(project)
-    if not config.consensus_recheck:
+    sources = [FinalSource.CONSENSUS] if config.consensus_recheck else []
+    if model_labels and config.learn_model_temperature:
+        sources.append(FinalSource.MODEL)
+    if not sources:
         return 0
     ids = list(
-        Item.objects.filter(project=project, status=ItemStatus.LABELED, final_source=FinalSource.CONSENSUS)
+        Item.objects.filter(project=project, status=ItemStatus.LABELED, final_source__in=sources)
         .order_by("id")
         .values_list("id", flat=True)
     )
@@ -1683,7 +1708,8 @@ def accuracy_refresh(*, now: dt.datetime | None = None) -> AccuracyRefreshResult
         if estimate.reliabilities:
             annotator_reliabilities_save(project=project, reliabilities=estimate.reliabilities)
             class_prior_save(project=project, class_prior=estimate.class_prior)
-            rechecked[project.slug] = consensus_recheck(project=project, now=now)
+            moved = model_temperature_save(project=project, temperature=estimate.model_temperature)
+            rechecked[project.slug] = consensus_recheck(project=project, now=now, model_labels=moved)
         estimated[project.slug] = len(estimate.reliabilities)
     return AccuracyRefreshResult(accuracy_rows=written, reliabilities=estimated, rechecked=rechecked)
 

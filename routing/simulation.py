@@ -30,6 +30,7 @@ from routing.engine.aggregation import (
     majority_posteriors,
 )
 from routing.engine.policy import evaluate
+from routing.engine.temperature import temperature_changed
 from routing.engine.types import (
     AnnotationInput,
     AnnotatorReliability,
@@ -294,6 +295,7 @@ def reliability_learner(k: int, policy: PolicyConfig, learner: LearnerOptions = 
         model_weight=policy.model_prior_weight,
         iterations=learner.iterations,
         tol=learner.tol,
+        learn_temperature=policy.learn_model_temperature,
     )
 
 
@@ -410,19 +412,28 @@ def replay(
     revealed_at_refit = learn.n_labels
     # As live routing reads them: the class prior stored by the last refresh, when the policy weighs it.
     class_prior = learn.class_prior() if policy.class_prior_weight > 0 else ()
-    # Items accepted by consensus, in acceptance order: what a consensus recheck routes again.
+    model_temperature = learn.model_temperature()
+    # Items accepted by consensus (by the model), in acceptance order: what a recheck routes again.
     by_consensus: dict[int, None] = {}
+    by_model: dict[int, None] = {}
     open_items = order
     rounds = 0
+    # The budget's count as live routing reads it: crowd labels per item routed so far.
+    budget = {"items": 0, "crowd": 0}
 
     def route(n: int) -> Decision:
         state = states[n]
+        if state.evaluations == 0:
+            budget["items"] += 1
+        spent = round(budget["crowd"] / budget["items"], 4) if policy.target_labels_per_item > 0 else None
         item_input = ItemInput(
             item_id=n + 1,
             classes=classes,
             predictions=predictions[n],
             annotations=state.annotations,
             class_prior=class_prior,
+            project_labels_per_item=spent,
+            model_temperature=model_temperature,
         )
         # What live routing passes too: the reliabilities of the item's annotators that have one.
         relevant = {
@@ -438,21 +449,27 @@ def replay(
             )
             if decision.final_source == "consensus":
                 by_consensus[n] = None
+            elif decision.final_source == "model":
+                by_model[n] = None
         return decision
 
     def refit() -> list[int]:
         """Re-estimate, then (consensus_recheck) route the consensus items again as the live refresh job
         does; returns those that reopened."""
-        nonlocal reliabilities, revealed_at_refit, class_prior
+        nonlocal reliabilities, revealed_at_refit, class_prior, model_temperature
         reliabilities = learn.refit()
         revealed_at_refit = learn.n_labels
         if policy.class_prior_weight > 0:
             class_prior = learn.class_prior()
-        if not policy.consensus_recheck:
-            return []
+        again = list(by_consensus) if policy.consensus_recheck else []
+        if policy.learn_model_temperature:
+            before, model_temperature = model_temperature, learn.model_temperature()
+            if temperature_changed(before, model_temperature):
+                again += list(by_model)
+                by_model.clear()
         reopened = []
-        for n in list(by_consensus):
-            del by_consensus[n]
+        for n in again:
+            by_consensus.pop(n, None)
             if route(n).outcome != Outcome.ACCEPT:
                 del outcomes[data.items[n]]
                 reopened.append(n)
@@ -477,6 +494,8 @@ def replay(
                 outcomes[data.items[n]] = state.outcome(data.items[n], label, source, exhausted=True)
                 continue
             state.taken[role] = start + len(revealed)
+            if role == CROWD:
+                budget["crowd"] += len(revealed)
             added = []
             for w, c in revealed:
                 added.append(AnnotationInput(id=next_annotation_id, annotator_id=w + 1, label=classes[c], role=role))

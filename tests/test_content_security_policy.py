@@ -5,7 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from labeling.http import CONTENT_SECURITY_POLICY
+from labeling.http import content_security_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -21,27 +21,27 @@ def admin_client_():
 def test_login_pages_carry_the_policy(client, path):
     response = client.get(path)
     assert response.status_code == 200
-    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert response["Content-Security-Policy"] == content_security_policy()
 
 
 @pytest.mark.parametrize("path", ["/admin/", "/admin/labeling/item/", "/admin/routing/escalationpolicy/", "/"])
 def test_admin_and_workbench_pages_carry_the_policy(admin_client_, path):
     response = admin_client_.get(path)
     assert response.status_code == 200
-    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert response["Content-Security-Policy"] == content_security_policy()
 
 
 def test_the_policy_lets_nothing_inline_run():
-    directives = dict(d.split(" ", 1) for d in CONTENT_SECURITY_POLICY.split("; "))
+    directives = dict(d.split(" ", 1) for d in content_security_policy().split("; "))
     assert directives["script-src"] == "'self'" and directives["style-src"] == "'self'"
-    assert directives["object-src"] == "'none'" and "unsafe" not in CONTENT_SECURITY_POLICY
+    assert directives["object-src"] == "'none'" and "unsafe" not in content_security_policy()
 
 
 def test_a_refused_csrf_check_carries_it_too():
     client = Client(enforce_csrf_checks=True)
     response = client.post("/accounts/login/", {"username": "x", "password": "y"})
     assert response.status_code == 403
-    assert response["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert response["Content-Security-Policy"] == content_security_policy()
 
 
 def test_the_api_docs_page_goes_without(admin_client_):
@@ -54,4 +54,22 @@ def test_debug_error_pages_go_without_and_production_ones_keep_it(client, settin
     settings.DEBUG = True
     assert "Content-Security-Policy" not in client.get("/no-such-page/")
     settings.DEBUG = False
-    assert client.get("/no-such-page/")["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert client.get("/no-such-page/")["Content-Security-Policy"] == content_security_policy()
+
+
+def directives() -> dict[str, str]:
+    return dict(d.split(" ", 1) for d in content_security_policy().split("; "))
+
+
+def test_images_come_from_the_site_inline_data_or_listed_https_hosts_only(settings):
+    settings.ITEM_IMAGE_HOSTS = []
+    assert directives()["img-src"] == "'self' data:"
+    settings.ITEM_IMAGE_HOSTS = ["images.example.org", "https://*.cdn.example.com"]
+    assert directives()["img-src"] == "'self' data: https://images.example.org https://*.cdn.example.com"
+    assert "http:" not in directives()["img-src"].split()
+
+
+def test_the_header_follows_the_listed_hosts(client, settings):
+    settings.ITEM_IMAGE_HOSTS = ["images.example.org"]
+    header = client.get("/accounts/login/")["Content-Security-Policy"]
+    assert "img-src 'self' data: https://images.example.org;" in header

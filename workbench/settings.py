@@ -1,13 +1,15 @@
 """Settings, read from the environment so one codebase runs the SQLite demo and PostgreSQL at scale.
 
-Environment: DATABASE_URL, SECRET_KEY, DEBUG, ALLOWED_HOSTS, EMAIL_BACKEND, INGEST_MAX_BYTES,
-INGEST_MAX_ROWS, Q_WORKERS, ASSIGNMENT_LEASE_MINUTES.
+Production is the default: DEBUG is off unless DEBUG=true, and then SECRET_KEY must be set, cookies are
+secure, HTTP redirects to HTTPS and HSTS is on. Every variable is listed in README.md, "Configuration".
 """
 import os
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -20,12 +22,49 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-DEBUG = env_bool("DEBUG", True)
-# The fallback key is only acceptable for local demos; production must set SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-insecure-key-change-me-for-any-real-deployment"
-ALLOWED_HOSTS = [h.strip() for h in (os.environ.get("ALLOWED_HOSTS") or "127.0.0.1,localhost,testserver").split(",")
-    if h.strip()]
-CSRF_TRUSTED_ORIGINS = [f"http://{h}:8000" for h in ALLOWED_HOSTS if h not in {"testserver", "*"}]
+def env_list(name: str, default: str = "") -> list[str]:
+    """A comma-separated variable (spaces around entries ignored)."""
+    return [v.strip() for v in (os.environ.get(name) or default).split(",") if v.strip()]
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as `1200/min`; `off` lifts the limit."""
+    value = (os.environ.get(name) or default).strip()
+    return None if value.lower() == "off" else value
+
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "Set the SECRET_KEY environment variable (a long random string, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`). Only a local demo may go "
+            "without it, and only with DEBUG=true."
+        )
+    # Signs sessions of a local demo only: DEBUG is on, so this never serves a deployment.
+    SECRET_KEY = "django-insecure-local-demo-key-never-used-with-debug-off"
+
+# With DEBUG on and no ALLOWED_HOSTS Django answers localhost, 127.0.0.1 and [::1] on any port (the demo);
+# with DEBUG off and none set it answers no host at all (400) rather than any.
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS")
+# Same-origin forms pass Django's Origin check on any host and port in ALLOWED_HOSTS; list here only other
+# origins that post to the workbench (scheme and port included, e.g. https://labels.example.org).
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+# HTTPS: the site is reached over TLS (directly or through a proxy). On by default with DEBUG off.
+HTTPS = env_bool("HTTPS", not DEBUG)
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS") or (365 * 24 * 3600 if HTTPS else 0))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy: the header (e.g. X-Forwarded-Proto) the proxy sets to "https". Only set it
+# when the proxy always sets or strips that header, or a client could claim HTTPS over plain HTTP.
+if PROXY_SSL_HEADER := os.environ.get("PROXY_SSL_HEADER", "").strip():
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+SESSION_COOKIE_HTTPONLY = True
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -42,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "django_q",
+    "axes",
     "experts",
     "labeling",
     "routing",
@@ -52,6 +92,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outside everything that may answer by itself (CSRF failures, redirects), so every page gets the header.
     "labeling.http.ContentSecurityPolicyMiddleware",
+    # Before anything reads the body (sessions, CSRF): an oversized or unsized body is refused unread.
+    "workbench.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -60,10 +102,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "workbench.urls"
 WSGI_APPLICATION = "workbench.wsgi.application"
+# Refused CSRF checks get the workbench's own 403 page (or a JSON error under /api/).
+CSRF_FAILURE_VIEW = "workbench.errors.csrf_failure"
 ASGI_APPLICATION = "workbench.asgi.application"
 
 TEMPLATES = [
@@ -115,6 +161,25 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREP
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out username before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Login throttling on /accounts/login/ and /admin/login/ alike: LOGIN_FAILURE_LIMIT failed logins lock for
+# LOGIN_LOCKOUT_MINUTES both the username (from any address: a guesser who changes address gets no more
+# tries) and the address (one host trying a common password on many usernames). A successful login clears
+# the username's count. Admins unlock early with `manage.py axes_reset_username NAME` or `axes_reset_ip IP`.
+AXES_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = timedelta(minutes=float(os.environ.get("LOGIN_LOCKOUT_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+if PROXY_SSL_HEADER:
+    # Behind a proxy the client's address (logged with each attempt) is the last X-Forwarded-For hop.
+    AXES_IPWARE_PROXY_COUNT = 1
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -134,6 +199,13 @@ STORAGES = {
 MEDIA_ROOT = VAR_DIR / "media"
 MEDIA_URL = "media/"
 
+# Item images may come from these hosts (https only), besides inline data: images; e.g.
+# ITEM_IMAGE_HOSTS=images.example.org,*.cdn.example.com. The Content-Security-Policy allows no other.
+ITEM_IMAGE_HOSTS = env_list("ITEM_IMAGE_HOSTS")
+for _host in ITEM_IMAGE_HOSTS:
+    if "://" in _host and not _host.startswith("https://"):
+        raise ImproperlyConfigured(f"ITEM_IMAGE_HOSTS: {_host!r} is not https; images load over https only.")
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -141,11 +213,14 @@ LOGOUT_REDIRECT_URL = "login"
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "workbench@localhost"
 
+# Request bodies: REQUEST_MAX_BYTES for every view (a login form is a few hundred bytes), INGEST_MAX_BYTES
+# for the views that take item files (labeling.http.accepts_large_body). Larger bodies get a 413 unread.
+REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 # Ingest limits: a request body or uploaded file over INGEST_MAX_BYTES, or a JSON batch over
-# INGEST_MAX_ROWS rows, is refused with a 400 before anything is written.
+# INGEST_MAX_ROWS rows, is refused before anything is written.
 INGEST_MAX_BYTES = int(os.environ.get("INGEST_MAX_BYTES", str(50 * 1024 * 1024)))
 INGEST_MAX_ROWS = int(os.environ.get("INGEST_MAX_ROWS", "10000"))
-DATA_UPLOAD_MAX_MEMORY_SIZE = INGEST_MAX_BYTES
 
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -162,6 +237,19 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Per client, counted in each web process's memory (workbench.throttling): anonymous callers per
+    # address, signed-in users and tokens per user; the work loop (claim, submit, decline, review) has its
+    # own, higher rate, generous enough for bench/claim.py's HTTP loop.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "workbench.throttling.AnonThrottle",
+        "workbench.throttling.UserThrottle",
+        "workbench.throttling.WorkLoopThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("API_THROTTLE_ANON", "60/min"),
+        "user": env_rate("API_THROTTLE_USER", "1200/min"),
+        "work": env_rate("API_THROTTLE_WORK", "200/s"),
+    },
 }
 
 SPECTACULAR_SETTINGS = {

@@ -22,3 +22,9 @@ urlpatterns = [
     path("", include("routing.urls")),
     path("dashboards/", include("dashboards.urls")),
 ]
+
+# Styled pages, or the API's JSON error shape under /api/ (workbench.errors).
+handler400 = "workbench.errors.bad_request"
+handler403 = "workbench.errors.permission_denied"
+handler404 = "workbench.errors.page_not_found"
+handler500 = "workbench.errors.server_error"

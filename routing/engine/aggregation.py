@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from . import temperature
 from .types import AnnotationInput, AnnotatorReliability, ItemInput, PolicyConfig
 
 # Model probabilities are floored before taking logs, so a model that said 0.0 can still be outvoted.
@@ -353,8 +354,10 @@ class RefitReliability:
     Each annotator's rows get `prior_strength` pseudo-labels towards the role's prior accuracy and
     `pooled_strength` towards the average confusion of the annotators of its role (a hierarchical prior:
     an annotator seen on few items reads like a typical colleague, not like the fixed prior; see
-    `dawid_skene`). Gold checks (`set_truth`) pin their items' truth. A refit over n labels costs
-    O(n k) per EM iteration.
+    `dawid_skene`). Both strengths are per two classes: a row of k classes gets k/2 times as many
+    pseudo-labels, since it has k - 1 entries to estimate (binary rows as given; a 10-class row read
+    off a few labels otherwise explains every disagreement by the model's favourite mistake).
+    Gold checks (`set_truth`) pin their items' truth. A refit over n labels costs O(n k) per EM iteration.
     """
 
     def __init__(
@@ -368,20 +371,23 @@ class RefitReliability:
         model_weight: float = 1.0,
         iterations: int = 50,
         tol: float = 1e-4,
+        learn_temperature: bool = False,
     ) -> None:
         self.k = _k_of(classes)
         if prior_strength <= 0:
             raise ValueError("prior_strength must be positive (it keeps confusion entries away from 0)")
         if pooled_strength < 0:
             raise ValueError("pooled_strength must be zero or positive")
+        per_row = self.k / 2
         self._role_prior = {
             role: default_confusion(
                 self.k, prior_accuracy(role, crowd_accuracy=crowd_accuracy, expert_accuracy=expert_accuracy)
             )
             * prior_strength
+            * per_row
             for role in ("crowd", "expert")
         }
-        self.pooled_strength = pooled_strength
+        self.pooled_strength = pooled_strength * per_row
         self.model_weight = model_weight
         self.iterations = iterations
         self.tol = tol
@@ -394,6 +400,9 @@ class RefitReliability:
         self._model: dict[int, np.ndarray] = {}
         self._post: np.ndarray | None = None
         self._labeled = np.zeros(0, dtype=bool)
+        # The model's temperature fitted at the last refit (learn_temperature); the next refit's priors use it.
+        self.learn_temperature = learn_temperature
+        self._temperature: float | None = None
 
     @property
     def n_labels(self) -> int:
@@ -431,8 +440,9 @@ class RefitReliability:
         item_priors = None
         if self._model and self.model_weight != 0:
             item_priors = np.full((n_items, k), 1.0 / k)
+            exponent = self.model_weight / (self._temperature or 1.0)
             for index, probs in self._model.items():
-                item_priors[index] = np.maximum(probs, MODEL_PROBABILITY_FLOOR) ** self.model_weight
+                item_priors[index] = np.maximum(probs, MODEL_PROBABILITY_FLOOR) ** exponent
         self._post, confusions = dawid_skene(
             k,
             rows,
@@ -448,11 +458,27 @@ class RefitReliability:
             initial=initial,
         )
         self._labeled = np.bincount(rows[:, 0], minlength=n_items) > 0
+        if self.learn_temperature and self._model:
+            evidence = temperature.label_evidence(rows, confusions, n_items, self._truth, CONFUSION_FLOOR)
+            known = [i for i in sorted(self._model) if self._labeled[i] or i in self._truth]
+            fitted = temperature.fit_temperature(
+                np.array([self._model[i] for i in known]).reshape(len(known), k), evidence[known]
+            )
+            self._temperature = fitted if fitted is not None else self._temperature
         observed = np.bincount(rows[:, 1], minlength=len(self._roles))
         return {
             annotator_id: as_reliability(annotator_id, confusions[index], float(observed[index]))
             for annotator_id, index in self._annotators.items()
         }
+
+    def start_temperature(self, temperature: float | None) -> None:
+        """Read the model's priors through this temperature until a refit fits its own (a learner built
+        afresh for each refresh starts where the last one ended)."""
+        self._temperature = temperature
+
+    def model_temperature(self) -> float | None:
+        """The model's temperature as the last refit fitted it (learn_temperature), None before one could."""
+        return self._temperature
 
     def class_prior(self) -> tuple[float, ...]:
         """The classes' prevalence among the labeled items at the last refit (each item's posterior

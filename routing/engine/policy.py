@@ -49,6 +49,7 @@ DEFAULT_POLICY = PolicyConfig(
     class_prior_weight=1.0,
     consensus_requires_majority=False,
     consensus_recheck=True,
+    learn_model_temperature=True,
 )
 
 _COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
@@ -305,6 +306,23 @@ def _crowd_decision(item: ItemInput, policy: PolicyConfig, analysis: Analysis) -
             confidence=s["posterior_confidence"],
             reasons=tuple(Reason(code, evidence) for code, _, _, evidence in checks),
         )
+    if _budget_spent(item, policy) and crowd_count >= policy.crowd_overlap:
+        return _decision(
+            item,
+            analysis,
+            Outcome.ACCEPT,
+            final_label=label,
+            final_source="consensus",
+            confidence=s["posterior_confidence"],
+            reasons=(
+                Reason(
+                    "budget_spent",
+                    f"the project has spent {item.project_labels_per_item:g} crowd labels per item, the target is "
+                    f"{policy.target_labels_per_item:g}",
+                ),
+                *(Reason(code, evidence) for code, evidence in failed),
+            ),
+        )
     if crowd_count < policy.max_crowd_labels:
         wanted = min(max(1, policy.crowd_overlap - crowd_count), policy.max_crowd_labels - crowd_count)
         return _decision(
@@ -322,6 +340,11 @@ def _crowd_decision(item: ItemInput, policy: PolicyConfig, analysis: Analysis) -
         reasons=(Reason("no_consensus", f"{evidence} after {crowd_count} crowd labels"),),
         labels_requested=1,
     )
+
+
+def _budget_spent(item: ItemInput, policy: PolicyConfig) -> bool:
+    spent = item.project_labels_per_item
+    return policy.target_labels_per_item > 0 and spent is not None and spent >= policy.target_labels_per_item
 
 
 def relevant_reliabilities(
@@ -429,13 +452,15 @@ def policy_errors(config: PolicyConfig) -> list[str]:
     number("expert_prior_accuracy", 0.0, 1.0, low_open=True, high_open=True)
     number("model_prior_weight", 0.0, math.inf, high_open=True)
     number("class_prior_weight", 0.0, math.inf, high_open=True)
+    number("target_labels_per_item", 0.0, math.inf, high_open=True)
     number("sla_hours", 0.0, math.inf, low_open=True, high_open=True)
     number("expert_cost", 0.0, math.inf, low_open=True, high_open=True)
     if whole("crowd_overlap", 1) and whole("max_crowd_labels", 1) and config.max_crowd_labels < config.crowd_overlap:
         errors.append(
             f"max_crowd_labels ({config.max_crowd_labels}) must be at least crowd_overlap ({config.crowd_overlap})"
         )
-    for name in ("second_expert_on_conflict", "consensus_requires_majority", "consensus_recheck"):
+    for name in ("second_expert_on_conflict", "consensus_requires_majority", "consensus_recheck",
+        "learn_model_temperature"):
         if not isinstance(getattr(config, name), bool):
             errors.append(f"{name} must be true or false")
     if not isinstance(config.metadata_conflict_field, str):

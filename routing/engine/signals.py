@@ -17,6 +17,7 @@ from typing import Any
 
 from . import aggregation
 from .rules import fired_rules, resolve
+from .temperature import tempered
 from .types import AnnotationInput, AnnotatorReliability, FeatureRule, ItemInput, PolicyConfig, PredictionInput
 
 SIGNAL_DIGITS = 12
@@ -46,6 +47,10 @@ def check_item(item: ItemInput) -> None:
     if len(set(item.classes)) != len(item.classes):
         raise ValueError(f"item {item.item_id}: duplicate class names in {list(item.classes)}")
     known = set(item.classes)
+    if item.model_temperature is not None and not (
+        isinstance(item.model_temperature, (int, float)) and 0 < item.model_temperature < math.inf
+    ):
+        raise ValueError(f"item {item.item_id}: model_temperature must be a positive number")
     if item.class_prior:
         prior = item.class_prior
         if len(prior) != len(item.classes):
@@ -190,6 +195,8 @@ def analyse(item: ItemInput, policy: PolicyConfig, reliabilities: Mapping[int, A
     check_item(item)
     classes = item.classes
     vectors = [probability_vector(p, classes) for p in item.predictions]
+    if item.model_temperature is not None:
+        vectors = [tempered(v, item.model_temperature) for v in vectors]
     probs = vectors[-1] if vectors else None
     predicted = classes[top_index(probs)] if probs is not None else None
     labels = [a.label for a in item.annotations]

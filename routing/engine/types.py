@@ -108,6 +108,14 @@ class PolicyConfig:
     # After every reliability refresh, route consensus-labeled items again: an item accepted on estimates
     # that have since changed asks for more labels (or changes its label) instead of keeping a stale answer.
     consensus_recheck: bool = False
+    # Budget: the project's target mean of crowd labels per routed item (0: none). Once the project has
+    # spent that many on average (ItemInput.project_labels_per_item), an item that has had its first
+    # crowd_overlap labels gets no more: its posterior's label is accepted (reason budget_spent) rather
+    # than asking again; max_crowd_labels still bounds every single item.
+    target_labels_per_item: float = 0.0
+    # Learn the model's temperature (routing.engine.temperature) at every reliability refresh and read
+    # predictions through it; items the model's label was accepted for are checked again when it changes.
+    learn_model_temperature: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = json_ready(dataclasses.asdict(self))
@@ -142,6 +150,8 @@ LATER_FIELDS: Mapping[str, Any] = {
     "class_prior_weight": 0.0,
     "consensus_requires_majority": True,
     "consensus_recheck": False,
+    "target_labels_per_item": 0.0,
+    "learn_model_temperature": False,
 }
 
 
@@ -177,13 +187,23 @@ class ItemInput:
     # The project's class prevalence (in `classes` order) as the last reliability refresh learned it; the
     # prior of an item without a prediction when the policy's class_prior_weight is above 0. Empty: none.
     class_prior: tuple[float, ...] = ()
+    # Crowd labels the project has spent per routed item so far, when the policy sets a budget
+    # (target_labels_per_item); None: no budget in play.
+    project_labels_per_item: float | None = None
+    # The model's temperature the last reliability refresh learned (policy learn_model_temperature): every
+    # prediction is read as p^(1/T), renormalised. None: as the model gave it.
+    model_temperature: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict: this runs once per routed item.
         # crowd_overdue only when set, so the inputs (and digests) of every other decision stay as they were.
         overdue = {"crowd_overdue": True} if self.crowd_overdue else {}
         # Likewise class_prior: only when known, so decisions made without one keep their digests.
-        prior = {"class_prior": list(self.class_prior)} if self.class_prior else {}
+        prior: dict[str, Any] = {"class_prior": list(self.class_prior)} if self.class_prior else {}
+        if self.project_labels_per_item is not None:
+            prior["project_labels_per_item"] = self.project_labels_per_item
+        if self.model_temperature is not None:
+            prior["model_temperature"] = self.model_temperature
         return {
             "item_id": self.item_id,
             "classes": list(self.classes),
@@ -220,6 +240,8 @@ class ItemInput:
             domain=data.get("domain", ""),
             crowd_overdue=data.get("crowd_overdue", False) is True,
             class_prior=tuple(float(p) for p in data.get("class_prior", ())),
+            project_labels_per_item=data.get("project_labels_per_item"),
+            model_temperature=data.get("model_temperature"),
         )
 
 

@@ -232,3 +232,42 @@ def test_fields_at_their_legacy_value_are_not_stored_so_old_digests_stand():
     assert ItemInput.from_dict(one_label_item().to_dict()) == one_label_item()
     # The digest of an old decision is computed over exactly what it was computed over before.
     assert inputs_digest(item, legacy, {}) == inputs_digest(item, PolicyConfig.from_dict(stored), {})
+
+
+# --- the project's budget -----------------------------------------------------------------------------------
+
+
+def test_an_item_stops_asking_exactly_when_the_project_reaches_its_budget():
+    unsure = {i: AnnotatorReliability(i, ((0.6, 0.4), (0.4, 0.6)), 10.0) for i in (1, 2)}
+    policy = dataclasses.replace(DEFAULT_POLICY, target_labels_per_item=3.0)
+    below = dataclasses.replace(agreeing_item(2), project_labels_per_item=2.9999)
+    assert evaluate(below, policy, unsure).outcome == Outcome.CROWD
+    at = dataclasses.replace(agreeing_item(2), project_labels_per_item=3.0)
+    decision = evaluate(at, policy, unsure)
+    assert (decision.outcome, decision.final_label, decision.final_source) == (Outcome.ACCEPT, "a", "consensus")
+    assert [r.code for r in decision.reasons] == ["budget_spent", "low_posterior"]
+    # Without a target the same count changes nothing, and the count is part of the inputs only when set.
+    assert evaluate(at, DEFAULT_POLICY, unsure).outcome == Outcome.CROWD
+    assert "project_labels_per_item" not in agreeing_item(2).to_dict()
+    assert ItemInput.from_dict(at.to_dict()) == at
+
+
+def test_the_budget_never_takes_an_items_first_labels():
+    policy = dataclasses.replace(DEFAULT_POLICY, crowd_overlap=2, max_crowd_labels=5, target_labels_per_item=1.0)
+    unsure = {1: AnnotatorReliability(1, ((0.6, 0.4), (0.4, 0.6)), 10.0)}
+    spent = dataclasses.replace(agreeing_item(1), project_labels_per_item=4.0)
+    assert evaluate(spent, policy, unsure).outcome == Outcome.CROWD
+
+
+def test_the_replay_keeps_to_the_projects_budget_and_buys_accuracy_with_it():
+    data = crowd_history([0.75] * 12, n_items=300, per_item=12, seed=1)
+    free = run_pilot(prepare(data, seed=0), DEFAULT_POLICY).adaptive
+    assert free["labels_per_item"] > 5  # without a budget this crowd is asked for more
+    figures = []
+    for target in (1.5, 2.5, 4.0):
+        budgeted = dataclasses.replace(DEFAULT_POLICY, target_labels_per_item=target)
+        report = run_pilot(prepare(data, seed=0), budgeted).adaptive
+        # Items are served in rounds, so the mean ends within one round's labels below the target.
+        assert target - 0.5 <= report["labels_per_item"] <= target + 0.01
+        figures.append(report["accuracy"])
+    assert figures == sorted(figures) and figures[-1] > figures[0] + 0.1

@@ -92,3 +92,31 @@ def test_a_prior_learned_for_other_classes_is_not_used():
     (item_id,) = ingest_at(proj, [unpredicted("x")])
     decision = RoutingDecision.objects.filter(item_id=item_id).latest("id")
     assert "class_prior" not in decision.inputs["item"]
+
+
+def test_live_routing_holds_the_project_to_its_budget_and_records_the_count():
+    strict = dataclasses.replace(DEFAULT_POLICY, gold_check_rate=0.0, consensus_min_posterior=0.99)
+    proj = project(policy=dataclasses.replace(strict, target_labels_per_item=1.5))
+    crowd = person(name="c1")
+    ingest_at(proj, [unpredicted("x"), unpredicted("y")])
+    first = label_next(crowd, proj, "dog")
+    # 1 crowd label over 2 items is under the budget of 1.5: the unsure item asks again.
+    assert Item.objects.get(pk=first).status == ItemStatus.IN_CROWD_REVIEW
+    (loaded,) = selectors.route_inputs(item_ids=[first])
+    assert loaded.item_input.project_labels_per_item == 0.5
+    label_next(person(name="c2"), proj, "dog")
+    third = label_next(person(name="c3"), proj, "cat")
+    # Three labels over two items: the budget is spent, and the item routed last is accepted as it stands.
+    last = Item.objects.get(pk=third)
+    assert (last.status, last.final_source) == (ItemStatus.LABELED, "consensus")
+    decision = RoutingDecision.objects.filter(item=last).latest("id")
+    assert decision.reasons[0]["code"] == "budget_spent"
+    assert decision.inputs["item"]["project_labels_per_item"] == 1.5
+    assert selectors.decisions_verify(project=proj).mismatches == ()
+
+
+def test_a_project_without_a_budget_pays_for_no_count():
+    proj = project(policy=LENIENT)
+    (item_id,) = ingest_at(proj, [unpredicted("x")])
+    (loaded,) = selectors.route_inputs(item_ids=[item_id])
+    assert loaded.item_input.project_labels_per_item is None

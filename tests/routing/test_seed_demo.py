@@ -5,6 +5,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count
+from django.http import HttpRequest
 from rest_framework.authtoken.models import Token
 
 from experts.models import Domain, Expert, Role
@@ -50,7 +51,8 @@ def test_builds_users_with_documented_logins_and_roles(client):
         assert user.check_password(person.password), person.username
         if person.role != "admin":
             assert not user.is_staff and not user.is_superuser, person.username
-    assert client.login(username="dr.ada", password="expert")
+    # django-axes checks every login against its lockouts, so authenticate() needs the request.
+    assert client.login(request=HttpRequest(), username="dr.ada", password="expert")
 
     stakeholder = User.objects.get(username="stakeholder")
     assert stakeholder.groups.filter(name="stakeholders").exists()
