@@ -7,8 +7,8 @@ Usage:
         [--page-items 300] [--dashboard-items 30000] [--dashboard-annotations 100000]
 
 Runs each script of bench/ in its own process with `--json`, in this order: ingest (SQLite, then
-PostgreSQL), claim latency and the HTTP next/submit loop (PostgreSQL), token authentication (PostgreSQL),
-the simulator's replay (no database), the labeling page (the demo, SQLite), the dashboard (SQLite). SQLite
+PostgreSQL), claim latency, the HTTP next/submit loop and token authentication (PostgreSQL), the
+simulator's replay (no database), the labeling page (the demo, SQLite), the dashboard (SQLite). SQLite
 runs use scratch files in a temporary folder; PostgreSQL runs use --pg-url (created if missing; the
 scripts delete the projects they make). The 1-minute load average is read before and after each script
 and printed next to its figures: on a shared machine it says how much the figures are worth.
@@ -123,15 +123,12 @@ def claim_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{h['errors']} errors; next median {h['next_median_ms']:.1f} ms (p95 {h['next_p95_ms']:.1f}), "
             f"submit median {h['submit_median_ms']:.1f} ms (p95 {h['submit_p95_ms']:.1f})",
         ))
-    return rows
-
-
-def auth_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
-    return [
+    rows += [
         (f"token authentication (`{dotted.rsplit('.', 1)[-1]}`)",
          f"median {r['median_us']:.0f} µs, p95 {r['p95_us']:.0f} µs", f"mean {r['mean_us']:.0f} µs per request")
-        for dotted, r in f.items()
+        for dotted, r in (f.get("auth") or {}).items()
     ]
+    return rows
 
 
 def simulate_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -246,9 +243,8 @@ def main() -> None:
             ("ingest", "PostgreSQL", "ingest.py", ["--n", str(args.ingest_items)], args.pg_url, ingest_rows),
             ("claim", "PostgreSQL", "claim.py",
              ["--slots", str(args.claim_slots), "--seconds", str(args.claim_seconds), "--http-items",
-              str(args.http_items), "--http-seconds", str(args.http_seconds)], args.pg_url, claim_rows),
-            ("auth", "PostgreSQL", "auth.py", ["--requests", str(args.auth_requests), "--rounds", "2"], args.pg_url,
-             auth_rows),
+              str(args.http_items), "--http-seconds", str(args.http_seconds), "--auth-requests",
+              str(args.auth_requests), "--auth-rounds", "2"], args.pg_url, claim_rows),
         ]
     plan += [
         ("simulate", "none", "simulate.py", ["--items", str(args.simulate_items)], None, simulate_rows),
