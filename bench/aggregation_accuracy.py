@@ -17,7 +17,8 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from routing.engine.aggregation import OnlineReliability, dawid_skene, majority_posteriors, posterior
+from routing.engine.aggregation import posterior
+from routing.engine.reliability import OnlineReliability, dawid_skene, majority_posteriors
 
 REFERENCE = {"snow-rte": (0.897, 0.928), "barzan-mozafari": (0.696, 0.709)}
 

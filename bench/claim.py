@@ -68,9 +68,10 @@ from experts.models import Role
 from experts.services import expert_create
 from labeling.models import Project
 from labeling.services import items_ingest, project_create
-from routing import services
+from routing import policies
 from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentStatus
+from work import claims
 
 CLASSES = ["cat", "dog", "bird"]
 LEVELS = tuple(int(x) for x in os.environ.get("CLAIM_LEVELS", "1,4,16").split(","))
@@ -95,8 +96,8 @@ def crowd_users(n: int, prefix: str) -> list[Any]:
 def queue_project(slug: str, n: int, *, crowd_overlap: int) -> Project:
     """A project whose `n` items all go to the crowd (routing creates the slots on ingest)."""
     project = project_create(name=slug, slug=slug, classes=CLASSES)
-    services.policy_version_publish(
-        policy=services.policy_for_project(project),
+    policies.policy_version_publish(
+        policy=policies.policy_for_project(project),
         config=PolicyConfig(crowd_overlap=crowd_overlap, max_crowd_labels=max(3, crowd_overlap)),
         author=None,
         change_note="benchmark",
@@ -139,7 +140,7 @@ def _claimer(user_id: int, project_id: int, seconds: float, start_at: float, out
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         t0 = time.perf_counter()
-        claimed = services.assignment_claim_next(user=user, project=project)
+        claimed = claims.assignment_claim_next(user=user, project=project)
         elapsed = time.perf_counter() - t0
         if claimed is None:
             break

@@ -52,14 +52,14 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from core.bulk import datetime_value, insert_rows
 from dashboards.reports import METRIC_NAMES
 from dashboards.services import snapshots_refresh
 from experts.models import Domain, Expert, Expertise, Role, Shift
-from labeling.bulk import datetime_value, insert_rows
 from labeling.models import Annotation, GoldLabel, Item, Prediction, Project
 from labeling.services import project_create
 from routing.models import Assignment, RoutingDecision
-from routing.services import policy_for_project
+from routing.policies import policy_for_project
 
 SLUG = "bench-dashboard"
 CLASSES = tuple(f"class-{k}" for k in range(10))
@@ -79,7 +79,7 @@ RUNS = 5
 
 
 def _insert(model, fields: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
-    """Bulk-load rows through labeling.bulk.insert_rows (COPY on PostgreSQL); other fields get defaults."""
+    """Bulk-load rows through core.bulk.insert_rows (COPY on PostgreSQL); other fields get defaults."""
     rows = [tuple(datetime_value(v) if isinstance(v, dt.datetime) else v for v in row) for row in rows]
     insert_rows(model, fields, rows, now=timezone.now())
     return len(rows)

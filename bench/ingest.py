@@ -8,7 +8,7 @@ Generates N items with one prediction each over K classes (3-10, seeded when not
 probabilities), then, each into a fresh project on the configured database (migrated first):
 
 1. floor: Item.objects.bulk_create + Prediction.objects.bulk_create in chunks, one transaction;
-   raw floor: the same rows through labeling.bulk (COPY on PostgreSQL), without any checks;
+   raw floor: the same rows through core.bulk (COPY on PostgreSQL), without any checks;
 2. ingest: labeling.services.items_ingest over the same rows (validation, idempotency lookups, domains,
    audit, signal), with the items_ingested receivers disconnected so the figure is ingest alone;
 3. routing: routing.services.items_route over the ingested items (what the ingest receiver runs), and
@@ -47,7 +47,8 @@ from django.core.management import call_command  # noqa: E402
 from django.db import DatabaseError, connection, transaction  # noqa: E402
 from django.utils import timezone  # noqa: E402
 
-from labeling import bulk, services  # noqa: E402
+from core import bulk
+from labeling import services
 from labeling.models import Item, Prediction, Project  # noqa: E402
 from labeling.signals import items_ingested  # noqa: E402
 from routing import services as routing_services  # noqa: E402

@@ -64,9 +64,13 @@ from django.test.utils import CaptureQueriesContext, setup_test_environment  # n
 from django.urls import reverse  # noqa: E402
 
 from labeling.models import Project  # noqa: E402
-from routing import services  # noqa: E402
+from routing import (
+    policies,
+    services,  # noqa: E402
+)
 from routing.engine.types import PolicyConfig  # noqa: E402
 from routing.models import Assignment, AssignmentKind  # noqa: E402
+from work import claims
 
 
 def timed(client: Client, method: str, url: str, n: int, **kwargs) -> tuple[list[float], int]:
@@ -104,26 +108,26 @@ def main() -> None:
           f"{', '.join(f'{p.slug} {p.items.count()} items' for p in Project.objects.all())}")
 
     crowd = User.objects.get(username="crowd1")
-    crowd_assignment = services.assignment_claim_next(user=crowd)
+    crowd_assignment = claims.assignment_claim_next(user=crowd)
     # Expert work, as an admin would create it: escalate biopsy records whose referral impression
     # contradicts the model (a policy change), then re-route them.
     admin = User.objects.get(username="admin")
     biopsy = Project.objects.get(slug="biopsy-records")
-    policy = services.policy_for_project(biopsy)
+    policy = policies.policy_for_project(biopsy)
     config = dataclasses.replace(
         PolicyConfig.from_dict(policy.live_version.config), metadata_conflict_field="referral_impression"
     )
-    services.policy_version_publish(policy=policy, config=config, author=admin, change_note="bench")
+    policies.policy_version_publish(policy=policy, config=config, author=admin, change_note="bench")
     services.items_reroute(item_ids=list(biopsy.items.values_list("id", flat=True)), actor=admin, note="bench")
     expert = User.objects.get(username="dr.ada")
-    expert_assignment = services.assignment_claim_next(user=expert)
+    expert_assignment = claims.assignment_claim_next(user=expert)
     assert expert_assignment is not None and expert_assignment.kind == AssignmentKind.EXPERT
 
     n = args.requests
     for who, user, assignment in (("crowd", crowd, crowd_assignment), ("expert", expert, expert_assignment)):
         client = Client()
         client.force_login(user)
-        url = reverse("routing:work", args=[assignment.pk])
+        url = reverse("work:work", args=[assignment.pk])
         client.get(url)  # warm the template cache
         report(f"labeling page, {who} (whole page)", *timed(client, "get", url, n))
         report(f"labeling page, {who} (htmx partial)", *timed(client, "get", url, n, HTTP_HX_REQUEST="true"))
@@ -133,14 +137,14 @@ def main() -> None:
     client.force_login(crowd)
     digits = Project.objects.get(slug="handwritten-digits")
     times, queries = [], 0
-    current = services.assignment_claim_next(user=crowd, project=digits)
+    current = claims.assignment_claim_next(user=crowd, project=digits)
     for _ in range(n):
         if current is None:
             break
         with CaptureQueriesContext(connection) as captured:
             start = time.perf_counter()
             response = client.post(
-                reverse("routing:submit", args=[current.pk]),
+                reverse("work:submit", args=[current.pk]),
                 {"label": "3", "scope": digits.slug, "time_spent_ms": "4000"},
                 HTTP_HX_REQUEST="true",
             )

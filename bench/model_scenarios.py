@@ -38,8 +38,9 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from pilot.readers import CROWD, EXPERT, History, PilotData, Worker
+from pilot.simulation import prepare, run_pilot
 from routing.engine.policy import DEFAULT_POLICY
-from routing.simulation import CROWD, EXPERT, History, PilotData, Worker, prepare, run_pilot
 
 CROWD_PER_ITEM = 20
 EXPERTS = (0.88, 0.90, 0.93, 0.95)
@@ -146,18 +147,14 @@ def one_expert(data: PilotData, scored: dict[str, str]) -> float:
     return statistics.fmean(first[i] == label for i, label in scored.items())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--expert-cost", type=float, default=5.0)
-    parser.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True)
-    args = parser.parse_args()
-    policy = dataclasses.replace(DEFAULT_POLICY, expert_cost=args.expert_cost, learn_model_temperature=args.temperature)
+def scenario_table(seeds: int = 3, expert_cost: float = 5.0, temperature: bool = True) -> None:
+    """Print the scenarios' table (bench/pilot_curves.py prints it too)."""
+    policy = dataclasses.replace(DEFAULT_POLICY, expert_cost=expert_cost, learn_model_temperature=temperature)
     start = time.perf_counter()
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(
-        f"## Model + crowd + expert scenarios, default policy, expert cost {args.expert_cost:g}, "
-        f"{args.seeds} seeds (load {load})"
+        f"\n## Model + crowd + expert scenarios, default policy, expert cost {expert_cost:g}, {seeds} seeds "
+        f"(load {load})"
     )
     print(
         "| scenario | items | model alone | one expert per item (cost) | MV all crowd | adaptive accuracy | cost/item "
@@ -166,7 +163,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for scenario in SCENARIOS:
         rows = []
-        for seed in range(args.seeds):
+        for seed in range(seeds):
             data = build(scenario, seed)
             # Gold checks at the policy's rate, as live routing hides them in crowd work.
             setup = prepare(data, seed=seed, gold_checks=policy.gold_check_rate)
@@ -188,11 +185,19 @@ def main() -> None:
         m = [statistics.fmean(column) for column in zip(*rows)]
         met = m[4] >= 0.97 and m[5] <= 2.0
         print(
-            f"| {scenario.name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} ({args.expert_cost:g}) | {m[3]:.3f} "
-            f"| **{m[4]:.3f}** "
+            f"| {scenario.name} | {m[0]:.0f} | {m[1]:.3f} | {m[2]:.3f} ({expert_cost:g}) | {m[3]:.3f} | **{m[4]:.3f}** "
             f"| {m[5]:.2f} | {m[6] - m[7]:.2f} | {m[7]:.2f} | {m[8]:.0%} | {'yes' if met else 'no'} |"
         )
     print(f"\n{time.perf_counter() - start:.0f} s; load {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--expert-cost", type=float, default=5.0)
+    parser.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+    scenario_table(args.seeds, args.expert_cost, args.temperature)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The pilot's figures on the five shared real data sets (docs/pilot.md), judgments shuffled per item.
 
 Usage: .venv/bin/python bench/pilot_curves.py [DATA_DIR] [--seeds 5] [--sets a,b] [--no-curve] [--choose-defaults]
-       [--calibrate]
+       [--calibrate] [--no-scenarios]
 
 For each data set: the default policy (routing.engine.policy.DEFAULT_POLICY) per seed against Dawid-Skene
 and majority vote over all judgments, the issue's aim (accuracy >= the better baseline - 1 point within
@@ -13,9 +13,11 @@ each item's first k shuffled judgments, that is on random subsets of the same si
 the policy best on the other four (most aims met, then the smallest shortfall) is scored on it. The
 default is the policy best on all five.
 
---calibrate: `manage.py calibrate`'s search (routing.calibration) on each set, once with the set's aim
+--calibrate: `manage.py calibrate`'s search (pilot.calibration) on each set, once with the set's aim
 accuracy as --target-accuracy and once with its aim's labels per item as --budget, chosen on a
 calibration half of the gold items and reported on the held-out half.
+
+Last, the model + crowd + expert scenarios of bench/model_scenarios.py (--no-scenarios skips them).
 """
 
 from __future__ import annotations
@@ -33,10 +35,14 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from routing.calibration import candidate_policies, choose, evaluate_candidates, result_of
+from model_scenarios import scenario_table  # noqa: E402  (bench/ is on sys.path when run as a script)
+
+from pilot.calibration import candidate_policies, choose, evaluate_candidates, result_of
+from pilot.curves import CURVE_POSTERIORS
+from pilot.readers import load_pilot_data
+from pilot.simulation import majority_vote_curve, prepare, run_pilot
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import PolicyConfig
-from routing.simulation import CURVE_POSTERIORS, load_pilot_data, majority_vote_curve, prepare, run_pilot
 
 SETS = ("snow-rte", "barzan-mozafari", "snow-wsd", "duck", "jn-product")
 # The grid the defaults are chosen from: the stopping threshold and the per-item maximum.
@@ -216,6 +222,7 @@ def main() -> None:
     parser.add_argument("--no-curve", action="store_true")
     parser.add_argument("--choose-defaults", action="store_true")
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--no-scenarios", action="store_true", help="skip bench/model_scenarios.py's table")
     args = parser.parse_args()
     start = time.perf_counter()
     runs = {name: Runs(args.data_dir / name, args.seeds) for name in args.sets.split(",")}
@@ -227,6 +234,8 @@ def main() -> None:
         choose_defaults(runs)
     if args.calibrate:
         calibration_table(runs)
+    if not args.no_scenarios:
+        scenario_table()
     print(f"\n{time.perf_counter() - start:.0f} s in all; load {load_average()}")
 
 

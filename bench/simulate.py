@@ -24,9 +24,10 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from pilot.simulation import prepare, replay, run_pilot
+from pilot.synthetic import synthetic_data
 from routing.engine.policy import DEFAULT_POLICY, evaluate
 from routing.engine.types import PolicyConfig
-from routing.simulation import prepare, replay, run_pilot, synthetic_data
 
 POLICY = PolicyConfig(crowd_overlap=2, max_crowd_labels=10, consensus_min_agreement=0.5, consensus_min_posterior=0.95)
 

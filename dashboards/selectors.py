@@ -17,11 +17,12 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, QuerySet, Sum
 
+from core.models import AuditEvent
 from dashboards.models import AnnotatorDayStats, AnnotatorWeekStats, ItemDayStats, ItemWeekStats, SnapshotState
 from dashboards.rollup import ALL_ROUTES, ROLE_CROWD
 from experts.models import Domain, Expert, Role
 from experts.selectors import expert_snapshots
-from labeling.models import Annotation, AuditEvent, FinalSource, ItemStatus, Project
+from labeling.models import Annotation, FinalSource, ItemStatus, Project
 from routing.engine.types import PolicyConfig
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, EscalationPolicy
 

@@ -88,7 +88,7 @@ class Expert(models.Model):
         default=True,
         help_text="Email offers of work. An SLA breach paged to this person as on-call is emailed even when off.",
     )
-    # Bumped by every claim (routing.services.assignment_claim_next): the sequence number that seeds the
+    # Bumped by every claim (work.claims.assignment_claim_next): the sequence number that seeds the
     # claim's gold-check draw, kept here so the draw costs no count over the person's history.
     claims_made = models.PositiveBigIntegerField(default=0, editable=False)
 

@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from labeling import services
-from labeling.models import Annotation, AuditEvent, GoldLabel, ImportJob, Item, Prediction, Project, Review
+from labeling.models import Annotation, GoldLabel, ImportJob, Item, Prediction, Project, Review
 
 PROJECT_FIELDS = (
     "name", "slug", "instructions", "data_type", "classes", "decision_factors", "show_suggestion_to_crowd",
@@ -98,26 +98,6 @@ class ReviewAdmin(admin.ModelAdmin):
     search_fields = ("item__external_id", "reviewer__username")
     list_select_related = ("item__project", "reviewer")
     raw_id_fields = ("item", "reviewer")
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    """Read-only: the audit log is append-only, written by services alone."""
-
-    list_display = ("at", "action", "object_type", "object_id", "actor")
-    list_filter = ("action", "object_type")
-    search_fields = ("object_id", "action", "actor__username")
-    list_select_related = ("actor",)
-    date_hierarchy = "at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ImportJob)

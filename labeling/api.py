@@ -22,9 +22,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.http import MULTIPART_SLACK_BYTES
 from labeling import formats, selectors, services
 from labeling.filters import ItemFilter
-from labeling.http import MULTIPART_SLACK_BYTES
 from labeling.models import Item, Project
 from labeling.serializers import (
     IngestErrorSerializer,

@@ -23,9 +23,10 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django_q.tasks import async_task
 
+from core.audit import audit_record
 from labeling.formats import FormatError, detect_format, read_rows
 from labeling.models import ImportJob, JobStatus, Project
-from labeling.services import IngestValidationError, audit_record, items_ingest, items_validate_stream
+from labeling.services import IngestValidationError, items_ingest, items_validate_stream
 
 logger = logging.getLogger(__name__)
 

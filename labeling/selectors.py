@@ -7,8 +7,8 @@ from typing import Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
+from core.bulk import columns, model_from_row, prepared_cursor
 from experts.models import Role
-from labeling.bulk import columns, model_from_row, prepared_cursor
 from labeling.models import Annotation, Item, ItemStatus, Prediction, Project
 
 EXPORT_CHUNK_SIZE = 2000

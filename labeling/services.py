@@ -30,10 +30,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.audit import actor_or_none, audit_record
+from core.bulk import insert_rows, json_value, select_in
 from experts.models import Domain
-from labeling.bulk import insert_rows, json_value, select_in
 from labeling.formats import read_rows
-from labeling.models import Annotation, AuditEvent, DataType, GoldLabel, Item, Prediction, Project
+from labeling.models import Annotation, DataType, GoldLabel, Item, Prediction, Project
 from labeling.signals import items_ingested
 from labeling.validation import (
     ItemRow,
@@ -89,19 +90,6 @@ class IngestResult:
             item_ids=self.item_ids + other.item_ids,
             annotations_added=self.annotations_added + other.annotations_added,
         )
-
-
-def _actor_or_none(actor: Any) -> Any:
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-
-
-def audit_record(*, actor: Any, action: str, obj_type: str, obj_id: Any,
-    data: Mapping[str, Any] | None = None) -> AuditEvent:
-    """Append one event to the audit log (rows are never changed or deleted). Call it inside the
-    transaction of the change it records, so the event exists exactly when the change does."""
-    return AuditEvent.objects.create(
-        actor=_actor_or_none(actor), action=action, object_type=obj_type, object_id=str(obj_id), data=dict(data or {}),
-    )
 
 
 def _classes_or_raise(classes: Any) -> list[dict[str, str]]:
@@ -414,7 +402,7 @@ def _items_write(*, project: Project, rows: Sequence[ItemRow], actor: Any, sourc
         )
         # Sent inside the transaction, after the writes: routing (a higher layer) connects a receiver that
         # routes these items in this same transaction, so an item is never committed without its decision.
-        items_ingested.send(sender=Item, project_id=project.pk, item_ids=result.item_ids, actor=_actor_or_none(actor))
+        items_ingested.send(sender=Item, project_id=project.pk, item_ids=result.item_ids, actor=actor_or_none(actor))
     return result
 
 

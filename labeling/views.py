@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from core.http import accepts_large_body
 from labeling import import_jobs
-from labeling.http import accepts_large_body
 from labeling.models import ImportJob, JobStatus
 from labeling.selectors import project_list
 

@@ -16,10 +16,10 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 
-from routing import feedback, feedback_selectors, selectors, services
+from routing import policies, selectors, services
 from routing.engine.policy import policy_errors
 from routing.engine.rules import OPERATORS, validate_rule
 from routing.engine.types import FeatureRule, PolicyConfig, json_ready
@@ -190,32 +190,6 @@ def _field_named_in(error: str) -> str | None:
     return None
 
 
-class CalibrationRunForm(forms.Form):
-    """The goal of a calibration on the project's own history: a target accuracy or a budget, not both."""
-
-    target_accuracy = forms.FloatField(
-        required=False,
-        min_value=0.0,
-        max_value=1.0,
-        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 0.95"}),
-        help_text="The cheapest thresholds reaching this accuracy…",
-    )
-    budget = forms.FloatField(
-        required=False,
-        min_value=0.0,
-        widget=forms.NumberInput(attrs={"step": "any", "placeholder": "e.g. 2.5"}),
-        help_text="… or the most accurate within this many labels per item. Fill in exactly one.",
-    )
-    last_n = forms.IntegerField(
-        min_value=1,
-        max_value=feedback.RUN_MAX_LAST_N,
-        initial=feedback.RUN_DEFAULT_LAST_N,
-        label="Last N labeled items",
-        help_text="Calibrate on the project's most recently labeled items (those with a gold label or an "
-        "expert's final label are scored).",
-    )
-
-
 @admin.register(EscalationPolicy)
 class EscalationPolicyAdmin(admin.ModelAdmin):
     list_display = ("project", "live_version_number", "created_at")
@@ -225,41 +199,10 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
     fields = ("project",)
     # The change page is our own (edit = publish a version); the add page stays Django's.
     policy_template = "admin/routing/escalationpolicy/policy_change.html"
-    calibration_progress_template = "admin/routing/escalationpolicy/_calibration_runs.html"
 
-    def get_urls(self) -> list[Any]:
-        return [
-            path(
-                "<path:object_id>/calibration-runs/",
-                self.admin_site.admin_view(self.calibration_runs_view),
-                name="routing_escalationpolicy_calibration_runs",
-            ),
-            *super().get_urls(),
-        ]
-
-    def _calibration_context(self, policy: EscalationPolicy) -> dict[str, Any]:
-        runs = feedback_selectors.calibration_runs_recent(project=policy.project)
-        unfinished = [run.pk for run in runs if not run.finished]
-        return {
-            "policy": policy,
-            "calibration_runs": runs,
-            "calibration_polling": bool(unfinished),
-            "calibration_watching": ",".join(map(str, unfinished)),
-        }
-
-    def calibration_runs_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        """The calibration runs block alone; the policy page polls it (htmx) while a run is unfinished.
-        When a run it was watching has finished, the whole page reloads, so its draft shows in the history."""
-        policy = self.get_object(request, unquote(object_id))
-        if policy is None or not self.has_view_or_change_permission(request, policy):
-            raise PermissionDenied
-        context = self._calibration_context(policy)
-        response = TemplateResponse(request, self.calibration_progress_template, context)
-        watched = {part for part in request.GET.get("watching", "").split(",") if part.isdigit()}
-        still_running = set(context["calibration_watching"].split(","))
-        if getattr(request, "htmx", False) and watched - still_running:
-            response["HX-Refresh"] = "true"
-        return response
+    def other_forms(self, request: HttpRequest, policy: EscalationPolicy) -> PageExtras:
+        """Forms the apps above routing add to the policy page (the pilot adds calibration, pilot/admin.py)."""
+        return PageExtras()
 
     @admin.display(description="live version")
     def live_version_number(self, obj: EscalationPolicy) -> str:
@@ -271,7 +214,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: EscalationPolicy, form: forms.Form, change: bool) -> None:
         # Adding = creating the project's policy with the default version 1, through the service.
-        created = services.policy_for_project(obj.project)
+        created = policies.policy_for_project(obj.project)
         obj.pk = created.pk
         obj.live_version = created.live_version
         obj.created_at = created.created_at
@@ -288,45 +231,26 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
         if request.method == "POST" and not can_change:
             raise PermissionDenied
         if policy.live_version is None:
-            policy = services.policy_for_project(policy.project)
+            policy = policies.policy_for_project(policy.project)
         live = PolicyConfig.from_dict(policy.live_version.config)
         preview = None
         form = PolicyConfigForm(initial=PolicyConfigForm.initial_for(live))
         if request.method == "POST" and ("_rollback" in request.POST or "_publish_draft" in request.POST):
             return self._rollback(request, policy)
-        calibration_form = CalibrationRunForm()
-        if request.method == "POST" and "_calibrate" in request.POST:
-            calibration_form = CalibrationRunForm(request.POST)
-            if calibration_form.is_valid():
-                try:
-                    run = feedback.calibration_run_start(
-                        project=policy.project,
-                        actor=request.user,
-                        target_accuracy=calibration_form.cleaned_data["target_accuracy"],
-                        budget=calibration_form.cleaned_data["budget"],
-                        last_n=calibration_form.cleaned_data["last_n"],
-                    )
-                except ValidationError as exc:
-                    for field, errors in _validation_errors(exc):
-                        calibration_form.add_error(field if field in calibration_form.fields else None, errors)
-                else:
-                    self.message_user(
-                        request,
-                        f"Calibration run {run.pk} started; its draft will appear in the version history.",
-                        messages.SUCCESS,
-                    )
-                    return HttpResponseRedirect(request.path + "#calibration")
-        if request.method == "POST" and "_calibrate" not in request.POST:
+        extras = self.other_forms(request, policy)
+        if extras.response is not None:
+            return extras.response
+        if request.method == "POST" and not extras.handled_post:
             form = PolicyConfigForm(request.POST)
             if form.is_valid():
                 note = form.cleaned_data["change_note"]
                 try:
                     if "_preview" in request.POST:
-                        preview = services.policy_preview(
+                        preview = policies.policy_preview(
                             project=policy.project, config=form.config, last_n=PREVIEW_LAST_N
                         )
                     elif "_save_draft" in request.POST:
-                        draft = services.policy_draft_save(
+                        draft = policies.policy_draft_save(
                             policy=policy, config=form.config, author=request.user, change_note=note
                         )
                         self.message_user(request, f"Saved draft v{draft.number}; it is not live.", messages.SUCCESS)
@@ -334,13 +258,13 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
                     else:
                         if form.config == live:
                             raise ValidationError("Nothing changed: the fields equal the live version's.")
-                        version = services.policy_version_publish(
+                        version = policies.policy_version_publish(
                             policy=policy, config=form.config, author=request.user, change_note=note
                         )
                         self.message_user(request, f"Published v{version.number}; it is now live.", messages.SUCCESS)
                         return HttpResponseRedirect(request.path)
                 except ValidationError as exc:
-                    for field, errors in _validation_errors(exc):
+                    for field, errors in validation_errors(exc):
                         form.add_error(field if field in form.fields else None, errors)
         context = {
             **self.admin_site.each_context(request),
@@ -354,8 +278,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
             "can_change": can_change,
             "preview": preview,
             "preview_last_n": PREVIEW_LAST_N,
-            "calibration_form": calibration_form,
-            **self._calibration_context(policy),
+            **extras.context,
             "history": [
                 {
                     "version": row.version,
@@ -378,7 +301,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
             self.message_user(request, "No such version of this policy.", messages.ERROR)
             return HttpResponseRedirect(request.path)
         try:
-            new = services.policy_version_rollback(
+            new = policies.policy_version_rollback(
                 policy=policy, version=version, author=request.user, note=request.POST.get("note", "")
             )
         except ValidationError as exc:
@@ -390,7 +313,17 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
         return HttpResponseRedirect(request.path)
 
 
-def _validation_errors(exc: ValidationError) -> list[tuple[str | None, list[str]]]:
+@dataclasses.dataclass
+class PageExtras:
+    """What another app's forms add to the policy page: context, and for a POST that was theirs, the
+    response when they are done with it (else the page shows again, with their form's errors)."""
+
+    context: dict[str, Any] = dataclasses.field(default_factory=dict)
+    handled_post: bool = False
+    response: HttpResponse | None = None
+
+
+def validation_errors(exc: ValidationError) -> list[tuple[str | None, list[str]]]:
     if hasattr(exc, "error_dict"):
         return [(field, [m for e in errors for m in e.messages]) for field, errors in exc.error_dict.items()]
     return [(None, exc.messages)]

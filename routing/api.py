@@ -1,28 +1,22 @@
-"""Routing's REST endpoints: an item's decision trail, the audit export (staff only), and the annotators'
-work loop: claim the next assignment, submit it, decline it, review (docs/assignments.md)."""
-
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.authtoken.models import Token
-from rest_framework.permissions import BasePermission, IsAdminUser, IsAuthenticated
+from rest_framework.permissions import BasePermission, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from experts import selectors as experts_selectors
-from labeling import selectors as labeling_selectors
-from labeling.models import Annotation, Item, Project, Review
-from routing import feedback_selectors, page_selectors, selectors, services
-from routing.exceptions import AssignmentConflict, AssignmentInvalid, AssignmentNotFound
+from labeling.models import Item, Project
+from routing import page_selectors, selectors
 
 EXPORT_KINDS = ("events", "decisions")
 
@@ -108,8 +102,6 @@ class AuditExportView(APIView):
         return response
 
 
-# --- the work loop ----------------------------------------------------------------------------------------
-
 ERRORS = inline_serializer(
     "ValidationErrors",
     {
@@ -120,223 +112,9 @@ ERRORS = inline_serializer(
         )
     },
 )
+
+
 DETAIL = inline_serializer("Detail", {"detail": serializers.CharField()})
-CLAIMED = inline_serializer(
-    "ClaimedAssignment",
-    {
-        "assignment": serializers.IntegerField(),
-        "kind": serializers.ChoiceField(choices=["crowd", "expert", "review"]),
-        "project": serializers.CharField(),
-        "classes": serializers.ListField(child=serializers.CharField()),
-        "decision_factors": serializers.ListField(child=serializers.CharField()),
-        "rationale_required": serializers.BooleanField(),
-        "item": serializers.DictField(help_text="external_id, data, metadata, domain, language (+ predictions)"),
-        "status": serializers.CharField(),
-        "claimed_at": serializers.DateTimeField(allow_null=True),
-        "lease_expires_at": serializers.DateTimeField(allow_null=True),
-        "due_at": serializers.DateTimeField(allow_null=True),
-    },
-)
-SUBMISSION = inline_serializer(
-    "Submission",
-    {
-        "label": serializers.CharField(),
-        "rationale": serializers.CharField(required=False, allow_blank=True),
-        "factors": serializers.ListField(child=serializers.CharField(), required=False),
-        "confidence": serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=5),
-        "time_spent_ms": serializers.IntegerField(required=False, allow_null=True, min_value=0),
-        "unsure": serializers.BooleanField(required=False),
-    },
-)
-SUBMITTED = inline_serializer(
-    "Submitted",
-    {"annotation": serializers.DictField(), "item": serializers.DictField()},
-)
-DECLINE = inline_serializer("Decline", {"reason": serializers.CharField()})
-REVIEW = inline_serializer(
-    "ReviewVerdict",
-    {
-        "verdict": serializers.ChoiceField(choices=["agree", "override"]),
-        "label": serializers.CharField(required=False, allow_blank=True),
-        "reason": serializers.CharField(required=False, allow_blank=True),
-    },
-)
-NOT_YOURS = OpenApiResponse(DETAIL, description="No such assignment of yours (someone else's answers the same).")
-CONFLICT = OpenApiResponse(DETAIL, description="Expired, completed, declined or cancelled: nothing was changed.")
-INVALID = OpenApiResponse(ERRORS, description="Errors by field; nothing was changed.")
-
-
-def _body(request: Request) -> dict[str, Any] | Response:
-    if not isinstance(request.data, dict):
-        return Response({"errors": [{"field": "", "message": "Send a JSON object."}]}, status=400)
-    return request.data
-
-
-# The answers every action on one assignment may give besides its 200.
-ASSIGNMENT_ERRORS = {400: INVALID, 404: NOT_YOURS, 409: CONFLICT}
-
-
-def _assignment_action(request: Request, act: Callable[[dict[str, Any]], Response]) -> Response:
-    """Run an action on one assignment with the request's JSON object, answering its assignment errors as
-    404 / 409 / 400."""
-    body = _body(request)
-    if isinstance(body, Response):
-        return body
-    try:
-        return act(body)
-    except AssignmentNotFound as exc:
-        return Response({"detail": str(exc)}, status=404)
-    except AssignmentConflict as exc:
-        return Response({"detail": str(exc)}, status=409)
-    except AssignmentInvalid as exc:
-        return Response({"errors": exc.as_list()}, status=400)
-
-
-def annotation_payload(annotation: Annotation) -> dict[str, Any]:
-    return {
-        "id": annotation.pk,
-        "label": annotation.label,
-        "rationale": annotation.rationale,
-        "factors": annotation.factors,
-        "confidence": annotation.confidence,
-        "unsure": annotation.unsure,
-        "time_spent_ms": annotation.time_spent_ms,
-        "submitted_at": annotation.submitted_at.isoformat(),
-    }
-
-
-def item_state_payload(item: Item) -> dict[str, Any]:
-    return {
-        "external_id": item.external_id,
-        "status": item.status,
-        "final_label": item.final_label or None,
-        "final_source": item.final_source or None,
-        "final_confidence": item.final_confidence,
-    }
-
-
-class ClaimNextView(APIView):
-    """Claim your next assignment in a project: 200 with the item and the lease, or 204 when none waits."""
-
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(
-        request=None,
-        responses={
-            200: CLAIMED,
-            204: OpenApiResponse(description="Nothing to do for you in this project right now."),
-            403: OpenApiResponse(DETAIL, description="You are not an active member of the roster."),
-            404: OpenApiResponse(DETAIL, description="No such project."),
-        },
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        try:
-            project = labeling_selectors.project_get(slug=slug)
-        except Project.DoesNotExist:
-            raise Http404(f"No project {slug!r}.") from None
-        assignment = services.assignment_claim_next(user=request.user, project=project)
-        if assignment is None:
-            if selectors.worker_for(user=request.user) is None:
-                return Response({"detail": "Only active roster members (crowd, expert, reviewer) claim work."},
-                    status=403)
-            return Response(status=204)
-        return Response(selectors.assignment_payload(assignment))
-
-
-class AssignmentSubmitView(APIView):
-    """Submit your label for an assignment; the item is routed again at once and its new state returned."""
-
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(
-        request=SUBMISSION,
-        responses={200: SUBMITTED, **ASSIGNMENT_ERRORS},
-        examples=[
-            OpenApiExample(
-                "Crowd label",
-                value={"label": "7", "factors": ["smudge"], "confidence": 4, "time_spent_ms": 5200},
-                request_only=True,
-            )
-        ],
-    )
-    def post(self, request: Request, assignment_id: int) -> Response:
-        def submit(body: dict[str, Any]) -> Response:
-            annotation = services.assignment_submit(
-                assignment_id=assignment_id,
-                user=request.user,
-                label=body.get("label"),
-                rationale=body.get("rationale", ""),
-                factors=body.get("factors", ()),
-                confidence=body.get("confidence"),
-                time_spent_ms=body.get("time_spent_ms"),
-                unsure=body.get("unsure") is True,
-            )
-            return Response({"annotation": annotation_payload(annotation), "item": item_state_payload(annotation.item)})
-
-        return _assignment_action(request, submit)
-
-
-class AssignmentDeclineView(APIView):
-    """Hand an assignment back with a reason; it goes to the next person (docs/assignments.md)."""
-
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(
-        request=DECLINE,
-        responses={
-            200: inline_serializer("Declined",
-                {"assignment": serializers.IntegerField(), "status": serializers.CharField()}),
-            **ASSIGNMENT_ERRORS,
-        },
-    )
-    def post(self, request: Request, assignment_id: int) -> Response:
-        def decline(body: dict[str, Any]) -> Response:
-            assignment = services.assignment_decline(
-                assignment_id=assignment_id, user=request.user, reason=body.get("reason", "")
-            )
-            return Response({"assignment": assignment.pk, "status": assignment.status})
-
-        return _assignment_action(request, decline)
-
-
-def review_payload(review: Review) -> dict[str, Any]:
-    return {
-        "id": review.pk,
-        "verdict": review.verdict,
-        "previous_label": review.previous_label,
-        "label": review.label,
-        "reason": review.reason,
-    }
-
-
-class AssignmentReviewView(APIView):
-    """Give your verdict on a review assignment: agree, or override with a label and a reason."""
-
-    permission_classes = [IsAuthenticated]
-
-    @extend_schema(
-        request=REVIEW,
-        responses={
-            200: inline_serializer("Reviewed", {"review": serializers.DictField(), "item": serializers.DictField()}),
-            **ASSIGNMENT_ERRORS,
-        },
-    )
-    def post(self, request: Request, assignment_id: int) -> Response:
-        def review(body: dict[str, Any]) -> Response:
-            result = services.review_submit(
-                assignment_id=assignment_id,
-                user=request.user,
-                verdict=body.get("verdict", ""),
-                label=body.get("label", ""),
-                reason=body.get("reason", ""),
-            )
-            item = Item.objects.get(pk=result.item_id)
-            return Response({"review": review_payload(result), "item": item_state_payload(item)})
-
-        return _assignment_action(request, review)
-
-
-# --- active learning ----------------------------------------------------------------------------------------
 
 
 NEXT_TO_LABEL_DEFAULT = 100
@@ -360,7 +138,7 @@ class NextToLabelView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter(
-                "limit", int, description=f"items to return, 1 to {feedback_selectors.NEXT_TO_LABEL_MAX} (default "
+                "limit", int, description=f"items to return, 1 to {selectors.NEXT_TO_LABEL_MAX} (default "
                 f"{NEXT_TO_LABEL_DEFAULT})"
             ),
             OpenApiParameter("offset", int, description="items to skip (default 0)"),
@@ -396,12 +174,12 @@ class NextToLabelView(APIView):
         limit = _whole_param(request, "limit", NEXT_TO_LABEL_DEFAULT)
         offset = _whole_param(request, "offset", 0)
         errors = []
-        if isinstance(limit, str) or not 1 <= limit <= feedback_selectors.NEXT_TO_LABEL_MAX:
-            reason = limit if isinstance(limit, str) else f"must be 1 to {feedback_selectors.NEXT_TO_LABEL_MAX}"
+        if isinstance(limit, str) or not 1 <= limit <= selectors.NEXT_TO_LABEL_MAX:
+            reason = limit if isinstance(limit, str) else f"must be 1 to {selectors.NEXT_TO_LABEL_MAX}"
             errors.append({"field": "limit", "message": reason})
         if isinstance(offset, str) or offset < 0:
             errors.append({"field": "offset", "message": offset if isinstance(offset, str) else "must be 0 or more"})
         if errors:
             return Response({"errors": errors}, status=400)
-        rows = feedback_selectors.next_to_label_rows(project=project, limit=limit, offset=offset)
+        rows = selectors.next_to_label_rows(project=project, limit=limit, offset=offset)
         return Response({"project": project.slug, "limit": limit, "offset": offset, "results": rows})

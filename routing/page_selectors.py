@@ -1,24 +1,18 @@
-"""Reads for the workbench pages: the queue, what the labeling panel shows its assignee, an item's trail.
+"""Reads for the decision trail page: who may read trails, and an item's history as people read it."""
 
-Reads only. What a person may see is decided here, once, so every page and partial agrees (and agrees
-with the API's `selectors.assignment_payload`): crowd work never shows hidden fields and shows the model's
-suggestion only when the project allows it, and a gold check is presented exactly like crowd work.
-"""
 from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import F, Q
+from django.db.models import Q
 
-from labeling.models import Annotation, AuditEvent, Item, Prediction, Project, Review
+from core.models import AuditEvent
+from labeling.models import Annotation, Item, Prediction, Review
 from labeling.presentation import ItemView, item_view
-from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
-from routing.selectors import DUE_SOON, claimable_slots, presented_kind, worker_for
-
-# --- who may see what -------------------------------------------------------------------------------------
+from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, RoutingDecision
 
 
 def can_view_trail(*, user: Any) -> bool:
@@ -26,203 +20,12 @@ def can_view_trail(*, user: Any) -> bool:
     return bool(user.is_staff or user.has_perm("labeling.view_item"))
 
 
-# --- the queue --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OpenAssignment:
-    assignment: Assignment
-    # "Review" or "Label": a gold check is listed as ordinary labeling work.
-    task: str
-    due_state: str  # "overdue" | "soon" | ""
-
-
-def queue_projects(*, user: Any) -> list[Project]:
-    """Projects where the person holds open work or could claim an open slot, by name."""
-    mine = Assignment.objects.filter(assignee_id=user.pk,
-        status__in=OPEN_ASSIGNMENT_STATUSES).values("item__project_id")
-    pool = claimable_slots(user=user, worker=worker_for(user=user)).order_by().values("item__project_id")
-    return list(Project.objects.filter(Q(id__in=mine) | Q(id__in=pool)).order_by("name", "id"))
-
-
-def open_assignments(*, user: Any, project: Project | None = None, now: dt.datetime,
-    limit: int = 100) -> list[OpenAssignment]:
-    """The person's claimed and offered assignments, soonest deadline first."""
-    qs = Assignment.objects.filter(assignee=user, status__in=OPEN_ASSIGNMENT_STATUSES).select_related("item__project")
-    if project is not None:
-        qs = qs.filter(item__project=project)
-    rows = []
-    for a in qs.order_by(F("due_at").asc(nulls_last=True), "id")[:limit]:
-        due_state = ""
-        if a.due_at is not None:
-            due_state = "overdue" if a.due_at <= now else ("soon" if a.due_at <= now + DUE_SOON else "")
-        rows.append(OpenAssignment(
-            assignment=a, task="Review" if a.kind == AssignmentKind.REVIEW else "Label", due_state=due_state,
-        ))
-    return rows
-
-
-def held_assignment(*, user: Any, project: Project | None = None, now: dt.datetime) -> Assignment | None:
-    """The person's claimed assignment with a running lease, soonest deadline first: "start labeling"
-    reopens it before claiming anything new, so nobody piles up claims they walked away from."""
-    qs = Assignment.objects.filter(assignee_id=user.pk, status=AssignmentStatus.ACTIVE).filter(
-        Q(lease_expires_at__isnull=True) | Q(lease_expires_at__gt=now)
-    )
-    if project is not None:
-        qs = qs.filter(item__project=project)
-    return qs.order_by(F("due_at").asc(nulls_last=True), "id").first()
-
-
-# --- the labeling panel ------------------------------------------------------------------------------------
-
-
-# The most likely classes an expert sees with their probabilities (ten digits would crowd the panel).
-SHOWN_PROBABILITIES = 5
-
-
-@dataclass(frozen=True)
-class Choice:
-    name: str
-    hotkey: str
-    suggested: bool
-
-
-@dataclass(frozen=True)
-class Probability:
-    label: str
-    value: float
-
-
-@dataclass(frozen=True)
-class ShownAnnotation:
-    annotator: str
-    role: str
-    label: str
-    rationale: str
-    factors: tuple[str, ...]
-    confidence: int | None
-    unsure: bool
-
-
-@dataclass(frozen=True)
-class WorkPanel:
-    """Everything the labeling (or review) panel of one assignment shows its assignee."""
-
-    assignment: Assignment
-    item: Item
-    project: Project
-    # "crowd", "expert" or "review": how the panel looks. A gold check takes the look of the viewer's
-    # ordinary work, so nothing on the page tells it apart.
-    presentation: str
-    view: ItemView
-    choices: tuple[Choice, ...]
-    rationale_required: bool
-    suggestion: str = ""
-    probabilities: tuple[Probability, ...] = ()
-    model_version: str = ""
-    reasons: tuple[dict[str, Any], ...] = ()
-    expert_explanation: str = ""
-    current_label: str = ""
-    current_source: str = ""
-    annotations: tuple[ShownAnnotation, ...] = field(default_factory=tuple)
-
-    @property
-    def is_review(self) -> bool:
-        return self.presentation == "review"
-
-    @property
-    def shows_suggestion(self) -> bool:
-        return bool(self.suggestion)
-
-
-def presentation_for(*, kind: str) -> str:
-    """"crowd", "expert" or "review"; a gold check is presented as crowd work (as the API presents it)."""
-    return presented_kind(kind)
-
-
-def _latest_prediction(item: Item) -> Prediction | None:
-    return Prediction.objects.filter(item=item).order_by("-created_at", "-id").first()
-
-
-def _latest_decision(item: Item) -> RoutingDecision | None:
-    return RoutingDecision.objects.filter(item=item).order_by("-created_at", "-id").first()
-
-
-def _explanation(decision: RoutingDecision | None) -> str:
+def decision_explanation(decision: RoutingDecision | None) -> str:
     ranking = getattr(decision, "expert_ranking", None) or {}
     if isinstance(ranking, dict):
         text = ranking.get("explanation", "")
         return text if isinstance(text, str) else ""
     return ""
-
-
-def work_panel(*, assignment: Assignment, user: Any) -> WorkPanel:
-    """The panel for `assignment` as its assignee sees it (the caller has checked it is theirs)."""
-    item = assignment.item
-    project = item.project
-    presentation = presentation_for(kind=assignment.kind)
-    # Hidden fields are hidden from crowd work, the same rule as the API's assignment payload.
-    view = item_view(
-        data=item.data,
-        metadata=item.metadata,
-        data_type=project.data_type,
-        hidden_fields=project.hidden_fields if presentation == AssignmentKind.CROWD else (),
-    )
-    shows_model = presentation != "crowd" or project.show_suggestion_to_crowd
-    prediction = _latest_prediction(item) if shows_model else None
-    suggestion = prediction.top_label if prediction is not None else ""
-    probabilities = ()
-    if prediction is not None:
-        ranked = sorted(
-            ((name, float(prediction.probabilities.get(name, 0.0))) for name in project.class_names),
-            key=lambda pair: -pair[1],
-        )
-        probabilities = tuple(Probability(label=name, value=value) for name, value in ranked[:SHOWN_PROBABILITIES])
-    reasons: tuple[dict[str, Any], ...] = ()
-    explanation = ""
-    if presentation != "crowd":
-        # Why it came here: the decision that created this assignment (else the item's latest one).
-        decision = assignment.decision if assignment.decision_id else _latest_decision(item)
-        if decision is not None:
-            reasons = tuple(r for r in decision.reasons if isinstance(r, dict))
-        explanation = _explanation(decision)
-    annotations: tuple[ShownAnnotation, ...] = ()
-    if presentation == "review":
-        annotations = tuple(
-            ShownAnnotation(
-                annotator=a.annotator.get_full_name() or a.annotator.get_username(),
-                role=a.role,
-                label=a.label,
-                rationale=a.rationale,
-                factors=tuple(a.factors or ()),
-                confidence=a.confidence,
-                unsure=a.unsure,
-            )
-            for a in Annotation.objects.filter(item=item).select_related("annotator").order_by("submitted_at", "id")
-        )
-    return WorkPanel(
-        assignment=assignment,
-        item=item,
-        project=project,
-        presentation=presentation,
-        view=view,
-        choices=tuple(
-            Choice(name=c["name"], hotkey=str(c.get("hotkey", "")), suggested=c["name"] == suggestion)
-            for c in project.classes
-        ),
-        rationale_required=presentation in ("expert", "review") or project.rationale_required,
-        suggestion=suggestion,
-        probabilities=probabilities,
-        model_version=prediction.model_version if prediction is not None else "",
-        reasons=reasons,
-        expert_explanation=explanation,
-        current_label=item.final_label,
-        current_source=item.final_source,
-        annotations=annotations,
-    )
-
-
-# --- the item trail ---------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -265,6 +68,8 @@ def _when(value: dt.datetime | None) -> str:
 _KIND_ORDER = {k: i for i, k in enumerate(
     ("ingest", "prediction", "annotation", "decision", "assignment", "review", "final", "audit")
 )}
+
+
 # Services stamp assignments and final labels with the `now` they were called with, a few milliseconds
 # before the rows they come from (decisions, reviews) get their own timestamps.
 _SAME_STEP = dt.timedelta(seconds=2)
@@ -303,7 +108,7 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
         if d.labels_requested:
             facts.append(("labels requested", str(d.labels_requested)))
         facts.append(("inputs digest", d.inputs_digest[:12]))
-        explanation = _explanation(d)
+        explanation = decision_explanation(d)
         entries.append(TrailEntry(
             at=d.created_at,
             kind="decision",

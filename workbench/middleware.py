@@ -7,7 +7,7 @@ from typing import Any
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
-from labeling.http import LARGE_BODY_ATTRIBUTE
+from core.http import LARGE_BODY_ATTRIBUTE
 from workbench.errors import error_response
 
 BODY_FIELD = "(body)"
@@ -22,7 +22,7 @@ def _content_length(request: HttpRequest) -> int | None:
 
 class RequestBodyLimitMiddleware:
     """A body over the view's limit gets a 413 naming the limit: settings.REQUEST_MAX_BYTES for every view,
-    the view's own for those marked with labeling.http.accepts_large_body (item files). A body sent without
+    the view's own for those marked with core.http.accepts_large_body (item files). A body sent without
     Content-Length (chunked transfer encoding) gets a 411: a WSGI application reads only Content-Length
     bytes, so the view would otherwise see an empty body and answer something misleading."""
 

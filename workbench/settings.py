@@ -82,16 +82,21 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "axes",
+    "core",
     "experts",
     "labeling",
     "routing",
+    "work",
+    "pilot",
     "dashboards",
+    "demo",
+    "workbench",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Outside everything that may answer by itself (CSRF failures, redirects), so every page gets the header.
-    "labeling.http.ContentSecurityPolicyMiddleware",
+    "core.http.ContentSecurityPolicyMiddleware",
     # Before anything reads the body (sessions, CSRF): an oversized or unsized body is refused unread.
     "workbench.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -156,7 +161,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DB_PREPARED_STATEMENTS = env_bool("DB_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREPARED_STATEMENTS:
     # Django turns psycopg's prepared statements off (None); a threshold never reached turns them on for
-    # statements that ask (labeling.bulk.prepared_cursor) and for no others.
+    # statements that ask (core.bulk.prepared_cursor) and for no others.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -214,7 +219,7 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or "django.core.mail.backends.co
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL") or "workbench@localhost"
 
 # Request bodies: REQUEST_MAX_BYTES for every view (a login form is a few hundred bytes), INGEST_MAX_BYTES
-# for the views that take item files (labeling.http.accepts_large_body). Larger bodies get a 413 unread.
+# for the views that take item files (core.http.accepts_large_body). Larger bodies get a 413 unread.
 REQUEST_MAX_BYTES = int(os.environ.get("REQUEST_MAX_BYTES", str(1024 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = REQUEST_MAX_BYTES
 # Ingest limits: a request body or uploaded file over INGEST_MAX_BYTES, or a JSON batch over

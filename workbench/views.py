@@ -21,7 +21,7 @@ def home(request: HttpRequest) -> HttpResponse:
     user = request.user
     on_roster = Expert.objects.filter(user=user, active=True).exists()
     if on_roster and not user.is_staff:
-        return redirect("routing:queue")
+        return redirect("work:queue")
     dashboards_url = _dashboards_url()
     stakeholder = not user.is_staff and user.has_perm("labeling.view_item")
     if stakeholder and dashboards_url:

@@ -1,4 +1,4 @@
 """The pure routing engine: plain data in, plain data out, no ORM, no clock, no global randomness.
 
-Live routing (routing.services) and the pilot simulator (routing.simulation) call these same functions.
+Live routing (routing.services) and the pilot simulator (pilot.simulation) call these same functions.
 """

@@ -296,33 +296,26 @@ def _crowd_decision(item: ItemInput, policy: PolicyConfig, analysis: Analysis) -
             )
         )
     failed = [(code, evidence) for _, code, ok, evidence in checks if not ok]
+
+    def accept(*reasons: Reason) -> Decision:
+        return _decision(
+            item,
+            analysis,
+            Outcome.ACCEPT,
+            final_label=label,
+            final_source="consensus",
+            confidence=s["posterior_confidence"],
+            reasons=reasons,
+        )
+
     if not failed:
-        return _decision(
-            item,
-            analysis,
-            Outcome.ACCEPT,
-            final_label=label,
-            final_source="consensus",
-            confidence=s["posterior_confidence"],
-            reasons=tuple(Reason(code, evidence) for code, _, _, evidence in checks),
-        )
+        return accept(*(Reason(code, evidence) for code, _, _, evidence in checks))
     if _budget_spent(item, policy) and crowd_count >= policy.crowd_overlap:
-        return _decision(
-            item,
-            analysis,
-            Outcome.ACCEPT,
-            final_label=label,
-            final_source="consensus",
-            confidence=s["posterior_confidence"],
-            reasons=(
-                Reason(
-                    "budget_spent",
-                    f"the project has spent {item.project_labels_per_item:g} crowd labels per item, the target is "
-                    f"{policy.target_labels_per_item:g}",
-                ),
-                *(Reason(code, evidence) for code, evidence in failed),
-            ),
+        spent = (
+            f"the project has spent {item.project_labels_per_item:g} crowd labels per item, the target is "
+            f"{policy.target_labels_per_item:g}"
         )
+        return accept(Reason("budget_spent", spent), *(Reason(code, evidence) for code, evidence in failed))
     if crowd_count < policy.max_crowd_labels:
         wanted = min(max(1, policy.crowd_overlap - crowd_count), policy.max_crowd_labels - crowd_count)
         return _decision(

@@ -23,7 +23,7 @@ class Stage(StrEnum):
     INGEST = "ingest"
     ANNOTATION = "annotation"
     REROUTE = "reroute"
-    # The crowd left the item's slots unclaimed past their SLA deadline (routing.services.crowd_breaches_escalate).
+    # The crowd left the item's slots unclaimed past their SLA deadline (work.jobs.crowd_breaches_escalate).
     CROWD_OVERDUE = "crowd_overdue"
     # A reliability refresh changed what the item's consensus rests on (PolicyConfig.consensus_recheck).
     RECHECK = "recheck"

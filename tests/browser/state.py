@@ -21,8 +21,10 @@ from experts.models import Role
 from experts.services import expert_create
 from labeling.models import Annotation, GoldLabel, Project
 from labeling.services import items_ingest, project_create
-from routing import page_selectors, services
+from routing import policies, services
 from routing.engine.types import FeatureRule, PolicyConfig
+from work import claims, submissions
+from work import page_selectors as work_page_selectors
 
 PASSWORD = "pw-for-tests"
 CLASSES = ("billing", "bug", "feature")
@@ -75,13 +77,13 @@ def build_workbench(
         review_sample_rate=review_sample_rate,
         actor=admin,
     )
-    policy = services.policy_for_project(project)
+    policy = policies.policy_for_project(project)
     config = dataclasses.replace(
         PolicyConfig(),
         feature_rules=(FeatureRule("metadata.escalate", "present", None, ESCALATION_REASON, "expert"),),
         gold_check_rate=gold_check_rate,
     )
-    services.policy_version_publish(policy=policy, config=config, author=admin, change_note="page tests")
+    policies.policy_version_publish(policy=policy, config=config, author=admin, change_note="page tests")
     users = {"admin": admin}
     for username, role in (("expert", Role.EXPERT), ("crowd1", Role.CROWD), ("crowd2", Role.CROWD),
                            ("reviewer", Role.REVIEWER)):
@@ -107,8 +109,8 @@ EXPERT_RATIONALES = {
 
 def _next_for(user: Any, project: Project | None = None) -> Any:
     return (
-        page_selectors.held_assignment(user=user, project=project, now=timezone.now())
-        or services.assignment_claim_next(user=user, project=project)
+        work_page_selectors.held_assignment(user=user, project=project, now=timezone.now())
+        or claims.assignment_claim_next(user=user, project=project)
     )
 
 
@@ -123,14 +125,14 @@ def demo_activity(*, items: int = 40, seed: int = 3, crowd_rounds: int = 12) -> 
     admin = people["admin"]
     for slug, conflict_field in (("handwritten-digits", "scanner_tag"), ("biopsy-records", "referral_impression")):
         project = Project.objects.get(slug=slug)
-        policy = services.policy_for_project(project)
+        policy = policies.policy_for_project(project)
         # No hidden gold checks: their draws hash the user ids, which differ with the order tests run in,
         # and the pages under test must show the same work on every run and database.
         config = dataclasses.replace(
             PolicyConfig.from_dict(policy.live_version.config), metadata_conflict_field=conflict_field,
             max_crowd_labels=3, gold_check_rate=0.0,
         )
-        services.policy_version_publish(
+        policies.policy_version_publish(
             policy=policy, config=config, author=admin,
             change_note=f"Escalate when {conflict_field} contradicts the model; at most three crowd labels.",
         )
@@ -151,7 +153,7 @@ def demo_activity(*, items: int = 40, seed: int = 3, crowd_rounds: int = 12) -> 
             # Crowd labels: mostly the likely class, often not (so some items escalate).
             label = classes[int(rng.integers(len(classes)))] if rng.random() < 0.5 else max(prediction,
                 key=prediction.get)
-            services.assignment_submit(
+            submissions.assignment_submit(
                 assignment_id=assignment.pk, user=user, label=label, confidence=int(rng.integers(2, 6)),
                 time_spent_ms=int(rng.integers(4000, 25000)),
             )
@@ -166,7 +168,7 @@ def demo_activity(*, items: int = 40, seed: int = 3, crowd_rounds: int = 12) -> 
                 break
             item = assignment.item
             prediction = item.predictions.order_by("-created_at").first().probabilities
-            services.assignment_submit(
+            submissions.assignment_submit(
                 assignment_id=assignment.pk, user=user, label=gold.get(item.id, max(prediction, key=prediction.get)),
                 rationale=EXPERT_RATIONALES[item.project.slug],
                 factors=list(item.project.decision_factors[:1]), confidence=4,
@@ -174,6 +176,6 @@ def demo_activity(*, items: int = 40, seed: int = 3, crowd_rounds: int = 12) -> 
             )
     review = _next_for(people["reviewer"])
     if review is not None:
-        services.review_submit(assignment_id=review.pk, user=people["reviewer"], verdict="agree")
+        submissions.review_submit(assignment_id=review.pk, user=people["reviewer"], verdict="agree")
     assert Annotation.objects.filter(role="expert").exists()
     return people

@@ -13,9 +13,10 @@ from playwright.sync_api import expect
 
 from labeling import import_jobs, tasks
 from labeling.models import Annotation, ImportJob, Item, JobStatus
-from routing import services
+from routing import policies
 from tests.browser.conftest import login_with_form
 from tests.browser.state import ESCALATION_REASON, FACTORS, build_workbench, demo_activity
+from work import claims
 
 pytestmark = pytest.mark.browser
 
@@ -124,7 +125,7 @@ def test_crowd_does_not_see_the_model_suggestion_and_an_expert_does_with_reasons
 
 def test_a_crowd_annotator_gets_404_for_someone_elses_item(page, live_server, login_as):
     wb = build_workbench(crowd_texts=("Secret ticket text",))
-    theirs = services.assignment_claim_next(user=wb["crowd1"])
+    theirs = claims.assignment_claim_next(user=wb["crowd1"])
     login_as(wb["crowd2"])
     response = page.goto(f"{live_server.url}/work/{theirs.pk}/")
     assert response.status == 404
@@ -238,7 +239,7 @@ def test_the_login_page_and_the_admin_work_under_the_content_security_policy(pag
     page.goto(f"{live_server.url}/admin/labeling/item/{item.pk}/change/")
     expect(page.locator("#content-main")).to_be_visible()
     assert page.evaluate("typeof window.__xss") == "undefined"
-    policy = services.policy_for_project(wb.project)
+    policy = policies.policy_for_project(wb.project)
     page.goto(f"{live_server.url}/admin/routing/escalationpolicy/{policy.pk}/change/")
     page.locator("input[name=_preview]").click()
     expect(page.locator(".preview-counts")).to_be_visible()

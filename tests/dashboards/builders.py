@@ -26,9 +26,11 @@ from experts.services import domain_ensure, expert_create
 from labeling.models import Item, Project
 from labeling.services import items_ingest, project_create
 from labeling.signals import items_ingested
+from routing import policies
 from routing import services as routing
 from routing.engine.types import Comparison, PolicyConfig, Stage, Trigger
 from routing.receivers import route_ingested_items
+from work import claims, submissions
 
 # Monday 2 March 2026, 12:00 UTC.
 NOW = dt.datetime(2026, 3, 2, 12, 0, tzinfo=dt.UTC)
@@ -85,8 +87,8 @@ def person(role: str = Role.CROWD, *, name: str = "", display_name: str = "", ca
 
 def project(slug: str = "pets", *, policy: PolicyConfig = POLICY) -> Project:
     created = project_create(name=slug.title(), slug=slug, classes=list(CLASSES))
-    routing.policy_version_publish(
-        policy=routing.policy_for_project(created), config=policy, author=None, change_note="test policy"
+    policies.policy_version_publish(
+        policy=policies.policy_for_project(created), config=policy, author=None, change_note="test policy"
     )
     return created
 
@@ -123,10 +125,10 @@ def ingest_at(proj: Project, rows: Iterable[dict[str, Any]], *, now: dt.datetime
 
 def label(worker, proj: Project, item_id: int, value: str, *, at: dt.datetime, time_spent_ms: int | None = None):
     """`worker` claims their next slot (which must be `item_id`'s) ten minutes before `at` and submits `value`."""
-    claimed = routing.assignment_claim_next(user=worker, project=proj, now=at - dt.timedelta(minutes=10))
+    claimed = claims.assignment_claim_next(user=worker, project=proj, now=at - dt.timedelta(minutes=10))
     assert claimed is not None and claimed.item_id == item_id, f"{worker} got {claimed} instead of item {item_id}"
     with clock(at):
-        return routing.assignment_submit(
+        return submissions.assignment_submit(
             assignment_id=claimed.pk, user=worker, label=value, time_spent_ms=time_spent_ms, now=at,
             rationale="looks like it",
         )

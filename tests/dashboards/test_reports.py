@@ -10,10 +10,10 @@ import datetime as dt
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
+from core.audit import audit_record
 from dashboards import reports
 from dashboards.selectors import Scope
 from dashboards.services import snapshots_refresh
-from labeling.services import audit_record
 from tests.dashboards.builders import CONFIDENT, LATER, NOW, UNSURE, ingest_at, project
 
 

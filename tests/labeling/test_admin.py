@@ -3,8 +3,9 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 
+from core.models import AuditEvent
 from labeling import services
-from labeling.models import AuditEvent, Project
+from labeling.models import Project
 from tests.labeling.conftest import row
 
 pytestmark = pytest.mark.django_db

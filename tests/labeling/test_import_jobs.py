@@ -4,8 +4,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from core.models import AuditEvent
 from labeling import import_jobs
-from labeling.models import AuditEvent, ImportJob, Item, JobStatus
+from labeling.models import ImportJob, Item, JobStatus
 from tests.labeling.conftest import row
 
 pytestmark = pytest.mark.usefixtures("media")

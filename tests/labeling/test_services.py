@@ -7,9 +7,10 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from core.models import AuditEvent
 from experts.models import Domain
 from labeling import services
-from labeling.models import Annotation, AuditEvent, GoldLabel, Item, Prediction
+from labeling.models import Annotation, GoldLabel, Item, Prediction
 from labeling.signals import items_ingested
 from tests.labeling.conftest import row
 

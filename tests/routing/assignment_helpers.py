@@ -17,7 +17,7 @@ from experts.models import Role
 from experts.services import domain_ensure, expert_create
 from labeling.services import items_ingest, project_create
 from labeling.signals import items_ingested
-from routing import services
+from routing import policies, services
 from routing.engine.types import Comparison, PolicyConfig, Stage, Trigger
 from routing.models import Assignment, AssignmentStatus
 from routing.receivers import route_ingested_items
@@ -54,8 +54,8 @@ def person(role: str = Role.CROWD, *, name: str = "", expertise: dict[str, int] 
 def project(slug: str = "pets", *, policy: PolicyConfig | None = None, **kw: Any):
     created = project_create(name=slug.title(), slug=slug, classes=list(CLASSES), **kw)
     policy = policy if policy is not None else PolicyConfig(gold_check_rate=0.0)
-    services.policy_version_publish(
-        policy=services.policy_for_project(created), config=policy, author=None, change_note="test policy"
+    policies.policy_version_publish(
+        policy=policies.policy_for_project(created), config=policy, author=None, change_note="test policy"
     )
     return created
 

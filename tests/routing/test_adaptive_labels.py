@@ -7,10 +7,11 @@ import dataclasses
 import numpy as np
 import pytest
 
-from routing.engine.aggregation import RefitReliability
+from pilot.readers import History, PilotData
+from pilot.simulation import prepare, replay, run_pilot
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest
+from routing.engine.reliability import RefitReliability
 from routing.engine.types import AnnotationInput, AnnotatorReliability, ItemInput, Outcome, PolicyConfig
-from routing.simulation import History, PilotData, prepare, replay, run_pilot
 
 CLASSES = ("a", "b")
 

@@ -7,8 +7,9 @@ import json
 import pytest
 from django.urls import reverse
 
-from labeling.models import AuditEvent, Item
-from routing import services
+from core.models import AuditEvent
+from labeling.models import Item
+from routing import policies
 from routing.admin import PolicyConfigForm
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import LATER_FIELDS, PolicyConfig
@@ -25,7 +26,7 @@ def policy():
         project,
         [item_row(f"sure-{i}", CONFIDENT) for i in range(3)] + [item_row(f"unsure-{i}", UNSURE) for i in range(2)],
     )
-    return services.policy_for_project(project)
+    return policies.policy_for_project(project)
 
 
 def change_url(policy):
@@ -224,7 +225,7 @@ def test_the_form_starts_from_every_field_of_a_version_that_predates_later_field
     legacy = PolicyConfig()
     initial = PolicyConfigForm.initial_for(legacy)
     assert set(initial) == {f.name for f in dataclasses.fields(PolicyConfig)}
-    services.policy_version_publish(policy=policy, config=legacy, author=None, change_note="legacy fields")
+    policies.policy_version_publish(policy=policy, config=legacy, author=None, change_note="legacy fields")
     page = admin_client.get(change_url(policy)).content.decode()
     assert 'name="class_prior_weight" value="0.0"' in page
     posted = {k: v for k, v in form_data().items() if k not in LATER_FIELDS}

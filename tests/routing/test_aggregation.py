@@ -5,14 +5,12 @@ import pytest
 
 from routing.engine.aggregation import (
     CONFUSION_FLOOR,
-    OnlineReliability,
-    dawid_skene,
     default_confusion,
     item_posterior,
-    majority_posteriors,
     posterior,
     soft_target_weight,
 )
+from routing.engine.reliability import OnlineReliability, dawid_skene, majority_posteriors
 from routing.engine.types import AnnotationInput, AnnotatorReliability, ItemInput, PolicyConfig
 
 A1 = np.array([[0.8, 0.2], [0.3, 0.7]])

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from labeling.models import AuditEvent
+from core.models import AuditEvent
 from routing import selectors
 from routing.models import RoutingDecision
 from tests.routing.persistence_helpers import CONFIDENT, UNSURE, ingest, item_row, make_project

@@ -6,12 +6,13 @@ import dataclasses
 import pytest
 
 from labeling.models import Item, ItemStatus
-from routing import selectors, services
-from routing.engine.aggregation import RefitReliability
+from routing import inputs, policies, reliabilities, selectors
 from routing.engine.policy import DEFAULT_POLICY
+from routing.engine.reliability import RefitReliability
 from routing.engine.types import AnnotatorReliability, Stage
 from routing.models import RoutingDecision
 from tests.routing.assignment_helpers import CLASSES, NOW, ingest_at, person, project, row
+from work import claims, submissions
 
 pytestmark = pytest.mark.django_db
 
@@ -25,8 +26,8 @@ def unpredicted(external_id):
 
 
 def label_next(user, proj, label):
-    claimed = services.assignment_claim_next(user=user, project=proj, now=NOW)
-    services.assignment_submit(assignment_id=claimed.pk, user=user, label=label, now=NOW)
+    claimed = claims.assignment_claim_next(user=user, project=proj, now=NOW)
+    submissions.assignment_submit(assignment_id=claimed.pk, user=user, label=label, now=NOW)
     return claimed.item_id
 
 
@@ -38,10 +39,11 @@ def test_a_consensus_resting_on_an_annotator_now_known_as_a_spammer_is_asked_aga
     item = Item.objects.get(pk=item_id)
     # One label of an annotator read at the role's prior (0.7) is enough under this lenient policy.
     assert (item.status, item.final_source, item.final_label) == (ItemStatus.LABELED, "consensus", "dog")
-    assert services.consensus_recheck(project=proj, now=NOW) == 0
+    assert reliabilities.consensus_recheck(project=proj, now=NOW) == 0
     spammer = tuple(tuple(1 / 3 for _ in CLASSES) for _ in CLASSES)
-    services.annotator_reliabilities_save(project=proj, reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
-    assert services.consensus_recheck(project=proj, now=NOW) == 1
+    reliabilities.annotator_reliabilities_save(project=proj,
+        reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
+    assert reliabilities.consensus_recheck(project=proj, now=NOW) == 1
     item.refresh_from_db()
     assert item.status == ItemStatus.IN_CROWD_REVIEW and item.final_label == ""
     latest = RoutingDecision.objects.filter(item=item).latest("id")
@@ -55,8 +57,9 @@ def test_recheck_leaves_projects_whose_policy_does_not_ask_for_it_alone():
     ingest_at(proj, [unpredicted("x")])
     label_next(crowd, proj, "dog")
     spammer = tuple(tuple(1 / 3 for _ in CLASSES) for _ in CLASSES)
-    services.annotator_reliabilities_save(project=proj, reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
-    assert services.consensus_recheck(project=proj, now=NOW) == 0
+    reliabilities.annotator_reliabilities_save(project=proj,
+        reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
+    assert reliabilities.consensus_recheck(project=proj, now=NOW) == 0
 
 
 def test_the_refresh_stores_the_class_prior_and_routing_uses_it_as_the_replay_would():
@@ -66,8 +69,8 @@ def test_the_refresh_stores_the_class_prior_and_routing_uses_it_as_the_replay_wo
     for user in people:
         for _ in range(4):
             label_next(user, proj, "cat")
-    result = services.accuracy_refresh(now=NOW)
-    stored = services.policy_for_project(proj).class_prior
+    result = reliabilities.accuracy_refresh(now=NOW)
+    stored = policies.policy_for_project(proj).class_prior
     assert stored["classes"] == list(CLASSES)
     # The learner's own figure, from the same labels.
     learner = RefitReliability(len(CLASSES))
@@ -86,7 +89,7 @@ def test_the_refresh_stores_the_class_prior_and_routing_uses_it_as_the_replay_wo
 
 def test_a_prior_learned_for_other_classes_is_not_used():
     proj = project(policy=LENIENT)
-    policy = services.policy_for_project(proj)
+    policy = policies.policy_for_project(proj)
     policy.class_prior = {"classes": ["x", "y", "z"], "prior": [0.8, 0.1, 0.1]}
     policy.save()
     (item_id,) = ingest_at(proj, [unpredicted("x")])
@@ -102,7 +105,7 @@ def test_live_routing_holds_the_project_to_its_budget_and_records_the_count():
     first = label_next(crowd, proj, "dog")
     # 1 crowd label over 2 items is under the budget of 1.5: the unsure item asks again.
     assert Item.objects.get(pk=first).status == ItemStatus.IN_CROWD_REVIEW
-    (loaded,) = selectors.route_inputs(item_ids=[first])
+    (loaded,) = inputs.route_inputs(item_ids=[first])
     assert loaded.item_input.project_labels_per_item == 0.5
     label_next(person(name="c2"), proj, "dog")
     third = label_next(person(name="c3"), proj, "cat")
@@ -118,5 +121,5 @@ def test_live_routing_holds_the_project_to_its_budget_and_records_the_count():
 def test_a_project_without_a_budget_pays_for_no_count():
     proj = project(policy=LENIENT)
     (item_id,) = ingest_at(proj, [unpredicted("x")])
-    (loaded,) = selectors.route_inputs(item_ids=[item_id])
+    (loaded,) = inputs.route_inputs(item_ids=[item_id])
     assert loaded.item_input.project_labels_per_item is None

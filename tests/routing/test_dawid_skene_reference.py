@@ -6,7 +6,8 @@ import pathlib
 
 import pytest
 
-from routing.simulation import baselines, load_pilot_data
+from pilot.readers import load_pilot_data
+from pilot.simulation import baselines
 
 crowdkit = pytest.importorskip("crowdkit.aggregation")
 pd = pytest.importorskip("pandas")

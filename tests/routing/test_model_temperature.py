@@ -8,12 +8,14 @@ import numpy as np
 import pytest
 
 from labeling.models import FinalSource, Item
-from routing import selectors, services
+from pilot.readers import History, PilotData
+from pilot.simulation import prepare, run_pilot
+from routing import inputs, policies, reliabilities, selectors
 from routing.engine.policy import DEFAULT_POLICY, evaluate
 from routing.engine.temperature import MIN_ITEMS, fit_temperature, temperature_changed, tempered
 from routing.engine.types import ItemInput, Outcome, PredictionInput
-from routing.simulation import History, PilotData, prepare, run_pilot
 from tests.routing.assignment_helpers import NOW, ingest_at, person, project, row
+from work import claims, submissions
 
 CLASSES = ("a", "b", "c")
 
@@ -103,28 +105,28 @@ def test_the_live_refresh_learns_the_temperature_and_reopens_the_models_labels()
     # Three annotators agree that half the "dog"s are cats: 80 % is far too sure, and so is 97 %.
     for name in ("c1", "c2", "c3"):
         annotator = person(name=name)
-        while (claimed := services.assignment_claim_next(user=annotator, project=proj, now=NOW)) is not None:
+        while (claimed := claims.assignment_claim_next(user=annotator, project=proj, now=NOW)) is not None:
             number = int(claimed.item.external_id.removeprefix("unsure"))
-            services.assignment_submit(
+            submissions.assignment_submit(
                 assignment_id=claimed.pk, user=annotator, label="cat" if number % 2 else "dog", now=NOW
             )
-    services.accuracy_refresh(now=NOW)
+    reliabilities.accuracy_refresh(now=NOW)
     proj.escalation_policy.refresh_from_db()
     temperature = proj.escalation_policy.model_temperature
     assert temperature is not None and temperature > 1.05
-    (loaded,) = selectors.route_inputs(item_ids=[ids[0]])
+    (loaded,) = inputs.route_inputs(item_ids=[ids[0]])
     assert loaded.item_input.model_temperature == temperature
     # The model's sure labels were looked at again: read through T they no longer pass auto-accept.
     assert Item.objects.filter(project=proj, final_source=FinalSource.MODEL).count() < model_labeled
     assert selectors.decisions_verify(project=proj).mismatches == ()
     # A policy that does not learn it is handed none, whatever is stored.
-    services.policy_version_publish(
+    policies.policy_version_publish(
         policy=proj.escalation_policy,
         config=dataclasses.replace(DEFAULT_POLICY, learn_model_temperature=False),
         author=None,
         change_note="trust the model as it is",
     )
-    (loaded,) = selectors.route_inputs(item_ids=[ids[0]])
+    (loaded,) = inputs.route_inputs(item_ids=[ids[0]])
     assert loaded.item_input.model_temperature is None
 
 
@@ -135,8 +137,8 @@ def test_gold_items_nobody_labeled_teach_the_live_refresh_the_temperature():
     rows = [row(f"g{n}", {"dog": 0.99, "cat": 0.01}, gold="cat" if n % 2 else "dog") for n in range(30)]
     ingest_at(proj, [*rows, row("u", {"dog": 0.6, "cat": 0.4})])
     annotator = person(name="c1")
-    claimed = services.assignment_claim_next(user=annotator, project=proj, now=NOW)
-    services.assignment_submit(assignment_id=claimed.pk, user=annotator, label="dog", now=NOW)
-    services.accuracy_refresh(now=NOW)
+    claimed = claims.assignment_claim_next(user=annotator, project=proj, now=NOW)
+    submissions.assignment_submit(assignment_id=claimed.pk, user=annotator, label="dog", now=NOW)
+    reliabilities.accuracy_refresh(now=NOW)
     proj.escalation_policy.refresh_from_db()
     assert proj.escalation_policy.model_temperature > 3

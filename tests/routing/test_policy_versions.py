@@ -6,8 +6,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db.models import RestrictedError
 
-from labeling.models import AuditEvent, Item
-from routing import services
+from core.models import AuditEvent
+from labeling.models import Item
+from routing import policies, services
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import FeatureRule, PolicyConfig, Stage
 from routing.models import EscalationPolicy, PolicyVersion, RoutingDecision
@@ -23,8 +24,8 @@ LENIENT = dataclasses.replace(
 
 def test_first_use_creates_version_one_with_the_default_policy_once():
     project = make_project()
-    policy = services.policy_for_project(project)
-    again = services.policy_for_project(project)
+    policy = policies.policy_for_project(project)
+    again = policies.policy_for_project(project)
     assert again.pk == policy.pk
     assert EscalationPolicy.objects.count() == 1
     (version,) = PolicyVersion.objects.all()
@@ -35,10 +36,10 @@ def test_first_use_creates_version_one_with_the_default_policy_once():
 
 def test_publish_adds_a_live_version_leaves_the_old_one_and_audits_before_and_after(admin_user):
     project = make_project()
-    policy = services.policy_for_project(project)
+    policy = policies.policy_for_project(project)
     v1 = policy.live_version
     v1_config = dict(v1.config)
-    v2 = services.policy_version_publish(
+    v2 = policies.policy_version_publish(
         policy=policy, config=LENIENT, author=admin_user, change_note="fewer crowd items"
     )
     policy.refresh_from_db()
@@ -70,19 +71,19 @@ def test_publish_adds_a_live_version_leaves_the_old_one_and_audits_before_and_af
     ],
 )
 def test_invalid_publish_is_refused_and_writes_nothing(admin_user, config, note, message):
-    policy = services.policy_for_project(make_project())
+    policy = policies.policy_for_project(make_project())
     events = AuditEvent.objects.count()
     with pytest.raises(ValidationError, match=message):
-        services.policy_version_publish(policy=policy, config=config, author=admin_user, change_note=note)
+        policies.policy_version_publish(policy=policy, config=config, author=admin_user, change_note=note)
     assert PolicyVersion.objects.count() == 1
     assert AuditEvent.objects.count() == events
 
 
 def test_rollback_publishes_a_copy_of_the_old_version(admin_user):
-    policy = services.policy_for_project(make_project())
+    policy = policies.policy_for_project(make_project())
     v1 = policy.live_version
-    services.policy_version_publish(policy=policy, config=LENIENT, author=admin_user, change_note="lenient")
-    v3 = services.policy_version_rollback(policy=policy, version=v1, author=admin_user, note="too many errors")
+    policies.policy_version_publish(policy=policy, config=LENIENT, author=admin_user, change_note="lenient")
+    v3 = policies.policy_version_rollback(policy=policy, version=v1, author=admin_user, note="too many errors")
     policy.refresh_from_db()
     assert v3.number == 3
     assert v3.config == v1.config
@@ -94,17 +95,17 @@ def test_rollback_publishes_a_copy_of_the_old_version(admin_user):
 
 
 def test_rollback_to_another_policys_version_is_refused(admin_user):
-    policy = services.policy_for_project(make_project("a"))
-    other = services.policy_for_project(make_project("b"))
+    policy = policies.policy_for_project(make_project("a"))
+    other = policies.policy_for_project(make_project("b"))
     with pytest.raises(ValidationError, match="another policy"):
-        services.policy_version_rollback(policy=policy, version=other.live_version, author=admin_user, note="x")
+        policies.policy_version_rollback(policy=policy, version=other.live_version, author=admin_user, note="x")
 
 
 def test_drafts_are_numbered_but_never_go_live(admin_user):
     project = make_project()
     ingest(project, [item_row("u", UNSURE)])
-    policy = services.policy_for_project(project)
-    draft = services.policy_draft_save(policy=policy, config=LENIENT, author=admin_user, change_note="calibrated")
+    policy = policies.policy_for_project(project)
+    draft = policies.policy_draft_save(policy=policy, config=LENIENT, author=admin_user, change_note="calibrated")
     policy.refresh_from_db()
     assert draft.is_draft and draft.number == 2
     assert policy.live_version.number == 1
@@ -113,7 +114,7 @@ def test_drafts_are_numbered_but_never_go_live(admin_user):
     # The live v1 still routes: the unsure item goes to the crowd, as the lenient draft would not.
     assert decision.policy_version.number == 1
     assert decision.outcome == "crowd"
-    published = services.policy_version_rollback(policy=policy, version=draft, author=admin_user, note="reviewed")
+    published = policies.policy_version_rollback(policy=policy, version=draft, author=admin_user, note="reviewed")
     assert published.number == 3 and published.config == draft.config
     assert AuditEvent.objects.filter(action="policy_version.publish_draft").exists()
 
@@ -123,12 +124,12 @@ def test_preview_counts_draft_and_live_on_the_latest_items_without_writing():
     ingest(project, [item_row(f"sure-{i}", CONFIDENT) for i in range(4)])
     ingest(project, [item_row(f"unsure-{i}", UNSURE) for i in range(6)])
     decisions = RoutingDecision.objects.count()
-    preview = services.policy_preview(project=project, config=LENIENT)
+    preview = policies.policy_preview(project=project, config=LENIENT)
     assert preview == {
         "draft": {"accept": 10, "crowd": 0, "expert": 0},
         "live": {"accept": 4, "crowd": 6, "expert": 0},
     }
-    latest = services.policy_preview(project=project, config=LENIENT, last_n=5)
+    latest = policies.policy_preview(project=project, config=LENIENT, last_n=5)
     # The five latest items are the unsure ones.
     assert latest["live"] == {"accept": 0, "crowd": 5, "expert": 0}
     assert RoutingDecision.objects.count() == decisions
@@ -139,8 +140,8 @@ def test_old_decisions_keep_their_version_after_a_publish(admin_user):
     project = make_project()
     ingest(project, [item_row("u", UNSURE)])
     first = RoutingDecision.objects.get()
-    policy = services.policy_for_project(project)
-    services.policy_version_publish(policy=policy, config=LENIENT, author=admin_user, change_note="lenient")
+    policy = policies.policy_for_project(project)
+    policies.policy_version_publish(policy=policy, config=LENIENT, author=admin_user, change_note="lenient")
     item = Item.objects.get(external_id="u")
     second = services.items_route(item_ids=[item.id], stage=Stage.REROUTE).decisions[0]
     first.refresh_from_db()

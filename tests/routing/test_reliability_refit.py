@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from routing.engine.aggregation import RefitReliability, dawid_skene
+from routing.engine.reliability import RefitReliability, dawid_skene
 
 
 def crowd_labels(accuracies, n_items, per_item, seed):

@@ -9,14 +9,17 @@ from django.db import connection
 from django.db.models import AutoField
 from django.test.utils import CaptureQueriesContext
 
-from labeling.models import Annotation, AuditEvent, Item, ItemStatus, Prediction
+from core.models import AuditEvent
+from labeling.models import Annotation, Item, ItemStatus, Prediction
 from labeling.signals import items_ingested
-from routing import selectors, services
+from routing import offers, policies, reliabilities, selectors, services
+from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import AnnotatorReliability, Outcome, PolicyConfig, Stage
 from routing.models import Assignment, AssignmentStatus, RoutingDecision
 from routing.receivers import route_ingested_items
 from tests.routing.assignment_helpers import MIDDLING, NOW, ingest_at, open_slots, person, project, row
 from tests.routing.persistence_helpers import CONFIDENT, UNSURE, ingest, item_row, make_project, random_rows
+from work import claims
 
 pytestmark = pytest.mark.django_db
 
@@ -34,7 +37,7 @@ class TestRoutingOnIngest:
         result = ingest(project, random_rows(40))
         decisions = {d.item_id: d for d in RoutingDecision.objects.all()}
         assert set(decisions) == set(result.item_ids)
-        live = services.policy_for_project(project).live_version
+        live = policies.policy_for_project(project).live_version
         for item in Item.objects.filter(id__in=result.item_ids):
             decision = decisions[item.id]
             assert decision.stage == Stage.INGEST
@@ -107,7 +110,7 @@ def test_routing_is_set_based_query_count_does_not_grow_with_items(unrouted_inge
     ids = ingest(project, rows).item_ids
     assert not RoutingDecision.objects.exists()
     users = get_user_model().objects.filter(username__in=["crowd1", "crowd2"])
-    services.annotator_reliabilities_save(
+    reliabilities.annotator_reliabilities_save(
         project=project,
         reliabilities=[
             AnnotatorReliability(u.id, ((0.8, 0.1, 0.1), (0.1, 0.8, 0.1), (0.1, 0.1, 0.8)), 20.0) for u in users
@@ -145,8 +148,8 @@ def test_route_after_annotations_records_an_annotation_decision():
 def test_draft_version_cannot_route(admin_user):
     project = make_project()
     ingest(project, [item_row("a", CONFIDENT)])
-    policy = services.policy_for_project(project)
-    draft = services.policy_draft_save(policy=policy, config=services.DEFAULT_POLICY, author=admin_user, change_note="")
+    policy = policies.policy_for_project(project)
+    draft = policies.policy_draft_save(policy=policy, config=DEFAULT_POLICY, author=admin_user, change_note="")
     with pytest.raises(ValidationError, match="draft"):
         services.items_route(
             item_ids=list(Item.objects.values_list("id", flat=True)), stage=Stage.REROUTE, policy_version=draft
@@ -219,7 +222,7 @@ class TestReliabilities:
         ingest(project, [item_row("a", UNSURE, annotations=crowd("dog"))])
         annotator = get_user_model().objects.get(username="crowd1")
         confusion = ((0.9, 0.05, 0.05), (0.05, 0.9, 0.05), (0.05, 0.05, 0.9))
-        services.annotator_reliabilities_save(
+        reliabilities.annotator_reliabilities_save(
             project=project, reliabilities=[AnnotatorReliability(annotator.id, confusion, 12.0)]
         )
         item = Item.objects.get(external_id="a")
@@ -233,7 +236,7 @@ class TestReliabilities:
         project = make_project()
         ingest(project, [item_row("a", UNSURE, annotations=crowd("dog"))])
         annotator = get_user_model().objects.get(username="crowd1")
-        services.annotator_reliabilities_save(
+        reliabilities.annotator_reliabilities_save(
             project=project, reliabilities=[AnnotatorReliability(annotator.id, ((0.9, 0.05, 0.05),) * 3, 5.0)]
         )
         project.classes = [{"name": n} for n in ("bird", "cat", "dog")]
@@ -245,7 +248,7 @@ class TestReliabilities:
     def test_confusion_of_the_wrong_shape_is_refused(self):
         project = make_project()
         with pytest.raises(ValidationError, match="3x3"):
-            services.annotator_reliabilities_save(
+            reliabilities.annotator_reliabilities_save(
                 project=project, reliabilities=[AnnotatorReliability(1, ((1.0, 0.0), (0.0, 1.0)), 1.0)]
             )
 
@@ -264,8 +267,8 @@ def test_withdrawn_work_someone_claimed_meanwhile_stays_theirs_but_cancelled_wor
     c1, c2 = person(), person()
     [item_id] = ingest_at(proj, [row("a", MIDDLING)])
     first, second = open_slots(item_id)
-    services.assignment_claim_next(user=c1, project=proj, now=NOW)
-    services.assignment_claim_next(user=c2, project=proj, now=NOW)  # both claimed after a plan read them offered
-    services._work_apply(services.WorkPlan(withdraw=[first.pk], cancel=[second.pk]), now=NOW)
+    claims.assignment_claim_next(user=c1, project=proj, now=NOW)
+    claims.assignment_claim_next(user=c2, project=proj, now=NOW)  # both claimed after a plan read them offered
+    offers.work_apply(offers.WorkPlan(withdraw=[first.pk], cancel=[second.pk]), now=NOW)
     statuses = dict(Assignment.objects.filter(item_id=item_id).values_list("id", "status"))
     assert statuses == {first.pk: AssignmentStatus.ACTIVE, second.pk: AssignmentStatus.CANCELLED}

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
 from labeling.models import Item
-from routing import selectors, services
+from routing import policies, reliabilities, selectors, services
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import AnnotatorReliability, Stage
 from routing.models import RoutingDecision
@@ -35,7 +35,7 @@ def routed(admin_user):
     rows[1]["annotations"] = [{"annotator": "expert1", "label": "bird", "role": "expert"}]
     ingest(pets, rows)
     crowd1 = get_user_model().objects.get(username="crowd1")
-    services.annotator_reliabilities_save(
+    reliabilities.annotator_reliabilities_save(
         project=pets,
         reliabilities=[AnnotatorReliability(crowd1.id, ((0.7, 0.2, 0.1), (0.1, 0.8, 0.1), (0.25, 0.25, 0.5)), 9.0)],
     )
@@ -107,9 +107,9 @@ def test_project_option_limits_the_check(routed):
 
 def test_publishing_a_new_policy_does_not_change_what_old_decisions_replay_to(routed, admin_user):
     pets, _ = routed
-    policy = services.policy_for_project(pets)
+    policy = policies.policy_for_project(pets)
     strict = dataclasses.replace(DEFAULT_POLICY, auto_accept_min_top_probability=0.999, auto_accept_min_margin=0.99)
-    services.policy_version_publish(policy=policy, config=strict, author=admin_user, change_note="stricter")
+    policies.policy_version_publish(policy=policy, config=strict, author=admin_user, change_note="stricter")
     accepted = RoutingDecision.objects.filter(item__project=pets, final_source="model", stage=Stage.INGEST)
     assert accepted.exists()
     assert {d.policy_version.number for d in accepted} == {1}

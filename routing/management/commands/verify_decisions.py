@@ -3,7 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from labeling.models import Project
-from routing.selectors import CHUNK_SIZE, decisions_verify
+from routing.inputs import CHUNK_SIZE
+from routing.selectors import decisions_verify
 
 SHOWN_IDS = 50
 
