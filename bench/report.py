@@ -171,9 +171,11 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
 
 
-def code_version() -> str:
-    """The commit measured, read before the first script runs (edits made during the run are not measured)."""
-    dirty = " + uncommitted changes" if git("status", "--porcelain", "--untracked-files=no") else ""
+def code_version(out: pathlib.Path) -> str:
+    """The commit measured, read before the first script runs (edits made during the run are not measured);
+    the page being rewritten does not count as a change."""
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", ".", f":!{out.resolve().relative_to(ROOT)}")
+    dirty = " + uncommitted changes" if changes else ""
     return f"`{git('rev-parse', '--short', 'HEAD')}`{dirty} ({git('log', '-1', '--format=%s')[:80]})"
 
 
@@ -228,7 +230,7 @@ def main() -> None:
     args = parser.parse_args()
 
     started = dt.datetime.now(dt.UTC)
-    version = code_version()
+    version = code_version(pathlib.Path(args.out))
     scratch = pathlib.Path(tempfile.mkdtemp(prefix="workbench-bench-"))
     sqlite = {name: f"sqlite:///{scratch / name}.sqlite3" for name in ("ingest", "page", "dashboard")}
     pg = "not measured"
