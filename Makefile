@@ -11,7 +11,7 @@ PORT ?= 8000
 migrate seed run screenshots: export DEBUG ?= true
 run: export ALLOWED_HOSTS ?= $(HOST),localhost,127.0.0.1,[::1]
 
-.PHONY: setup run test test-fast lint-imports migrate seed screenshots bench clean
+.PHONY: setup run test test-fast lint lint-imports migrate seed screenshots bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +40,12 @@ run: seed
 lint-imports: setup
 	$(VENV)/bin/lint-imports
 
-test: setup lint-imports
+# ruff's rules and mypy's scope (strict, on the pure engine) are set in pyproject.toml.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+test: setup lint-imports lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-fast: setup
@@ -49,8 +54,9 @@ test-fast: setup
 screenshots: setup
 	SCREENSHOTS=1 $(VENV)/bin/pytest tests/browser $(PYTEST_ARGS)
 
+# One run of bench/ on the current code, written to docs/benchmarks.md; sizes: bench/report.py --help.
 bench: setup
-	$(PY) bench/ingest.py
+	$(PY) bench/report.py $(BENCH_ARGS)
 
 clean:
 	rm -rf var staticfiles .pytest_cache

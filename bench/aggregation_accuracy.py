@@ -101,7 +101,8 @@ def main(data_dir: pathlib.Path) -> None:
         on_shuf, live_shuf, _ = online(classes, shuffled(labels, 0), n_items, truth)
         ref_mv, ref_ds = REFERENCE[name]
         print(
-            f"{name}: majority {mv:.3f} (ref {ref_mv}), dawid_skene {ds:.3f} (ref {ref_ds}, {ds_seconds * 1000:.0f} ms); "
+            f"{name}: majority {mv:.3f} (ref {ref_mv}), "
+            f"dawid_skene {ds:.3f} (ref {ref_ds}, {ds_seconds * 1000:.0f} ms); "
             f"online final/at-the-time: published order {on_pub:.3f}/{live_pub:.3f}, "
             f"shuffled {on_shuf:.3f}/{live_shuf:.3f} ({us:.0f} µs per update)"
         )

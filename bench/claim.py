@@ -3,6 +3,7 @@
 Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_claims .venv/bin/python bench/claim.py
         [--slots 3000] [--seconds 15] [--http-items 6000] [--http-seconds 20] [--workers 4] [--keep]
+        [--auth-requests 5000] [--auth-rounds 3] [--auth-classes dotted.Class,...]
 
 1. claims: for 1, 4 and 16 concurrent claimers (separate processes, as web workers would be), a fresh
    project with --slots open crowd slots made by routing; every claimer claims (routing.services.
@@ -12,6 +13,11 @@ Usage:
    each a different crowd annotator with an API token, repeat POST /api/projects/<slug>/next and POST
    /api/assignments/<id>/submit (the item is routed again on every submit) for --http-seconds. Prints
    annotations/s and median/p95 of each call. Aim: > 200 annotations/s.
+3. token authentication, the first step of every call of the loop: per class of --auth-classes (default
+   DRF's TokenAuthentication, the API's) and round, --auth-requests requests (`Authorization: Token <key>`,
+   built by RequestFactory, the loop's annotators' keys in turn) through the class's `authenticate` on one
+   connection, as a web worker with CONN_MAX_AGE would; rounds alternate the classes so that a change in
+   the load falls on all of them. Prints median, p95 and mean of one authentication.
 
 The database is VACUUMed and ANALYZEd after set-up, as autovacuum would have done on a live one (dead rows
 left by earlier runs, whose projects are deleted, otherwise slow the index scans), then CHECKPOINTed, so
@@ -54,7 +60,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import connection, connections
 from django.db.models import Q
+from django.test import RequestFactory
+from django.utils.module_loading import import_string
 from rest_framework.authtoken.models import Token
+from rest_framework.request import Request
 
 from experts.models import Role
 from experts.services import expert_create
@@ -294,6 +303,46 @@ def bench_http(users: list[Any], items: int, seconds: float, workers: int, clien
     }
 
 
+# --- 3. token authentication ----------------------------------------------------------------------------
+
+
+def time_class(dotted: str, keys: list[str], requests: int) -> list[float]:
+    """Seconds per `authenticate` call; the user it returns is checked against the token's."""
+    authenticator = import_string(dotted)()
+    factory = RequestFactory()
+    built = [Request(factory.post("/api/", HTTP_AUTHORIZATION=f"Token {keys[i % len(keys)]}")) for i in range(requests)]
+    expected = dict(Token.objects.filter(key__in=keys).values_list("key", "user_id"))
+    latencies = []
+    for request in built:
+        t0 = time.perf_counter()
+        user, token = authenticator.authenticate(request)
+        latencies.append(time.perf_counter() - t0)
+        assert user.pk == expected[token.key]
+    return latencies
+
+
+def bench_auth(classes: list[str], keys: list[str], *, requests: int, rounds: int) -> dict[str, dict[str, float]]:
+    """Per class: median, p95 and mean microseconds over all rounds, and the load average while measured."""
+    for dotted in classes:  # warm-up: imports, the connection, prepared statements
+        time_class(dotted, keys, min(requests, 200))
+    gathered: dict[str, list[float]] = {c: [] for c in classes}
+    loads: dict[str, list[float]] = {c: [] for c in classes}
+    for _ in range(rounds):
+        for dotted in classes:
+            gathered[dotted] += time_class(dotted, keys, requests)
+            loads[dotted].append(os.getloadavg()[0])
+    out = {}
+    for dotted, latencies in gathered.items():
+        latencies.sort()
+        out[dotted] = {
+            "median_us": 1e6 * statistics.median(latencies),
+            "p95_us": 1e6 * latencies[int(0.95 * (len(latencies) - 1))],
+            "mean_us": 1e6 * statistics.fmean(latencies),
+            "load": statistics.fmean(loads[dotted]),
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--slots", type=int, default=3000, help="open crowd slots per claim level")
@@ -305,6 +354,12 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the benchmark projects")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-claims", action="store_true")
+    parser.add_argument("--auth-requests", type=int, default=5000, help="authentications per class and round")
+    parser.add_argument("--auth-rounds", type=int, default=3)
+    parser.add_argument("--auth-classes", default="rest_framework.authentication.TokenAuthentication",
+                        help="comma-separated dotted paths of DRF authentication classes to time")
+    parser.add_argument("--skip-auth", action="store_true")
+    parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         parser.error("run it on PostgreSQL: DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_claims")
@@ -313,12 +368,17 @@ def main() -> None:
     users = crowd_users(args.clients, "bench-crowd")
     try:
         if not args.skip_claims:
-            print(f"\n{'claimers':>8}{'claims':>8}{'median ms':>11}{'p95 ms':>9}{'claims/s':>10}{'client CPU ms/claim':>21}")
-        for r in [] if args.skip_claims else bench_claims(args.slots, args.seconds):
+            print(
+                f"\n{'claimers':>8}{'claims':>8}{'median ms':>11}{'p95 ms':>9}{'claims/s':>10}"
+                f"{'client CPU ms/claim':>21}"
+            )
+        claims = [] if args.skip_claims else bench_claims(args.slots, args.seconds)
+        for r in claims:
             print(
                 f"{r['claimers']:>8}{r['claims']:>8}{r['median_ms']:>11.2f}{r['p95_ms']:>9.2f}{r['per_s']:>10.0f}"
                 f"{r['client_cpu_ms']:>21.2f}"
             )
+        h = None
         if not args.skip_http:
             h = bench_http(users, args.http_items, args.http_seconds, args.workers, args.clients)
             print(
@@ -327,7 +387,17 @@ def main() -> None:
                 f"  next:   median {h['next_median_ms']:.1f} ms, p95 {h['next_p95_ms']:.1f} ms\n"
                 f"  submit: median {h['submit_median_ms']:.1f} ms, p95 {h['submit_p95_ms']:.1f} ms"
             )
+        auth = None
+        if not args.skip_auth:
+            keys = [Token.objects.get_or_create(user=u)[0].key for u in users]
+            auth = bench_auth(args.auth_classes.split(","), keys, requests=args.auth_requests, rounds=args.auth_rounds)
+            print(f"\n{'token authentication':<55}{'median us':>11}{'p95 us':>9}{'mean us':>10}{'load':>7}")
+            for dotted, r in auth.items():
+                print(f"{dotted:<55}{r['median_us']:>11.0f}{r['p95_us']:>9.0f}{r['mean_us']:>10.0f}{r['load']:>7.2f}")
         print(f"load after: {os.getloadavg()[0]:.1f}")
+        if args.json:
+            http = h and {**h, "clients": args.clients, "workers": args.workers}
+            pathlib.Path(args.json).write_text(json.dumps({"claims": claims, "http": http, "auth": auth}))
     finally:
         if not args.keep:
             projects_purge(slugs=Project.objects.filter(

@@ -210,7 +210,8 @@ def generate(*, n_items: int, n_annotations: int, seed: int) -> Project:
             probs = np.insert(rest[i], predicted[i], top_p[i])
             probs = np.round(probs / probs.sum(), 6)
             predictions.append(
-                (int(item_ids[i]), "bench", str(version[i]), json.dumps(dict(zip(CLASSES, probs.tolist()))), created_at[i])
+                (int(item_ids[i]), "bench", str(version[i]), json.dumps(dict(zip(CLASSES, probs.tolist()))),
+                    created_at[i])
             )
         a0 = rng.integers(0, N_CROWD, n)
         step = rng.integers(1, N_CROWD // 6, n)
@@ -419,11 +420,17 @@ def main() -> None:
     ]
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     print(f"\n{engine}: {args.items:,} items, {args.annotations:,} annotations; median of {RUNS} runs")
+    figures = []
     for label, url in targets:
         _timed(client, url)  # warm-up: connection, caches of the database itself
         runs = [_timed(client, url) for _ in range(RUNS)]
         median = statistics.median(r[0] for r in runs)
         print(f"  {label:<28} {median * 1000:8.0f} ms  ({runs[0][1]} queries, {runs[0][2] / 1024:.0f} KiB)")
+        figures.append({"name": label, "median_ms": median * 1000, "queries": runs[0][1]})
+    if args.json:
+        summary = {"database": connection.vendor, "items": args.items, "annotations": args.annotations,
+                   "runs": RUNS, "pages": figures}
+        pathlib.Path(args.json).write_text(json.dumps(summary))
 
 
 if __name__ == "__main__":

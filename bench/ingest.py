@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import pathlib
 import sys
@@ -171,6 +172,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, help="number of classes, 3-10 (default: seeded random)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", action="store_true", help="keep the benchmark projects")
+    parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     args = parser.parse_args()
 
     call_command("migrate", interactive=False, verbosity=0)
@@ -201,11 +203,23 @@ def main() -> None:
             ("re-ingest, all rows known (idempotent)", again_t),
         ):
             print(f"{label:44}{t.wall:8.2f}s{args.n / t.wall:10,.0f}{t.cpu:11.2f}s")
-        print(f"ratio ingest/floor: {floor_t.wall / ingest_t.wall:.2f}   ingest/raw floor: {raw_t.wall / ingest_t.wall:.2f}")
+        print(
+            f"ratio ingest/floor: {floor_t.wall / ingest_t.wall:.2f}   "
+            f"ingest/raw floor: {raw_t.wall / ingest_t.wall:.2f}"
+        )
         print(f"{'routing (routing.services.items_route)':44}{routing_t.wall:8.2f}s{args.n / routing_t.wall:10,.0f}"
               f"{routing_t.cpu:11.2f}s   outcomes {outcomes}")
         combined = ingest_t.wall + routing_t.wall
         print(f"{'ingest + routing, combined':44}{combined:8.2f}s{args.n / combined:10,.0f}")
+        if args.json:
+            figures = {
+                "database": connection.vendor, "items": args.n, "classes": k,
+                "floor_per_s": args.n / floor_t.wall, "raw_floor_per_s": args.n / raw_t.wall,
+                "ingest_per_s": args.n / ingest_t.wall, "reingest_per_s": args.n / again_t.wall,
+                "routing_per_s": args.n / routing_t.wall, "combined_per_s": args.n / combined,
+                "ingest_over_floor": floor_t.wall / ingest_t.wall, "ingest_over_raw": raw_t.wall / ingest_t.wall,
+            }
+            pathlib.Path(args.json).write_text(json.dumps(figures))
     finally:
         if not args.keep:
             with receivers_disconnected(items_ingested):

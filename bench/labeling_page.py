@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import json
 import os
 import pathlib
 import statistics
@@ -36,6 +37,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=50, help="Requests per measured page (default 50).")
     parser.add_argument("--items", type=int, default=None, help="Demo items per project (default: all).")
     parser.add_argument("--db", default=None, help="SQLite file to build the demo in (default: a temporary one).")
+    parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     return parser.parse_args()
 
 
@@ -84,9 +86,13 @@ def timed(client: Client, method: str, url: str, n: int, **kwargs) -> tuple[list
     return times, queries
 
 
+FIGURES: list[dict[str, object]] = []
+
+
 def report(name: str, times: list[float], queries: int) -> None:
     ms = sorted(t * 1000 for t in times)
     p90 = ms[min(len(ms) - 1, int(round(0.9 * (len(ms) - 1))))]
+    FIGURES.append({"name": name, "median_ms": statistics.median(ms), "p90_ms": p90, "queries": queries, "n": len(ms)})
     print(f"{name:<44} median {statistics.median(ms):7.1f} ms   p90 {p90:7.1f} ms   {queries:3d} queries   n={len(ms)}")
 
 
@@ -151,6 +157,8 @@ def main() -> None:
             current = Assignment.objects.get(pk=int(next_url.split("/")[2]))
     if times:
         report("submit + next item's panel (htmx)", times, queries)
+    if args.json:
+        pathlib.Path(args.json).write_text(json.dumps({"database": connection.vendor, "pages": FIGURES}))
 
 
 if __name__ == "__main__":

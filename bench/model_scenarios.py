@@ -38,9 +38,9 @@ from sklearn.naive_bayes import GaussianNB
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from routing.engine.policy import DEFAULT_POLICY
 from pilot.readers import CROWD, EXPERT, History, PilotData, Worker
 from pilot.simulation import prepare, run_pilot
+from routing.engine.policy import DEFAULT_POLICY
 
 CROWD_PER_ITEM = 20
 EXPERTS = (0.88, 0.90, 0.93, 0.95)
@@ -152,7 +152,10 @@ def scenario_table(seeds: int = 3, expert_cost: float = 5.0, temperature: bool =
     policy = dataclasses.replace(DEFAULT_POLICY, expert_cost=expert_cost, learn_model_temperature=temperature)
     start = time.perf_counter()
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    print(f"\n## Model + crowd + expert scenarios, default policy, expert cost {expert_cost:g}, {seeds} seeds (load {load})")
+    print(
+        f"\n## Model + crowd + expert scenarios, default policy, expert cost {expert_cost:g}, {seeds} seeds "
+        f"(load {load})"
+    )
     print(
         "| scenario | items | model alone | one expert per item (cost) | MV all crowd | adaptive accuracy | cost/item "
         "| crowd labels/item | expert labels/item | model accepted | aim met |"

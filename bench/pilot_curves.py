@@ -36,13 +36,14 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from model_scenarios import scenario_table  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from pilot.calibration import candidate_policies, choose, evaluate_candidates, result_of
 from pilot.curves import CURVE_POSTERIORS
 from pilot.readers import load_pilot_data
 from pilot.simulation import majority_vote_curve, prepare, run_pilot
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import PolicyConfig
-from model_scenarios import scenario_table  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 SETS = ("snow-rte", "barzan-mozafari", "snow-wsd", "duck", "jn-product")
 # The grid the defaults are chosen from: the stopping threshold and the per-item maximum.
@@ -105,7 +106,8 @@ class Runs:
 
 
 def default_table(runs: dict[str, Runs]) -> None:
-    print(f"\n## Default policy, judgments shuffled, {len(next(iter(runs.values())).setups)} seeds (load {load_average()})")
+    seeds = len(next(iter(runs.values())).setups)
+    print(f"\n## Default policy, judgments shuffled, {seeds} seeds (load {load_average()})")
     print("| data set | accuracy (per seed) | labels/item | share of judgments | MV all | DS all | aim | met |")
     print("|---|---|---|---|---|---|---|---|")
     for name, r in runs.items():
@@ -124,7 +126,10 @@ def default_table(runs: dict[str, Runs]) -> None:
 
 def curve_table(name: str, r: Runs) -> None:
     print(f"\n### {name}: accuracy against labels per item (load {load_average()})")
-    print("| posterior >= | accuracy | labels/item | MV on as many random labels | DS on as many random labels | above both |")
+    print(
+        "| posterior >= | accuracy | labels/item | MV on as many random labels | DS on as many random labels "
+        "| above both |"
+    )
     print("|---|---|---|---|---|---|")
     references = [majority_vote_curve(s.history, s.scored_gold, dawid_skene_too=True) for s in r.setups]
     ks = [row["labels_per_item"] for row in references[0]]
@@ -196,7 +201,8 @@ def calibration_table(runs: dict[str, Runs], seed: int = 0) -> None:
     for name, r in runs.items():
         policies = candidate_policies(DEFAULT_POLICY, with_predictions=False)
         evaluation = evaluate_candidates(r.data, policies, seed=seed, shuffle_judgments=True)
-        for goal in ({"target_accuracy": round(r.aim.accuracy, 3), "budget": None}, {"target_accuracy": None, "budget": round(r.aim.labels, 2)}):
+        for goal in ({"target_accuracy": round(r.aim.accuracy, 3), "budget": None},
+            {"target_accuracy": None, "budget": round(r.aim.labels, 2)}):
             best, met = choose(evaluation.candidates, **goal)
             result = result_of(evaluation, best, met=met, **goal)
             held = result.held_out

@@ -10,9 +10,10 @@ one item takes under 1 ms of CPU.
 from __future__ import annotations
 
 import argparse
-import os
 import cProfile
 import dataclasses
+import json
+import os
 import pathlib
 import pstats
 import sys
@@ -44,6 +45,7 @@ def main() -> None:
         help="consensus_min_posterior; 1.0 never accepts, so every judgment is revealed (the worst case)",
     )
     parser.add_argument("--profile", action="store_true", help="print the 25 most expensive functions")
+    parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     # A realistic crowd: most annotators fair, some very good, a few spammers.
@@ -62,11 +64,16 @@ def main() -> None:
     a = report.adaptive
     revealed = a["labels_per_item"] * len(setup.scored_gold)
     print(
-        f"replayed {n:,} judgments ({args.items:,} items x {args.judgments}, {args.workers} workers) in {elapsed:.2f} s: "
+        f"replayed {n:,} judgments ({args.items:,} items x {args.judgments}, {args.workers} workers) "
+        f"in {elapsed:.2f} s: "
         f"{n / elapsed:,.0f} judgments/s; revealed {revealed:,.0f} in {report.result.rounds} rounds "
         f"({revealed / elapsed:,.0f} revealed/s)"
     )
     print(f"adaptive accuracy {a['accuracy']:.4f} at {a['labels_per_item']:.2f} labels/item")
+    if args.json:
+        figures = {"items": args.items, "judgments": n, "seconds": elapsed, "per_s": n / elapsed,
+                   "accuracy": a["accuracy"], "labels_per_item": a["labels_per_item"]}
+        pathlib.Path(args.json).write_text(json.dumps(figures))
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     routing_cpu(setup)

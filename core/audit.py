@@ -16,7 +16,8 @@ def actor_or_none(actor: Any) -> Any:
     return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
 
 
-def audit_record(*, actor: Any, action: str, obj_type: str, obj_id: Any, data: Mapping[str, Any] | None = None) -> AuditEvent:
+def audit_record(*, actor: Any, action: str, obj_type: str, obj_id: Any,
+    data: Mapping[str, Any] | None = None) -> AuditEvent:
     """Append one event to the audit log (rows are never changed or deleted). Call it inside the
     transaction of the change it records, so the event exists exactly when the change does."""
     return AuditEvent.objects.create(

@@ -34,7 +34,8 @@ def datetime_value(value: datetime) -> Any:
     return value if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(value)
 
 
-def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[Sequence[Any]], *, now: datetime) -> None:
+def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable[Sequence[Any]], *,
+    now: datetime) -> None:
     """Insert `rows` (values for `fields`, in order, already in database form) into `model`'s table.
 
     The primary key is generated. Other concrete fields not in `fields` get `now` if they are

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+
 # Item content is untrusted (anything an ML pipeline pushed). Autoescaping keeps it inert; this header is
 # the second wall: only our own static scripts and styles run, images may be inline data or come over https
 # from the hosts an admin lists in settings.ITEM_IMAGE_HOSTS (never plain http, never any host).

@@ -6,7 +6,8 @@ from django.db import models
 class AuditEvent(models.Model):
     """Append-only log of consequential actions; rows are only ever inserted (core.audit.audit_record)."""
 
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+")
     action = models.CharField(max_length=100)
     object_type = models.CharField(max_length=100)
     object_id = models.CharField(max_length=100)

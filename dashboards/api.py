@@ -86,6 +86,7 @@ class MetricView(APIView):
         state = selectors.snapshot_state()
         return Response({
             **report.to_dict(),
-            "filters": {"project": slug or None, **{k: form.cleaned_data.get(k) or None for k in ("since", "until", "domain", "route")}},
+            "filters": {"project": slug or None,
+                **{k: form.cleaned_data.get(k) or None for k in ("since", "until", "domain", "route")}},
             "snapshot_refreshed_at": state.refreshed_at if state else None,
         })

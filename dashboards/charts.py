@@ -112,7 +112,8 @@ def _series(report: Report, weekly: str, daily: str) -> tuple[list[Mapping[str, 
     return rows, labels, suffix, note
 
 
-DURATION_UNITS = ((120, 1, "seconds"), (2 * 3600, 60, "minutes"), (48 * 3600, 3600, "hours"), (float("inf"), 86400, "days"))
+DURATION_UNITS = ((120, 1, "seconds"), (2 * 3600, 60, "minutes"), (48 * 3600, 3600, "hours"),
+    (float("inf"), 86400, "days"))
 
 
 def _duration_unit(seconds: Sequence[float | None]) -> tuple[float, str]:
@@ -222,16 +223,20 @@ def time_to_label(report: Report) -> list[Chart]:
 
 def gold_accuracy(report: Report) -> list[Chart]:
     return [
-        Chart("gold_by_route", "By route", _interval_chart(report.table("gold_by_route"), "route", "Accuracy on gold by route"), "gold_by_route"),
-        Chart("gold_by_domain", "By domain", _interval_chart(report.table("gold_by_domain"), "domain", "Accuracy on gold by domain"), "gold_by_domain"),
-        Chart("gold_by_class", "By class", _interval_chart(report.table("gold_by_class"), "label", "Recall by gold class"), "gold_by_class"),
+        Chart("gold_by_route", "By route",
+            _interval_chart(report.table("gold_by_route"), "route", "Accuracy on gold by route"), "gold_by_route"),
+        Chart("gold_by_domain", "By domain",
+            _interval_chart(report.table("gold_by_domain"), "domain", "Accuracy on gold by domain"), "gold_by_domain"),
+        Chart("gold_by_class", "By class",
+            _interval_chart(report.table("gold_by_class"), "label", "Recall by gold class"), "gold_by_class"),
         Chart("gold_by_annotator", "By annotator", _interval_chart(report.table("gold_by_annotator"), "annotator",
               f"Annotators on gold (top {MAX_BARS})"), "gold_by_annotator"),
     ]
 
 
 def escalation_value(report: Report) -> list[Chart]:
-    accuracy = _interval_chart(report.table("escalation_accuracy"), "label", "Escalated items with gold: correct before and after",
+    accuracy = _interval_chart(report.table("escalation_accuracy"), "label",
+        "Escalated items with gold: correct before and after",
                                horizontal=False)
     costs = _rows(report.table("cost_by_route"))
     bars = [
@@ -307,7 +312,8 @@ def model_quality(report: Report) -> list[Chart]:
         for ref in ("gold", "expert")
     ]
     return [
-        Chart("model_f1_by_class", "F1 by class", _figure(bars, "F1 of the top prediction by class, against gold", not rows,
+        Chart("model_f1_by_class", "F1 by class",
+            _figure(bars, "F1 of the top prediction by class, against gold", not rows,
               barmode="group", yaxis={"range": [0, 1.02]}, xaxis={"type": "category"}), "model_by_class"),
         Chart("model_summary", "Macro F1 by version", _figure(overall, "Macro F1 by model version", not summary,
               barmode="group", yaxis={"range": [0, 1.02]}, xaxis={"type": "category"}), "model_summary"),
@@ -356,9 +362,11 @@ def drift(report: Report) -> list[Chart]:
 
     return [
         Chart("drift_confidence", "Top probability", _figure(pair(bins, "bin"), "Top-probability distribution" + suffix,
-              not has(bins), barmode="group", yaxis={"tickformat": ".0%"}, xaxis={"type": "category"}), "drift_confidence"),
+              not has(bins), barmode="group", yaxis={"tickformat": ".0%"}, xaxis={"type": "category"}),
+                  "drift_confidence"),
         Chart("drift_classes", "Predicted classes", _figure(pair(classes, "label"), "Predicted classes" + suffix,
-              not has(classes), barmode="group", yaxis={"tickformat": ".0%"}, xaxis={"type": "category"}), "drift_classes"),
+              not has(classes), barmode="group", yaxis={"tickformat": ".0%"}, xaxis={"type": "category"}),
+                  "drift_classes"),
     ]
 
 

@@ -112,7 +112,8 @@ ITEM_COUNTERS = (
     "sla_completed", "sla_met",
 )
 ITEM_FLOATS = ("agreement_item_sum", "agreement_disagreement_sum")
-ITEM_JSON = ("statuses", "agreement_class_totals", "seconds_to_label", "time_per_item", "gold_by_class", "model_versions")
+ITEM_JSON = ("statuses", "agreement_class_totals", "seconds_to_label", "time_per_item", "gold_by_class",
+    "model_versions")
 ANNOTATOR_COUNTERS = (
     "annotations", "items", "time_ms", "escalated_items", "disagreement_items", "gold_items", "gold_correct",
 )

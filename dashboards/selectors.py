@@ -106,7 +106,8 @@ def _days_q(split: Periods) -> Q | None:
     return q
 
 
-def item_stats(scope: Scope, fields: Sequence[str], *, days: tuple[dt.date, dt.date] | None = None) -> list[dict[str, Any]]:
+def item_stats(scope: Scope, fields: Sequence[str], *,
+    days: tuple[dt.date, dt.date] | None = None) -> list[dict[str, Any]]:
     """Snapshot rows in scope with `fields`, plus their keys: project_id, day (a week's rows carry its
     Monday), domain (path or ""), route. Whole weeks come from the weekly rows. `days` overrides the
     scope's date range (the drift windows use their own)."""
@@ -170,7 +171,8 @@ def annotator_stats(scope: Scope) -> list[dict[str, Any]]:
         parts.append(AnnotatorDayStats.objects.filter(base & days_q))
     totals: dict[tuple[int, str], dict[str, Any]] = {}
     for qs in parts:
-        for row in qs.values("annotator_id", "role").annotate(**{f"sum_{n}": Sum(n) for n in ANNOTATOR_SUMS}).order_by():
+        for row in qs.values("annotator_id",
+            "role").annotate(**{f"sum_{n}": Sum(n) for n in ANNOTATOR_SUMS}).order_by():
             key = (row["annotator_id"], row["role"])
             total = totals.setdefault(key, {"annotator_id": key[0], "role": key[1], **dict.fromkeys(ANNOTATOR_SUMS, 0)})
             for name in ANNOTATOR_SUMS:

@@ -152,7 +152,8 @@ def item_facts(*, project_id: int, days: Sequence[dt.date]) -> list[ItemFacts]:
         .order_by()
     ):
         labels[item_id].append(
-            LabelFact(annotator_id=annotator_id, role=role, label=label, count=count, time_ms=time_ms if timed else None)
+            LabelFact(annotator_id=annotator_id, role=role, label=label, count=count,
+                time_ms=time_ms if timed else None)
         )
     gold = dict(GoldLabel.objects.filter(related).values_list("item_id", "label"))
     first_escalation: dict[int, str | None] = {}

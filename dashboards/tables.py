@@ -23,7 +23,8 @@ import numpy as np
 PAGE_ROWS = 50
 
 # Column kinds: how the page formats a value (CSV and JSON carry the raw value).
-TEXT, INT, FLOAT, PERCENT, DURATION, ANNOTATOR, DATE = "text", "int", "float", "percent", "duration", "annotator", "date"
+TEXT, INT, FLOAT, PERCENT = "text", "int", "float", "percent"
+DURATION, ANNOTATOR, DATE = "duration", "annotator", "date"
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,8 @@ def name_annotators(report: Report, labels: Mapping[int, str]) -> Report:
         if not keys:
             tables.append(table)
             continue
-        rows = tuple({**row, **{k: labels.get(row[k], "") for k in keys if row.get(k) is not None}} for row in table.rows)
+        rows = tuple({**row, **{k: labels.get(row[k], "") for k in keys if row.get(k) is not None}}
+            for row in table.rows)
         tables.append(dataclasses.replace(table, rows=rows))
     return dataclasses.replace(report, tables=tuple(tables))
 

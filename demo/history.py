@@ -43,9 +43,9 @@ def demo_history_simulate(
     *, project: Project, spec: demo.DemoProject, users: Mapping[str, Any], seed: int = demo.DEFAULT_SEED
 ) -> HistorySummary:
     """Crowd annotators do as many labels as HISTORY_CROWD_SHARE of the crowd slots open after ingest
-    (gold checks included, as they come), experts through HISTORY_EXPERT_SHARE of the escalated ones (the first expert offered an item
-    declines it once, to show the hand-over), and the reviewer through HISTORY_REVIEW_SHARE of the
-    reviews, overriding labels it finds wrong."""
+    (gold checks included, as they come), experts through HISTORY_EXPERT_SHARE of the escalated ones (the
+    first expert offered an item declines it once, to show the hand-over), and the reviewer through
+    HISTORY_REVIEW_SHARE of the reviews, overriding labels it finds wrong."""
     rng = _rng(seed, spec.slug)
     classes = list(spec.class_names)
     gold = dict(GoldLabel.objects.filter(item__project=project).values_list("item__external_id", "label"))

@@ -108,7 +108,8 @@ class Expertise(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=("expert", "domain"), name="expertise_unique_expert_domain"),
-            models.CheckConstraint(condition=models.Q(proficiency__gte=1, proficiency__lte=5), name="expertise_proficiency_1_5"),
+            models.CheckConstraint(condition=models.Q(proficiency__gte=1, proficiency__lte=5),
+                name="expertise_proficiency_1_5"),
         ]
 
     def __str__(self) -> str:
@@ -151,7 +152,8 @@ class TimeOff(models.Model):
     class Meta:
         ordering = ("start_date",)
         constraints = [
-            models.CheckConstraint(condition=models.Q(end_date__gte=models.F("start_date")), name="timeoff_end_after_start"),
+            models.CheckConstraint(condition=models.Q(end_date__gte=models.F("start_date")),
+                name="timeoff_end_after_start"),
         ]
 
     def __str__(self) -> str:
@@ -205,7 +207,8 @@ class ExpertAccuracy(models.Model):
         verbose_name_plural = "expert accuracy"
         constraints = [
             models.UniqueConstraint(fields=("expert", "domain"), name="accuracy_unique_expert_domain"),
-            models.UniqueConstraint(fields=("expert",), condition=models.Q(domain__isnull=True), name="accuracy_unique_expert_overall"),
+            models.UniqueConstraint(fields=("expert",), condition=models.Q(domain__isnull=True),
+                name="accuracy_unique_expert_overall"),
             models.CheckConstraint(
                 condition=models.Q(gold_correct__lte=models.F("gold_total")),
                 name="accuracy_gold_correct_le_total",

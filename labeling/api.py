@@ -256,7 +256,8 @@ class ItemListIngestView(generics.ListAPIView):
             if upload is None:
                 return [], [RowError(None, "file", "required: send the rows as multipart field 'file'")]
             if upload.size > max_bytes:
-                return [], [RowError(None, "file", f"file of {upload.size} bytes is over the limit of {max_bytes} bytes")]
+                return [], [RowError(None, "file",
+                    f"file of {upload.size} bytes is over the limit of {max_bytes} bytes")]
             return self._rows_from_file(upload, max_rows)
         if not isinstance(payload, list):
             return [], [RowError(None, "(body)", "expected a JSON array of item rows")]

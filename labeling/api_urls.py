@@ -1,8 +1,8 @@
 """REST endpoints of labeling, mounted under /api/."""
 from django.urls import path
 
-from labeling import api
 from core.http import accepts_large_body
+from labeling import api
 
 urlpatterns = [
     path("projects/", api.ProjectListCreateView.as_view(), name="api-project-list"),

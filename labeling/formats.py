@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TextIO
 
+import ijson
+
 from labeling.storable import DEPTH_MESSAGE
 from labeling.validation import MalformedRow
 
@@ -85,73 +87,70 @@ def read_jsonl(stream: TextIO) -> Iterator[Any]:
         yield row
 
 
+class _Utf8Reader:
+    """The binary file ijson reads, over the text stream the other readers take (decoding, and so a
+    UnicodeDecodeError, stays with the caller's TextIOWrapper). Remembers the last non-blank character
+    read: when the text ends early, a final ',' means a row is missing rather than the closing ']'."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+        self.last = ""
+
+    def read(self, size: int) -> bytes:
+        chunk = self.stream.read(size)
+        if stripped := chunk.rstrip():
+            self.last = stripped[-1]
+        return chunk.encode("utf-8")
+
+
+def _parser_message(exc: Exception) -> str:
+    # yajl follows its message with a picture of the text around the error: keep the first line.
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def _at_end(exc: Exception) -> bool:
+    """The parser ran out of text (yajl says "premature EOF", ijson's Python backend "Incomplete JSON")."""
+    return any(word in str(exc) for word in ("premature EOF", "Incomplete JSON"))
+
+
 def read_json_array(stream: TextIO) -> Iterator[Any]:
-    """Decode a top-level JSON array one element at a time."""
-    decoder = json.JSONDecoder()
-    buffer = ""
-    pos = 0
-    eof = False
-
-    def fill() -> bool:
-        nonlocal buffer, pos, eof
-        chunk = stream.read(_CHUNK_CHARS)
-        if not chunk:
-            eof = True
-            return False
-        buffer = buffer[pos:] + chunk
-        pos = 0
-        return True
-
-    def skip_ws() -> None:
-        nonlocal pos
-        while True:
-            while pos < len(buffer) and buffer[pos] in " \t\r\n":
-                pos += 1
-            if pos < len(buffer) or not fill():
-                return
-
-    skip_ws()
-    if pos >= len(buffer) or buffer[pos] != "[":
+    """Decode a top-level JSON array one element at a time (ijson), in constant memory."""
+    reader = _Utf8Reader(stream)
+    events = ijson.parse(reader, buf_size=_CHUNK_CHARS, use_float=True)
+    try:
+        _, event, _ = next(events)
+    except (ijson.JSONError, StopIteration):
+        event = None
+    if event != "start_array":
         raise FormatError("expected a JSON array of rows")
-    pos += 1
-    skip_ws()
-    if pos < len(buffer) and buffer[pos] == "]":
-        return
-    while True:
-        skip_ws()
-        while True:
-            try:
-                value, end = decoder.raw_decode(buffer, pos)
-            except json.JSONDecodeError as exc:
-                # The element may run past the buffer: read more and retry; at end of input it is malformed.
-                if not eof and fill():
-                    continue
-                yield MalformedRow([("(row)", f"not valid JSON: {exc.msg}")])
-                return
-            except RecursionError:
-                yield MalformedRow([("(row)", DEPTH_MESSAGE)])
-                return
-            if end == len(buffer) and not eof and fill():
-                # A number at the buffer's end may continue in the next chunk; decode it again whole.
+    depth = 1  # inside the top-level array
+    builder: ijson.ObjectBuilder | None = None
+    try:
+        for _, event, value in events:
+            if depth == 1 and event == "end_array":
+                depth = 0
                 continue
-            pos = end
-            break
-        yield value
-        skip_ws()
-        if pos >= len(buffer):
+            if builder is None:
+                builder = ijson.ObjectBuilder()
+            builder.event(event, value)
+            if event in ("start_map", "start_array"):
+                depth += 1
+            elif event in ("end_map", "end_array"):
+                depth -= 1
+            if depth == 1:
+                yield builder.value
+                builder = None
+    except ijson.JSONError as exc:
+        if depth == 0:
+            yield MalformedRow([("(row)", "unexpected text after the JSON array")])
+        elif builder is not None or (_at_end(exc) and reader.last == ","):
+            yield MalformedRow([("(row)", f"not valid JSON: {_parser_message(exc)}")])
+        elif _at_end(exc):
             yield MalformedRow([("(row)", "the JSON array is not closed")])
-            return
-        if buffer[pos] == ",":
-            pos += 1
-            continue
-        if buffer[pos] == "]":
-            pos += 1
-            skip_ws()
-            if pos < len(buffer):
-                yield MalformedRow([("(row)", "unexpected text after the JSON array")])
-            return
-        yield MalformedRow([("(row)", f"expected ',' or ']' between rows, found {buffer[pos]!r}")])
-        return
+        elif "expect ','" in str(exc):
+            yield MalformedRow([("(row)", "expected ',' or ']' between rows")])
+        else:
+            yield MalformedRow([("(row)", f"not valid JSON: {_parser_message(exc)}")])
 
 
 def read_csv(stream: TextIO) -> Iterator[Any]:

@@ -135,7 +135,8 @@ class Prediction(models.Model):
     class Meta:
         ordering = ("item", "created_at", "id")
         constraints = [
-            models.UniqueConstraint(fields=("item", "model_name", "model_version"), name="prediction_unique_model_version"),
+            models.UniqueConstraint(fields=("item", "model_name", "model_version"),
+                name="prediction_unique_model_version"),
         ]
 
     def __str__(self) -> str:

@@ -112,7 +112,8 @@ def item_to_dict(item: Item) -> dict[str, Any]:
     }
 
 
-def item_export_rows(*, project: Project, subset: str | None = None, chunk_size: int | None = None) -> Iterator[dict[str, Any]]:
+def item_export_rows(*, project: Project, subset: str | None = None,
+    chunk_size: int | None = None) -> Iterator[dict[str, Any]]:
     """Export rows in id order, one keyset-paginated chunk at a time (bounded memory, no long-held cursor)."""
     chunk_size = chunk_size or EXPORT_CHUNK_SIZE
     base = item_with_details(item_list(project=project, subset=subset)).order_by("id")

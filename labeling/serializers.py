@@ -19,7 +19,8 @@ class LabelClassSerializer(serializers.Serializer):
 @extend_schema_field({
     "oneOf": [
         {"type": "string", "example": "cat"},
-        {"type": "object", "properties": {"name": {"type": "string"}, "hotkey": {"type": "string"}}, "required": ["name"]},
+        {"type": "object", "properties": {"name": {"type": "string"}, "hotkey": {"type": "string"}},
+            "required": ["name"]},
     ]
 })
 class ClassInputField(serializers.JSONField):

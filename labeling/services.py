@@ -104,7 +104,8 @@ def _classes_or_raise(classes: Any) -> list[dict[str, str]]:
 
 
 def _factors_or_raise(decision_factors: Any) -> list[str]:
-    if not isinstance(decision_factors, (list, tuple)) or not all(isinstance(f, str) and f.strip() for f in decision_factors):
+    if not isinstance(decision_factors, (list, tuple)) or not all(isinstance(f, str) and f.strip()
+        for f in decision_factors):
         raise ValidationError({"decision_factors": ["expected an array of non-empty strings"]})
     return [f.strip() for f in decision_factors]
 
@@ -340,7 +341,8 @@ def _set_gold(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: 
         return set()
     known = dict(GoldLabel.objects.filter(item_id__in=[i for i in given if i in existing_ids])
                  .values_list("item_id", "label")) if existing_ids else {}
-    new = [GoldLabel(item_id=i, label=label, provenance=GOLD_PROVENANCE_IMPORT) for i, label in given.items() if i not in known]
+    new = [GoldLabel(item_id=i, label=label, provenance=GOLD_PROVENANCE_IMPORT) for i, label in given.items()
+        if i not in known]
     replaced = {i: label for i, label in given.items() if i in known and known[i] != label}
     if new:
         GoldLabel.objects.bulk_create(new, batch_size=INGEST_CHUNK_SIZE)

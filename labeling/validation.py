@@ -26,7 +26,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from labeling.storable import json_problem
@@ -135,7 +135,7 @@ def parse_timestamp(value: str) -> datetime:
     """ISO 8601 with an optional `Z`; a time without offset is taken as UTC."""
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed
 
 
@@ -180,7 +180,8 @@ def normalise_classes(raw: Any) -> tuple[list[LabelClass], list[RowError]]:
             errors.append(RowError(None, field, f"expected a class name or an object, got {_type_name(entry)}"))
             continue
         if not isinstance(name, str) or not name.strip():
-            errors.append(RowError(None, f"{field}.name" if isinstance(entry, dict) else field, "a class name is a non-empty string"))
+            errors.append(RowError(None, f"{field}.name" if isinstance(entry, dict) else field,
+                "a class name is a non-empty string"))
             continue
         name = name.strip()
         if len(name) > MAX_LABEL_LENGTH:
@@ -352,7 +353,8 @@ class RowValidator:
                 continue
             key = (model_name, model_version)
             if key in keys:
-                errors.append(RowError(index, field, f"duplicate prediction for model {model_name!r} version {model_version!r}"))
+                errors.append(RowError(index, field,
+                    f"duplicate prediction for model {model_name!r} version {model_version!r}"))
                 continue
             keys.add(key)
             out.append(PredictionRow(model_name, model_version, probabilities))
@@ -386,7 +388,8 @@ class RowValidator:
             if types <= _NUMBER_TYPES:
                 total = sum(values)
                 if abs(total - 1.0) <= PROBABILITY_TOLERANCE and min(values) >= 0 and max(values) <= 1:
-                    if types == _FLOAT_ONLY and len(value) == len(self.class_names) and tuple(value) == self.class_names:
+                    if types == _FLOAT_ONLY and len(value) == len(self.class_names) and tuple(
+                        value) == self.class_names:
                         return value
                     return {name: float(value.get(name, 0.0)) for name in self.class_names}
         field = f"{prefix}.probabilities"
@@ -394,13 +397,15 @@ class RowValidator:
             errors.append(RowError(index, field, "required"))
             return {}
         if not isinstance(value, dict):
-            errors.append(RowError(index, field, f"expected an object of class -> probability, got {_type_name(value)}"))
+            errors.append(RowError(index, field,
+                f"expected an object of class -> probability, got {_type_name(value)}"))
             return {}
         ok = True
         total = 0.0
         for name, p in value.items():
             if name not in self._classes:
-                errors.append(RowError(index, f"{field}.{name}", f"unknown class {name!r}; classes are {self._class_list()}"))
+                errors.append(RowError(index, f"{field}.{name}",
+                    f"unknown class {name!r}; classes are {self._class_list()}"))
                 ok = False
             elif not _is_number(p) or not math.isfinite(p):
                 errors.append(RowError(index, f"{field}.{name}", f"expected a number, got {_type_name(p)}"))
@@ -416,7 +421,8 @@ class RowValidator:
             errors.append(RowError(index, field, "must give a probability for at least one class"))
             return {}
         if abs(total - 1.0) > PROBABILITY_TOLERANCE:
-            errors.append(RowError(index, field, f"probabilities sum to {total:.9g}, not 1 (tolerance {PROBABILITY_TOLERANCE:g})"))
+            errors.append(RowError(index, field,
+                f"probabilities sum to {total:.9g}, not 1 (tolerance {PROBABILITY_TOLERANCE:g})"))
             return {}
         # Every class present, in project order: downstream signals (entropy, margin) need the full vector.
         return {name: float(value.get(name, 0.0)) for name in self.class_names}
@@ -426,11 +432,13 @@ class RowValidator:
         if chosen is None:
             return {}
         if chosen not in self._classes:
-            errors.append(RowError(index, f"{field}.result", f"unknown class {chosen!r}; classes are {self._class_list()}"))
+            errors.append(RowError(index, f"{field}.result",
+                f"unknown class {chosen!r}; classes are {self._class_list()}"))
             return {}
         score = pred.get("score")
         if score is None:
-            errors.append(RowError(index, f"{field}.score", "required to turn a Label Studio prediction into probabilities"))
+            errors.append(RowError(index, f"{field}.score",
+                "required to turn a Label Studio prediction into probabilities"))
             return {}
         if not _is_number(score) or not math.isfinite(score):
             errors.append(RowError(index, f"{field}.score", f"expected a number, got {_type_name(score)}"))
@@ -485,7 +493,8 @@ class RowValidator:
             if not isinstance(label, str):
                 errors.append(RowError(index, label_field, f"expected a class name, got {_type_name(label)}"))
             elif label not in self._classes:
-                errors.append(RowError(index, label_field, f"unknown class {label!r}; classes are {self._class_list()}"))
+                errors.append(RowError(index, label_field,
+                    f"unknown class {label!r}; classes are {self._class_list()}"))
 
         rationale = ann.get("rationale")
         if rationale is None and label_studio:
@@ -510,8 +519,10 @@ class RowValidator:
         time_spent_ms = ann.get("time_spent_ms")
         if time_spent_ms is None and label_studio and _is_number(ann.get("lead_time")):
             time_spent_ms = round(ann["lead_time"] * 1000)
-        if time_spent_ms is not None and (not _is_number(time_spent_ms) or time_spent_ms < 0 or time_spent_ms != int(time_spent_ms)):
-            errors.append(RowError(index, f"{field}.time_spent_ms", "expected a non-negative whole number of milliseconds"))
+        if time_spent_ms is not None and (
+            not _is_number(time_spent_ms) or time_spent_ms < 0 or time_spent_ms != int(time_spent_ms)):
+            errors.append(RowError(index, f"{field}.time_spent_ms",
+                "expected a non-negative whole number of milliseconds"))
         elif time_spent_ms is not None:
             time_spent_ms = int(time_spent_ms)
 
@@ -522,7 +533,8 @@ class RowValidator:
         submitted_at = None
         if submitted is not None:
             if not isinstance(submitted, str):
-                errors.append(RowError(index, submitted_field, f"expected an ISO 8601 timestamp, got {_type_name(submitted)}"))
+                errors.append(RowError(index, submitted_field,
+                    f"expected an ISO 8601 timestamp, got {_type_name(submitted)}"))
             else:
                 try:
                     submitted_at = parse_timestamp(submitted)
@@ -530,7 +542,8 @@ class RowValidator:
                     errors.append(RowError(index, submitted_field, f"{submitted!r} is not an ISO 8601 timestamp"))
 
         confidence = ann.get("confidence")
-        if confidence is not None and (not _is_number(confidence) or confidence != int(confidence) or not 1 <= confidence <= 5):
+        if confidence is not None and (
+            not _is_number(confidence) or confidence != int(confidence) or not 1 <= confidence <= 5):
             errors.append(RowError(index, f"{field}.confidence", "expected a whole number from 1 to 5"))
         elif confidence is not None:
             confidence = int(confidence)

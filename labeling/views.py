@@ -11,6 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from core import access
 from labeling import import_jobs
 from core.http import accepts_large_body
+from labeling import import_jobs
 from labeling.models import ImportJob, JobStatus
 from labeling.selectors import project_list
 

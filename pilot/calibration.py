@@ -3,8 +3,8 @@ accurate one within a labels-per-item budget (pure: no ORM; see docs/pilot.md).
 
 The gold items are split (seeded) into a calibration half, the only gold the search looks at, and a
 held-out half on which the chosen policy is reported. Candidates are judged by their calibration
-accuracy smoothed over cost (isotonic), so a lucky candidate is not chosen for its luck. Every candidate is replayed by `simulation`, so
-the figures are those live routing would reach on this history.
+accuracy smoothed over cost (isotonic), so a lucky candidate is not chosen for its luck. Every candidate is
+replayed by `simulation`, so the figures are those live routing would reach on this history.
 """
 
 from __future__ import annotations

@@ -330,7 +330,8 @@ def calibration_run_execute(*, run_id: int, now: dt.datetime | None = None) -> C
             action="calibration_run.succeeded",
             obj_type="routing.CalibrationRun",
             obj_id=run.pk,
-            data={"project": run.project.slug, "draft_version": draft.number, "met": result.met, "held_out": dict(held)},
+            data={"project": run.project.slug, "draft_version": draft.number, "met": result.met,
+                "held_out": dict(held)},
         )
     run.refresh_from_db()
     return run

@@ -80,7 +80,8 @@ def project_history(*, project: Project, last_n: int, now: dt.datetime) -> Proje
 
 def calibration_runs_recent(*, project: Project, limit: int = 10) -> list[CalibrationRun]:
     return list(
-        CalibrationRun.objects.filter(project=project).select_related("draft", "created_by").order_by("-created_at", "-id")[
+        CalibrationRun.objects.filter(project=project).select_related("draft", "created_by").order_by("-created_at",
+            "-id")[
             :limit
         ]
     )

@@ -51,7 +51,9 @@ HELP = {
     "second_expert_min_consensus": "How confident the crowd consensus must be for that.",
     "crowd_prior_accuracy": "Assumed accuracy of a crowd annotator with no history (between 0 and 1, exclusive).",
     "expert_prior_accuracy": "The same for experts and reviewers.",
-    "class_prior_weight": "Exponent of the learned class prevalence as the prior of items without a prediction (0: uniform).",
+    "class_prior_weight": (
+        "Exponent of the learned class prevalence as the prior of items without a prediction (0: uniform)."
+    ),
     "consensus_requires_majority": "Accept a consensus only when its label is also the crowd's most given label.",
     "consensus_recheck": "Route consensus items again after every reliability refresh.",
     "learn_model_temperature": (

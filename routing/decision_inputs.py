@@ -8,7 +8,8 @@ decision's policy version holds it.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from routing.engine.policy import relevant_reliabilities
 from routing.engine.types import AnnotatorReliability, ItemInput

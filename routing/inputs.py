@@ -294,7 +294,8 @@ def project_labels_per_item(project_ids: Iterable[int]) -> dict[int, float]:
     if not ids:
         return {}
     items = dict(
-        Item.objects.filter(project_id__in=ids).values("project_id").annotate(n=Count("id")).values_list("project_id", "n")
+        Item.objects.filter(project_id__in=ids).values("project_id").annotate(n=Count("id")).values_list("project_id",
+            "n")
     )
     crowd = dict(
         Annotation.objects.filter(item__project_id__in=ids, role=Role.CROWD)

@@ -217,7 +217,8 @@ class Assignment(models.Model):
             models.Index(fields=("kind", "due_at", "id"), condition=QUEUED, name="assignment_queue_all_idx"),
             # SLA checks: open slots of a kind by deadline.
             models.Index(
-                fields=("kind", "due_at"), condition=models.Q(status__in=["offered", "active"]), name="assignment_open_due_idx"
+                fields=("kind", "due_at"), condition=models.Q(status__in=["offered", "active"]),
+                name="assignment_open_due_idx"
             ),
             models.Index(fields=("item", "status"), name="assignment_item_status_idx"),
             # A claim checks capacity by counting the claimer's open slots: the index holds only those.

@@ -164,7 +164,8 @@ def emails_send(outbox: Iterable[Sequence[str]]) -> int:
 def offer_emails(slots: Iterable[Assignment]) -> dict[int, tuple[str, str]]:
     by_user: dict[int, list[Assignment]] = defaultdict(list)
     for slot in slots:
-        if slot.assignee_id is not None and slot.kind == AssignmentKind.EXPERT and slot.status == AssignmentStatus.OFFERED:
+        offered_to_expert = slot.kind == AssignmentKind.EXPERT and slot.status == AssignmentStatus.OFFERED
+        if slot.assignee_id is not None and offered_to_expert:
             by_user[slot.assignee_id].append(slot)
     messages = {}
     for user_id, offered in by_user.items():
@@ -269,7 +270,8 @@ def work_apply(plan: WorkPlan, *, now: dt.datetime) -> list[Assignment]:
         listed = "', '".join(s.value for s in statuses)
         with prepared_cursor() as cursor:
             cursor.execute(
-                f"UPDATE {Assignment._meta.db_table} SET status = '{AssignmentStatus.CANCELLED.value}', completed_at = %s"
+                f"UPDATE {Assignment._meta.db_table}"
+                f" SET status = '{AssignmentStatus.CANCELLED.value}', completed_at = %s"
                 f" WHERE {of_slots} AND status IN ('{listed}')",
                 [datetime_value(now), *params],
             )

@@ -153,7 +153,10 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
         ))
     reviews = list(Review.objects.filter(item=item).select_related("reviewer").order_by("created_at", "id"))
     for r in reviews:
-        title = f"Review: agreed with {r.label}" if r.verdict == "agree" else f"Review: overrode {r.previous_label} with {r.label}"
+        title = (
+            f"Review: agreed with {r.label}" if r.verdict == "agree"
+            else f"Review: overrode {r.previous_label} with {r.label}"
+        )
         entries.append(TrailEntry(at=r.created_at, kind="review", title=title, actor=_name(r.reviewer), text=r.reason))
     if item.final_label and item.labeled_at:
         settled_by = [d.created_at for d in decisions] + [r.created_at for r in reviews]

@@ -120,7 +120,8 @@ def _savepoint_if_nested(run: Callable[[], Any]) -> Any:
     return run()
 
 
-def assignment_claim_next(*, user: Any, project: Project | None = None, now: dt.datetime | None = None) -> Assignment | None:
+def assignment_claim_next(*, user: Any, project: Project | None = None,
+    now: dt.datetime | None = None) -> Assignment | None:
     """Claim the user's next assignment (in `project`, or any) and start its lease; None when there is none.
 
     Order: slots offered to the user by name, soonest deadline first; then unassigned slots of their role's

@@ -27,12 +27,14 @@ class OpenAssignment:
 
 def queue_projects(*, user: Any) -> list[Project]:
     """Projects where the person holds open work or could claim an open slot, by name."""
-    mine = Assignment.objects.filter(assignee_id=user.pk, status__in=OPEN_ASSIGNMENT_STATUSES).values("item__project_id")
+    mine = Assignment.objects.filter(assignee_id=user.pk,
+        status__in=OPEN_ASSIGNMENT_STATUSES).values("item__project_id")
     pool = claimable_slots(user=user, worker=worker_for(user=user)).order_by().values("item__project_id")
     return list(Project.objects.filter(Q(id__in=mine) | Q(id__in=pool)).order_by("name", "id"))
 
 
-def open_assignments(*, user: Any, project: Project | None = None, now: dt.datetime, limit: int = 100) -> list[OpenAssignment]:
+def open_assignments(*, user: Any, project: Project | None = None, now: dt.datetime,
+    limit: int = 100) -> list[OpenAssignment]:
     """The person's claimed and offered assignments, soonest deadline first."""
     qs = Assignment.objects.filter(assignee=user, status__in=OPEN_ASSIGNMENT_STATUSES).select_related("item__project")
     if project is not None:

@@ -68,7 +68,8 @@ def _require_open(assignment: Assignment, now: dt.datetime) -> None:
     if assignment.status == AssignmentStatus.ACTIVE:
         if assignment.lease_expires_at is not None and assignment.lease_expires_at <= now:
             raise AssignmentConflict(
-                f"The lease on assignment {assignment.pk} expired at {assignment.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC."
+                f"The lease on assignment {assignment.pk} expired at "
+                f"{assignment.lease_expires_at:%Y-%m-%d %H:%M:%S} UTC."
             )
         return
     if assignment.status != AssignmentStatus.OFFERED:
@@ -287,7 +288,8 @@ def review_submit(
         elif verdict == ReviewVerdict.OVERRIDE:
             classes = item.project.class_names
             if label not in classes:
-                errors["label"].append(f"{label!r} is not a class of {item.project.slug}; use one of: {', '.join(classes)}.")
+                errors["label"].append(
+                    f"{label!r} is not a class of {item.project.slug}; use one of: {', '.join(classes)}.")
             elif label == item.final_label:
                 errors["label"].append(f"{label!r} is the current label; to keep it, agree instead.")
             if not reason:

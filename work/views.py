@@ -72,7 +72,7 @@ def _started_at(token: str, assignment_id: int) -> dt.datetime | None:
         return None
     if not isinstance(value, dict) or value.get("a") != assignment_id:
         return None
-    return dt.datetime.fromtimestamp(float(value["t"]), tz=dt.timezone.utc)
+    return dt.datetime.fromtimestamp(float(value["t"]), tz=dt.UTC)
 
 
 def _int_or_none(value: str | None) -> int | None:

@@ -42,7 +42,8 @@ class RequestBodyLimitMiddleware:
             )
         return self.get_response(request)
 
-    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any, view_kwargs: Any) -> HttpResponse | None:
+    def process_view(self, request: HttpRequest, view_func: Any, view_args: Any,
+        view_kwargs: Any) -> HttpResponse | None:
         length = _content_length(request) or 0
         limit_of = getattr(view_func, LARGE_BODY_ATTRIBUTE, None)
         limit = limit_of() if limit_of else settings.REQUEST_MAX_BYTES

@@ -272,7 +272,7 @@ ASSIGNMENT_LEASE_MINUTES = float(os.environ.get("ASSIGNMENT_LEASE_MINUTES", "30"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "workbench.authentication.FastTokenAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -7,7 +7,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import krippendorff
 import numpy as np
 import numpy.typing as npt
 
@@ -76,7 +75,7 @@ def fleiss_kappa(counts: npt.ArrayLike) -> float | None:
 
     Items with fewer than two ratings carry no agreement information and are dropped before
     anything is computed (so they do not affect p_k either). With varying n_i, Krippendorff's alpha
-    (``krippendorff_alpha_nominal``) is the better-founded statistic; this one is kept because
+    (``krippendorff_alpha_from_stats``) is the better-founded statistic; this one is kept because
     stakeholders know it. None when no item has two ratings or when P_e = 1 (one class used
     throughout: kappa is 0/0).
     """
@@ -93,58 +92,6 @@ def fleiss_kappa(counts: npt.ArrayLike) -> float | None:
     if math.isclose(p_e, 1.0):
         return None
     return (p_bar - p_e) / (1.0 - p_e)
-
-
-def krippendorff_alpha_nominal(counts: npt.ArrayLike) -> float | None:
-    """Krippendorff's alpha (nominal) from the items x K value-counts matrix, via the `krippendorff` package.
-
-    alpha = 1 - D_o / D_e over pairable values (items with at least two ratings); it handles varying
-    numbers of ratings per item natively. None when no item has two ratings or when all pairable
-    ratings fall in one class (D_e = 0, alpha undefined).
-    """
-    c = as_counts(counts, name="counts", ndim=2)
-    pairable = c[c.sum(axis=1) >= 2]
-    if len(pairable) == 0 or np.count_nonzero(pairable.sum(axis=0)) < 2:
-        return None
-    return float(krippendorff.alpha(value_counts=pairable, level_of_measurement="nominal"))
-
-@dataclass(frozen=True)
-class AgreementStats:
-    """Sums from which the three agreement coefficients follow exactly, and which add across item sets.
-
-    Over the items with at least two labels (n_i labels, c_ik of them class k)::
-
-        items = number of such items          labels = sum_i n_i
-        pairs = sum_i n_i(n_i - 1)             agreeing = sum_i sum_k c_ik(c_ik - 1)
-        item_agreement_sum = sum_i P_i         (P_i as in ``fleiss_kappa``)
-        disagreement_sum = sum_i (n_i^2 - sum_k c_ik^2) / (n_i - 1)
-        class_totals[k] = sum_i c_ik
-
-    A snapshot stores these per day, domain and route; any union of those cells is the sum of its cells,
-    so the dashboard gets exact coefficients for any filter without revisiting the annotations.
-    """
-
-    items: int = 0
-    labels: int = 0
-    pairs: int = 0
-    agreeing: int = 0
-    item_agreement_sum: float = 0.0
-    disagreement_sum: float = 0.0
-    class_totals: Mapping[str, int] = field(default_factory=dict)
-
-    def __add__(self, other: AgreementStats) -> AgreementStats:
-        totals = dict(self.class_totals)
-        for label, count in other.class_totals.items():
-            totals[label] = totals.get(label, 0) + count
-        return AgreementStats(
-            items=self.items + other.items,
-            labels=self.labels + other.labels,
-            pairs=self.pairs + other.pairs,
-            agreeing=self.agreeing + other.agreeing,
-            item_agreement_sum=self.item_agreement_sum + other.item_agreement_sum,
-            disagreement_sum=self.disagreement_sum + other.disagreement_sum,
-            class_totals=totals,
-        )
 
 
 def agreement_stats(counts: npt.ArrayLike, classes: Sequence[str]) -> AgreementStats:
@@ -189,7 +136,8 @@ def fleiss_kappa_from_stats(stats: AgreementStats) -> float | None:
 
 
 def krippendorff_alpha_from_stats(stats: AgreementStats) -> float | None:
-    """``krippendorff_alpha_nominal`` of the items summed into ``stats``.
+    """Krippendorff's alpha (nominal) of the items summed into ``stats`` (the tests check it against the
+    `krippendorff` package).
 
     With n pairable values and class totals n_k, alpha = 1 - (n - 1) * disagreement_sum / (n^2 - sum_k n_k^2)
     (observed over expected disagreement, Krippendorff 2011, written with the coincidence sums). None

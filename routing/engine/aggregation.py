@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 
-from . import temperature
 from .types import AnnotationInput, AnnotatorReliability, ItemInput, PolicyConfig
 
 # Model probabilities are floored before taking logs, so a model that said 0.0 can still be outvoted.
@@ -102,7 +101,7 @@ def _posterior_from_columns(
     return [w / norm for w in weights]
 
 
-def _infer_k(model_probs: Any, confusions: Sequence[Any]) -> int:
+def _infer_k(model_probs: Any, confusions: Sequence[Any] | np.ndarray) -> int:
     if model_probs is not None:
         return len(model_probs)
     if len(confusions):
@@ -121,7 +120,8 @@ def log_prior_list(model_probs: Any, model_weight: float, k: int) -> list[float]
 
 def normalise_log(log_post: np.ndarray) -> np.ndarray:
     shifted = np.exp(log_post - log_post.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
+    normalised: np.ndarray = shifted / shifted.sum(axis=-1, keepdims=True)
+    return normalised
 
 
 def reliability_column(
@@ -148,25 +148,6 @@ def reliability_column(
             f"annotator {annotation.annotator_id}: confusion matrix is not {k}x{k} like the item's {k} classes"
         )
     return [float(row[given]) for row in matrix]
-
-
-def reliability_confusion(
-    annotation: AnnotationInput,
-    k: int,
-    reliabilities: Mapping[int, AnnotatorReliability],
-    *,
-    crowd_accuracy: float,
-    expert_accuracy: float,
-) -> np.ndarray:
-    """The annotator's stored confusion, or the role's prior when the annotator is new."""
-    return np.array(
-        [
-            reliability_column(
-                annotation, g, k, reliabilities, crowd_accuracy=crowd_accuracy, expert_accuracy=expert_accuracy
-            )
-            for g in range(k)
-        ]
-    ).T
 
 
 def item_posterior(
@@ -204,12 +185,6 @@ def item_prior(
     if item.class_prior and policy.class_prior_weight > 0:
         return item.class_prior, policy.class_prior_weight
     return None, 0.0
-
-
-def confusion_from_counts(counts: np.ndarray, prior_counts: np.ndarray) -> np.ndarray:
-    """Dirichlet-smoothed confusion: each row of (counts + prior_counts) normalised to sum 1."""
-    total = np.asarray(counts, dtype=float) + prior_counts
-    return total / total.sum(axis=-1, keepdims=True)
 
 
 def target_weight(target: Sequence[float]) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -39,7 +39,8 @@ from .types import (
 # New projects start from this. The threshold and the per-item maximum chosen by leave-one-data-set-out
 # on the five shared crowd data sets (bench/pilot_curves.py --choose-defaults; docs/pilot.md).
 # One crowd label first, then another while the posterior (learned reliabilities, the project's class
-# prior) is below consensus_min_posterior, up to max_crowd_labels; consensus items are checked again after every reliability refresh.
+# prior) is below consensus_min_posterior, up to max_crowd_labels; consensus items are checked again after
+# every reliability refresh.
 DEFAULT_POLICY = PolicyConfig(
     crowd_overlap=1,
     max_crowd_labels=20,
@@ -51,7 +52,7 @@ DEFAULT_POLICY = PolicyConfig(
     learn_model_temperature=True,
 )
 
-_COMPARE = {
+_COMPARE: dict[Comparison, Callable[[float, float], bool]] = {
     Comparison.LT: lambda a, b: a < b,
     Comparison.LE: lambda a, b: a <= b,
     Comparison.GT: lambda a, b: a > b,
@@ -96,6 +97,13 @@ def trigger_fires(trigger: Trigger, value: float | None) -> bool:
     if value is None:
         return False
     return _COMPARE[Comparison(trigger.comparison)](value, trigger.threshold)
+
+
+def _known(signals: Mapping[str, float | None], name: str) -> float:
+    # Signals the branch guarantees: the prediction's when there is one, the crowd's when a label exists.
+    value = signals[name]
+    assert value is not None, name
+    return value
 
 
 def _check(name: str, value: float, bound: float, *, at_least: bool) -> tuple[bool, str]:
@@ -187,7 +195,7 @@ def _escalation_reasons(item: ItemInput, policy: PolicyConfig, analysis: Analysi
     reasons = []
     for trigger in policy.triggers:
         value = analysis.signals.get(trigger.signal)
-        if trigger_fires(trigger, value):
+        if value is not None and trigger_fires(trigger, value):
             reasons.append(
                 Reason(
                     trigger.reason_code,
@@ -199,11 +207,11 @@ def _escalation_reasons(item: ItemInput, policy: PolicyConfig, analysis: Analysi
             reasons.append(Reason(rule.reason_code, describe_rule(rule, item)))
     if analysis.signals["metadata_conflict"] == 1.0:
         field = policy.metadata_conflict_field
-        value = metadata_field_value(item.metadata, field)
+        given = metadata_field_value(item.metadata, field)
         reasons.append(
             Reason(
                 "metadata_conflict",
-                f"{metadata_path(field)} {value!r} contradicts predicted {analysis.predicted!r}",
+                f"{metadata_path(field)} {given!r} contradicts predicted {analysis.predicted!r}",
             )
         )
     return tuple(reasons)
@@ -222,10 +230,11 @@ def _model_decision(item: ItemInput, policy: PolicyConfig, analysis: Analysis) -
     checks = [
         (
             "top_probability",
-            *_check("top_probability", s["top_probability"], policy.auto_accept_min_top_probability, at_least=True),
+            *_check("top_probability", _known(s, "top_probability"), policy.auto_accept_min_top_probability,
+                at_least=True),
         ),
-        ("margin", *_check("margin", s["margin"], policy.auto_accept_min_margin, at_least=True)),
-        ("entropy", *_check("entropy", s["entropy"], policy.auto_accept_max_entropy, at_least=False)),
+        ("margin", *_check("margin", _known(s, "margin"), policy.auto_accept_min_margin, at_least=True)),
+        ("entropy", *_check("entropy", _known(s, "entropy"), policy.auto_accept_max_entropy, at_least=False)),
     ]
     failed_codes = {"top_probability": "low_top_probability", "margin": "low_margin", "entropy": "high_entropy"}
     failures = [Reason(failed_codes[name], evidence) for name, ok, evidence in checks if not ok]
@@ -249,7 +258,7 @@ def _crowd_decision(item: ItemInput, policy: PolicyConfig, analysis: Analysis) -
     s = analysis.signals
     post = analysis.posterior
     assert post is not None  # there is at least one annotation
-    crowd_count = s["crowd_count"]
+    crowd_count = _known(s, "crowd_count")
     best = max(range(len(item.classes)), key=lambda i: (post[i], -i))
     label = item.classes[best]
     counts = analysis.label_counts
@@ -265,12 +274,13 @@ def _crowd_decision(item: ItemInput, policy: PolicyConfig, analysis: Analysis) -
         (
             "agreement_ok",
             "low_agreement",
-            *_check("agreement", s["agreement"], policy.consensus_min_agreement, at_least=True),
+            *_check("agreement", _known(s, "agreement"), policy.consensus_min_agreement, at_least=True),
         ),
         (
             "posterior_ok",
             "low_posterior",
-            *_check("posterior_confidence", s["posterior_confidence"], policy.consensus_min_posterior, at_least=True),
+            *_check("posterior_confidence", _known(s, "posterior_confidence"), policy.consensus_min_posterior,
+                at_least=True),
         ),
     ]
     # The posterior may favour a label most of the crowd did not give (a strong model prior, one very
@@ -442,7 +452,8 @@ def policy_errors(config: PolicyConfig) -> list[str]:
         errors.append(
             f"max_crowd_labels ({config.max_crowd_labels}) must be at least crowd_overlap ({config.crowd_overlap})"
         )
-    for name in ("second_expert_on_conflict", "consensus_requires_majority", "consensus_recheck", "learn_model_temperature"):
+    for name in ("second_expert_on_conflict", "consensus_requires_majority", "consensus_recheck",
+        "learn_model_temperature"):
         if not isinstance(getattr(config, name), bool):
             errors.append(f"{name} must be true or false")
     if not isinstance(config.metadata_conflict_field, str):

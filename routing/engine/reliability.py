@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import temperature
 from .aggregation import (
     CLASS_PRIOR_DIGITS,
     CONFUSION_FLOOR,
@@ -30,7 +31,6 @@ from .aggregation import (
     normalise_log,
     prior_accuracy,
 )
-from . import temperature
 from .types import AnnotatorReliability, PolicyConfig
 
 
@@ -58,7 +58,8 @@ class _Annotator:
         return [log(row[given] / s) for row, s in zip(self.total, self.row_sum)]
 
     def matrix(self) -> np.ndarray:
-        return np.array(self.total) / np.array(self.row_sum)[:, None]
+        confusion: np.ndarray = np.array(self.total) / np.array(self.row_sum)[:, None]
+        return confusion
 
 
 @dataclass
@@ -443,15 +444,6 @@ def _check_range(name: str, values: np.ndarray, size: int) -> None:
     bad = np.flatnonzero((values < 0) | (values >= size))
     if bad.size:
         raise ValueError(f"{name} index {int(values[bad[0]])} at row {int(bad[0])} is outside 0..{size - 1}")
-
-
-def accuracy_from_confusion(confusion: np.ndarray, class_weights: np.ndarray | None = None) -> float:
-    """Expected share of correct labels: the diagonal weighted by class prevalence (uniform by default)."""
-    diagonal = np.diag(np.asarray(confusion, dtype=float))
-    weights = (
-        np.full(len(diagonal), 1.0 / len(diagonal)) if class_weights is None else class_weights / np.sum(class_weights)
-    )
-    return float(math.fsum(diagonal * weights))
 
 
 @dataclass(frozen=True)

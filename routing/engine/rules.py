@@ -144,12 +144,12 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
     if not ((_is_number(actual) and _is_number(expected)) or (isinstance(actual, str) and isinstance(expected, str))):
         return False
     if op == "lt":
-        return actual < expected
+        return bool(actual < expected)
     if op == "le":
-        return actual <= expected
+        return bool(actual <= expected)
     if op == "gt":
-        return actual > expected
-    return actual >= expected
+        return bool(actual > expected)
+    return bool(actual >= expected)
 
 
 def _same(actual: Any, expected: Any) -> bool:
@@ -178,7 +178,7 @@ def _evaluate(op: str, actual: Any, value: Any) -> bool:
     if op in ("len_gt", "len_lt"):
         if not isinstance(actual, (str, list, tuple, Mapping)) or not _is_number(value):
             return False
-        return len(actual) > value if op == "len_gt" else len(actual) < value
+        return bool(len(actual) > value if op == "len_gt" else len(actual) < value)
     if op == "contains":
         if isinstance(actual, str):
             return isinstance(value, str) and value in actual

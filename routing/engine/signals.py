@@ -13,6 +13,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import aggregation
 from .rules import fired_rules, resolve
@@ -53,7 +54,8 @@ def check_item(item: ItemInput) -> None:
     if item.class_prior:
         prior = item.class_prior
         if len(prior) != len(item.classes):
-            raise ValueError(f"item {item.item_id}: class_prior has {len(prior)} values for {len(item.classes)} classes")
+            raise ValueError(
+                f"item {item.item_id}: class_prior has {len(prior)} values for {len(item.classes)} classes")
         if any(not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0 for p in prior) or sum(prior) <= 0:
             raise ValueError(f"item {item.item_id}: class_prior must be finite numbers >= 0 with a positive sum")
     for prediction in item.predictions:
@@ -150,7 +152,7 @@ def _consensus_gap(counts: list[tuple[str, int]], n: int) -> float | None:
 
 
 def metadata_conflict_value(
-    metadata: Mapping, field: str, classes: Sequence[str], predicted: str | None
+    metadata: Mapping[str, Any], field: str, classes: Sequence[str], predicted: str | None
 ) -> float | None:
     """1.0 when metadata[field] is a class name other than the predicted label, else 0.0.
 
@@ -169,7 +171,7 @@ def metadata_path(field: str) -> str:
     return field if field.startswith("metadata.") else f"metadata.{field}"
 
 
-def metadata_field_value(metadata: Mapping, field: str) -> object:
+def metadata_field_value(metadata: Mapping[str, Any], field: str) -> object:
     return resolve({"metadata": metadata}, metadata_path(field))
 
 

@@ -95,7 +95,7 @@ def label_evidence(
         contributions = np.log(np.maximum(confusions[rows[:, 1], :, rows[:, 2]], floor))
         for t in range(k):
             log_l[:, t] = np.bincount(rows[:, 0], weights=contributions[:, t], minlength=n_items)
-    evidence = np.exp(log_l - log_l.max(axis=1, keepdims=True))
+    evidence: np.ndarray = np.exp(log_l - log_l.max(axis=1, keepdims=True))
     for item, true in truth.items():
         evidence[item] = 0.0
         evidence[item, true] = 1.0

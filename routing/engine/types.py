@@ -118,7 +118,7 @@ class PolicyConfig:
     learn_model_temperature: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        data = json_ready(dataclasses.asdict(self))
+        data: dict[str, Any] = json_ready(dataclasses.asdict(self))
         for name, legacy in LATER_FIELDS.items():
             if data[name] == legacy:
                 del data[name]
@@ -199,7 +199,7 @@ class ItemInput:
         # crowd_overdue only when set, so the inputs (and digests) of every other decision stay as they were.
         overdue = {"crowd_overdue": True} if self.crowd_overdue else {}
         # Likewise class_prior: only when known, so decisions made without one keep their digests.
-        prior = {"class_prior": list(self.class_prior)} if self.class_prior else {}
+        prior: dict[str, Any] = {"class_prior": list(self.class_prior)} if self.class_prior else {}
         if self.project_labels_per_item is not None:
             prior["project_labels_per_item"] = self.project_labels_per_item
         if self.model_temperature is not None:

@@ -154,7 +154,8 @@ def demo_activity(*, items: int = 40, seed: int = 3, crowd_rounds: int = 12) -> 
             prediction = assignment.item.predictions.order_by("-created_at").first().probabilities
             classes = list(prediction)
             # Crowd labels: mostly the likely class, often not (so some items escalate).
-            label = classes[int(rng.integers(len(classes)))] if rng.random() < 0.5 else max(prediction, key=prediction.get)
+            label = classes[int(rng.integers(len(classes)))] if rng.random() < 0.5 else max(prediction,
+                key=prediction.get)
             submissions.assignment_submit(
                 assignment_id=assignment.pk, user=user, label=label, confidence=int(rng.integers(2, 6)),
                 time_spent_ms=int(rng.integers(4000, 25000)),

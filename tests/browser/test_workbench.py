@@ -140,8 +140,8 @@ def test_an_import_shows_progress_and_ends_with_the_imported_count(page, live_se
     monkeypatch.setattr(import_jobs, "async_task", lambda *args, **kwargs: queued.append(args))
     wb = build_workbench()
     rows = "\n".join(
-        '{"external_id": "imp-%d", "data": {"text": "ticket %d"}, "predictions": [{"model_version": "v1", '
-        '"probabilities": {"billing": 0.98, "bug": 0.01, "feature": 0.01}}]}' % (i, i)
+        f'{{"external_id": "imp-{i}", "data": {{"text": "ticket {i}"}}, "predictions": [{{"model_version": "v1", '
+        '"probabilities": {"billing": 0.98, "bug": 0.01, "feature": 0.01}}]}'
         for i in range(25)
     )
     login_as(wb["admin"])

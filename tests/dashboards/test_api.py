@@ -63,7 +63,8 @@ class TestFilters:
                    since="2026-03-02", until="2026-03-02").json()
         assert body["filters"] == {"project": "pets", "since": "2026-03-02", "until": "2026-03-02",
                                    "domain": "pets/cats", "route": "expert"}
-        assert [(r["route"], r["correct"], r["n"]) for r in body["tables"]["gold_by_route"]["rows"]] == [("expert", 1, 1)]
+        assert [(r["route"], r["correct"], r["n"])
+            for r in body["tables"]["gold_by_route"]["rows"]] == [("expert", 1, 1)]
 
     def test_without_project_every_project_counts(self, s):
         body = get(user(stakeholder=True), "flow").json()

@@ -203,15 +203,26 @@ def test_krippendorff_alpha_matches_package_on_raw_reliability_data(seed):
     counts = np.zeros((n_items, k), dtype=int)
     for rater, item in zip(*np.nonzero(~np.isnan(reliability)), strict=True):
         counts[item, int(reliability[rater, item])] += 1
-    assert m.krippendorff_alpha_nominal(counts) == pytest.approx(expected)
+    alpha = m.krippendorff_alpha_from_stats(m.agreement_stats(counts, [str(c) for c in range(k)]))
+    assert alpha == pytest.approx(expected)
 
 
-def test_krippendorff_alpha_edge_cases():
-    assert m.krippendorff_alpha_nominal([[2, 0], [0, 3]]) == pytest.approx(1.0)
-    assert m.krippendorff_alpha_nominal([[2, 0], [3, 0]]) is None  # one class: D_e = 0
-    assert m.krippendorff_alpha_nominal([[1, 0], [0, 1]]) is None  # nothing pairable
-    assert m.krippendorff_alpha_nominal([]) is None
-    assert m.krippendorff_alpha_nominal([[3], [2]]) is None  # a single class column
+@pytest.mark.parametrize(
+    "counts, expected",
+    [
+        ([[2, 0], [0, 3]], 1.0),
+        ([[2, 0], [3, 0]], None),  # one class: D_e = 0
+        ([[1, 0], [0, 1]], None),  # nothing pairable
+        ([], None),
+    ],
+)
+def test_krippendorff_alpha_edge_cases(counts, expected):
+    alpha = m.krippendorff_alpha_from_stats(m.agreement_stats(counts, ["a", "b"]))
+    assert alpha == (None if expected is None else pytest.approx(expected))
+
+
+def test_krippendorff_alpha_of_a_single_class_column_is_undefined():
+    assert m.krippendorff_alpha_from_stats(m.agreement_stats([[3], [2]], ["a"])) is None
 
 
 # --- Wilson interval and gold accuracy --------------------------------------------------------------------

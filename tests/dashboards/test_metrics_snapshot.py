@@ -32,7 +32,6 @@ def test_stats_give_the_matrix_coefficients(seed):
     stats = m.agreement_stats(counts, CLASSES)
     assert m.percent_agreement_from_stats(stats) == pytest.approx(m.percent_agreement_pairwise(counts))
     assert m.fleiss_kappa_from_stats(stats) == pytest.approx(m.fleiss_kappa(counts))
-    assert m.krippendorff_alpha_from_stats(stats) == pytest.approx(m.krippendorff_alpha_nominal(counts))
     pairable = counts[counts.sum(axis=1) >= 2]
     reference = krippendorff.alpha(value_counts=pairable, level_of_measurement="nominal")
     assert m.krippendorff_alpha_from_stats(stats) == pytest.approx(reference)
@@ -46,7 +45,8 @@ def test_stats_of_parts_add_up_to_the_stats_of_the_whole(seed):
     for part in parts:
         total = total + m.agreement_stats(part, CLASSES)
     whole = m.agreement_stats(counts, CLASSES)
-    assert (total.items, total.labels, total.pairs, total.agreeing) == (whole.items, whole.labels, whole.pairs, whole.agreeing)
+    assert (total.items, total.labels, total.pairs, total.agreeing) == (whole.items, whole.labels, whole.pairs,
+        whole.agreeing)
     assert total.item_agreement_sum == pytest.approx(whole.item_agreement_sum)
     assert total.disagreement_sum == pytest.approx(whole.disagreement_sum)
     assert total.class_totals == whole.class_totals

@@ -94,7 +94,8 @@ class TestGoldAccuracy:
     def test_by_route_domain_and_class(self, s):
         report = build(s, "gold_accuracy")
         routes = rows(report, "gold_by_route", "route")
-        assert {r: (v["correct"], v["n"]) for r, v in routes.items()} == {"auto": (1, 2), "crowd": (1, 2), "expert": (2, 2)}
+        assert {r: (v["correct"], v["n"]) for r, v in routes.items()} == {"auto": (1, 2), "crowd": (1, 2),
+            "expert": (2, 2)}
         assert (routes["crowd"]["low"], routes["crowd"]["high"]) == pytest.approx(wilson(1, 2), rel=1e-4)
         domains = rows(report, "gold_by_domain", "domain")
         assert {d: (v["correct"], v["n"]) for d, v in domains.items()} == {"pets/cats": (3, 3), "pets/dogs": (1, 3)}
@@ -128,7 +129,8 @@ class TestEscalationValue:
         costs = rows(build(s, "escalation_value"), "cost_by_route", "route")
         # auto costs nothing; crowd: 5 labels for 1 correct gold item; expert: 2 labels x 10 for 2 correct.
         assert costs["auto"]["cost_per_correct"] == 0.0
-        assert (costs["crowd"]["cost"], costs["crowd"]["cost_per_correct"], costs["crowd"]["cost_per_label"]) == (5, 5, 2.5)
+        assert (costs["crowd"]["cost"], costs["crowd"]["cost_per_correct"], costs["crowd"]["cost_per_label"]) == (5, 5,
+            2.5)
         assert (costs["expert"]["cost"], costs["expert"]["cost_per_correct"]) == (20, 10)
 
 
@@ -185,7 +187,8 @@ class TestEffort:
 class TestFilters:
     def test_domain_filter_covers_the_subtree(self, s):
         cats = rows(build(s, "gold_accuracy", domain="pets/cats"), "gold_by_route", "route")
-        assert {r: (v["correct"], v["n"]) for r, v in cats.items()} == {"auto": (1, 1), "crowd": (1, 1), "expert": (1, 1)}
+        assert {r: (v["correct"], v["n"]) for r, v in cats.items()} == {"auto": (1, 1), "crowd": (1, 1),
+            "expert": (1, 1)}
         everything = build(s, "gold_accuracy", domain="pets")
         assert {f.key: f.value for f in everything.headline}["n"] == 6
 
@@ -223,7 +226,8 @@ class TestDrift:
     def test_confidence_shift_between_windows_raises_an_alert(self, settings):
         proj = project("drifting")
         ingest_at(proj, [{"external_id": f"old-{i}", "data": {"t": i}, "predictions": [
-            {"model_version": "clf-1", "probabilities": CONFIDENT}]} for i in range(3)], now=NOW - dt.timedelta(days=20))
+            {"model_version": "clf-1", "probabilities": CONFIDENT}]} for i in range(3)],
+                now=NOW - dt.timedelta(days=20))
         ingest_at(proj, [{"external_id": f"new-{i}", "data": {"t": i}, "predictions": [
             {"model_version": "clf-1", "probabilities": UNSURE}]} for i in range(2)], now=NOW - dt.timedelta(days=2))
         snapshots_refresh(now=NOW, full=True)
@@ -243,7 +247,8 @@ class TestDrift:
 
     def test_no_reference_window_means_no_psi(self):
         proj = project("fresh")
-        ingest_at(proj, [{"external_id": "x", "data": {}, "predictions": [{"model_version": "v", "probabilities": UNSURE}]}])
+        ingest_at(proj,
+            [{"external_id": "x", "data": {}, "predictions": [{"model_version": "v", "probabilities": UNSURE}]}])
         snapshots_refresh(now=NOW, full=True)
         (report,) = reports.build(["drift"], Scope(projects=(proj,), until=NOW.date()), now=NOW)
         [row] = report.table("drift").rows
@@ -256,12 +261,14 @@ def test_calibration_flag_shows_the_latest_recommendation():
     audit_record(actor=None, action="calibration.recommendation", obj_type="project", obj_id=proj.pk,
                  data={"summary": "old", "recommended": {"auto_accept_min_top_probability": 0.8}})
     audit_record(actor=None, action="calibration.recommendation", obj_type="project", obj_id=proj.pk,
-                 data={"summary": "Lower the auto-accept threshold to 0.85", "recommended": {"auto_accept_min_top_probability": 0.85},
+                 data={"summary": "Lower the auto-accept threshold to 0.85",
+                     "recommended": {"auto_accept_min_top_probability": 0.85},
                        "live": {"auto_accept_min_top_probability": 0.9}})
     (report,) = reports.build(["calibration"], Scope(projects=(proj,)), now=NOW)
     [row] = report.table("calibration").rows
     assert row["summary"] == "Lower the auto-accept threshold to 0.85"
-    assert row["recommended"] == "auto_accept_min_top_probability=0.85" and row["live"] == "auto_accept_min_top_probability=0.9"
+    assert row["recommended"] == "auto_accept_min_top_probability=0.85"
+    assert row["live"] == "auto_accept_min_top_probability=0.9"
     assert report.alerts == ("Calibrated: Lower the auto-accept threshold to 0.85",)
     (other,) = reports.build(["calibration"], Scope(projects=(project("other"),)), now=NOW)
     assert other.table("calibration").rows == () and other.alerts == ()

@@ -87,7 +87,8 @@ def test_escalated_item_counts_its_pre_escalation_label_against_the_expert_and_g
         CLASSES,
     )
     [row] = rows.items
-    assert (row["escalated"], row["escalation_labelled"], row["escalation_compared"], row["escalation_agreed"]) == (3, 2, 2, 1)
+    assert (row["escalated"], row["escalation_labelled"], row["escalation_compared"], row["escalation_agreed"]) == (3,
+        2, 2, 1)
     assert (row["escalation_with_gold"], row["escalation_pre_correct"], row["escalation_expert_correct"]) == (2, 0, 1)
     assert (row["escalation_fixed"], row["escalation_broken"]) == (1, 0)
     assert (row["sla_completed"], row["sla_met"], row["expert_labels"]) == (2, 1, 2)
@@ -127,7 +128,8 @@ D = dt.date
         # Monday to Sunday: exactly one week.
         (D(2026, 3, 2), D(2026, 3, 8), Periods(day_ranges=(), weeks=(D(2026, 3, 2), D(2026, 3, 2)))),
         # Wednesday to the Tuesday after next: days at both ends around one whole week.
-        (D(2026, 3, 4), D(2026, 3, 17), Periods(day_ranges=((D(2026, 3, 4), D(2026, 3, 8)), (D(2026, 3, 16), D(2026, 3, 17))),
+        (D(2026, 3, 4), D(2026, 3, 17),
+            Periods(day_ranges=((D(2026, 3, 4), D(2026, 3, 8)), (D(2026, 3, 16), D(2026, 3, 17))),
                                                 weeks=(D(2026, 3, 9), D(2026, 3, 9)))),
         # Inside one week: days only.
         (D(2026, 3, 4), D(2026, 3, 6), Periods(day_ranges=((D(2026, 3, 4), D(2026, 3, 6)),), weeks=None)),

@@ -69,5 +69,6 @@ def test_audit_events_are_read_only(admin_user_client, project):
 
 @pytest.mark.parametrize("model", ["project", "item", "prediction", "annotation", "goldlabel", "review", "importjob"])
 def test_changelists_render(admin_user_client, project, model):
-    services.items_ingest(project=project, rows=[row("a", gold="cat", annotations=[{"annotator": "c", "label": "dog"}])])
+    services.items_ingest(project=project,
+        rows=[row("a", gold="cat", annotations=[{"annotator": "c", "label": "dog"}])])
     assert admin_user_client.get(f"/admin/labeling/{model}/").status_code == 200

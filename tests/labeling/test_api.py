@@ -53,7 +53,8 @@ class TestPermissions:
     def test_non_staff_read_projects_but_cannot_create_or_touch_items(self, project, annotator_user):
         client = token_client(annotator_user)
         assert client.get("/api/projects/").status_code == 200
-        assert client.post("/api/projects/", {"name": "X", "slug": "x", "classes": ["a", "b"]}, format="json").status_code == 403
+        assert client.post("/api/projects/", {"name": "X", "slug": "x", "classes": ["a", "b"]},
+            format="json").status_code == 403
         assert post_rows(client, [row()]).status_code == 403
         assert client.get(ITEMS).status_code == 403
         assert client.get(EXPORT).status_code == 403
@@ -74,7 +75,8 @@ class TestProjects:
         body = api.get("/api/projects/pets/").json()
         assert body["classes"] == ["cat", "dog"]
         assert body["label_classes"] == [{"name": "cat", "hotkey": "1"}, {"name": "dog", "hotkey": "d"}]
-        assert (body["instructions"], body["data_type"], body["decision_factors"]) == ("Which animal?", "text", ["sarcasm"])
+        assert (body["instructions"], body["data_type"], body["decision_factors"]) == ("Which animal?", "text",
+            ["sarcasm"])
         assert [p["slug"] for p in api.get("/api/projects/").json()] == ["pets"]
 
     @pytest.mark.parametrize("payload, field", [
@@ -135,7 +137,8 @@ class TestIngest:
         assert response.json()["error_count"] == len(found)
         assert not Item.objects.exists()
 
-    @pytest.mark.parametrize("body, content_type", [("[{", "application/json"), ('{"external_id": "a"}', "application/json")])
+    @pytest.mark.parametrize("body, content_type",
+        [("[{", "application/json"), ('{"external_id": "a"}', "application/json")])
     def test_a_malformed_or_non_array_body_is_a_400_in_the_error_format(self, api, project, body, content_type):
         response = api.generic("POST", ITEMS, body, content_type=content_type)
         assert response.status_code == 400
@@ -179,7 +182,8 @@ class TestIngest:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(["external_id", "text", "predictions", "domain", "gold"])
-        writer.writerow(["c-1", "meows", json.dumps([{"model_version": "v", "probabilities": {"cat": 1}}]), "pets", "cat"])
+        writer.writerow(["c-1", "meows", json.dumps([{"model_version": "v", "probabilities": {"cat": 1}}]), "pets",
+            "cat"])
         writer.writerow(["c-2", "barks", "", "", ""])
         response = upload(api, "upload", out.getvalue(), content_type="text/csv")
         assert response.status_code == 201, response.json()
@@ -203,7 +207,8 @@ class TestIngest:
         tasks = [
             {"id": 101, "data": {"text": "chirp"}, "predictions": [
                 {"model_version": "ls-7", "score": 0.85,
-                 "result": [{"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["bird"]}}]}],
+                 "result": [{"from_name": "label", "to_name": "text", "type": "choices",
+                     "value": {"choices": ["bird"]}}]}],
              "annotations": [{"completed_by": 3, "created_at": "2025-02-01T12:00:00Z", "lead_time": 4.2,
                               "result": [{"type": "choices", "value": {"choices": ["bird"]}}]}]},
             {"id": 102, "data": {"text": "woof", "external_id": "dog-1"}},
@@ -215,16 +220,19 @@ class TestIngest:
         assert probabilities["bird"] == pytest.approx(0.85)
         assert probabilities["cat"] == pytest.approx(0.075) and probabilities["dog"] == pytest.approx(0.075)
         annotation = chirp.annotations.get()
-        assert (annotation.annotator.username, annotation.label, annotation.time_spent_ms) == ("label-studio-3", "bird", 4200)
+        assert (annotation.annotator.username, annotation.label, annotation.time_spent_ms) == ("label-studio-3",
+            "bird", 4200)
         assert Item.objects.get(external_id="dog-1").data == {"text": "woof"}
 
 
 def seed(project, **kw):
     services.items_ingest(project=project, rows=[
-        row("a", domain="medical", annotations=[{"annotator": "c1", "label": "cat"}, {"annotator": "c2", "label": "dog"}]),
+        row("a", domain="medical",
+            annotations=[{"annotator": "c1", "label": "cat"}, {"annotator": "c2", "label": "dog"}]),
         row("b", domain="medical/radiology", annotations=[{"annotator": "e1", "label": "dog", "role": "expert",
                                                            "rationale": "ears", "factors": ["jargon"]}]),
-        row("c", domain="medicalx", gold="bird", annotations=[{"annotator": "c1", "label": "cat"}, {"annotator": "c2", "label": "cat"}]),
+        row("c", domain="medicalx", gold="bird",
+            annotations=[{"annotator": "c1", "label": "cat"}, {"annotator": "c2", "label": "cat"}]),
         row("d/with/slash"),
         row("e"),
     ], **kw)
@@ -293,7 +301,8 @@ class TestExport:
         for key in ("external_id", "data", "status", "final_label", "final_source", "final_confidence", "annotations",
                     "gold", "metadata", "domain", "language", "predictions"):
             assert key in b
-        assert set(b["annotations"][0]) >= {"annotator", "label", "rationale", "factors", "role", "time_spent_ms", "submitted_at"}
+        assert set(b["annotations"][0]) >= {"annotator", "label", "rationale", "factors", "role", "time_spent_ms",
+            "submitted_at"}
         assert b["annotations"][0]["factors"] == ["jargon"]
 
     def test_csv_and_label_studio_are_streamed(self, api, project):
@@ -309,7 +318,8 @@ class TestExport:
         Item.objects.filter(external_id="e").update(status=ItemStatus.ESCALATED)
 
         def ids(subset):
-            return [json.loads(line)["external_id"] for line in streamed(api.get(f"{EXPORT}?subset={subset}")).splitlines()]
+            return [json.loads(line)["external_id"]
+                for line in streamed(api.get(f"{EXPORT}?subset={subset}")).splitlines()]
 
         assert ids("escalated") == ["b", "e"]
         assert ids("disagreements") == ["a"]

@@ -38,12 +38,41 @@ def test_empty_json_array(text):
     ('[{"a": 1} {"a": 2}]', "expected ','"),
     ('[{"a": 1},', "not valid JSON"),
     ('[{"a": 1}', "not closed"),
+    ('[{"a": 1}] {"a": 2}', "unexpected text after the JSON array"),
+    ('[{"a": 1}, ]', "not valid JSON"),
 ])
 def test_malformed_json_array_ends_with_a_malformed_row(text, message):
     rows = list(formats.read_json_array(io.StringIO(text)))
     assert rows[0] == {"a": 1}
     assert isinstance(rows[-1], MalformedRow)
     assert message in rows[-1].errors[0][1]
+
+
+class CountingStream(io.StringIO):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.chars_read = 0
+
+    def read(self, size: int = -1) -> str:
+        chunk = super().read(size)
+        self.chars_read += len(chunk)
+        return chunk
+
+
+def test_json_array_streams_rows_without_reading_the_whole_file():
+    rows = [{"external_id": str(i), "data": {"text": "x" * 100}} for i in range(5000)]
+    stream = CountingStream(json.dumps(rows))
+    reader = formats.read_json_array(stream)
+    assert next(reader) == rows[0]
+    assert stream.chars_read < len(stream.getvalue()) / 10
+    assert list(reader) == rows[1:]
+
+
+def test_json_array_numbers_decode_as_json_loads_does():
+    text = '[{"n": 1, "f": 0.25, "e": 1e3, "neg": -7, "list": [1, [2.5, null, true]]}]'
+    (row,) = formats.read_json_array(io.StringIO(text))
+    assert row == json.loads(text)[0]
+    assert [type(v) for v in row.values()][:4] == [int, float, float, int]
 
 
 def test_json_reader_refuses_a_non_array():
@@ -54,7 +83,8 @@ def test_json_reader_refuses_a_non_array():
 def test_csv_columns_map_to_row_fields():
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["external_id", "text", "data.title", "metadata.source", "predictions", "domain", "language", "gold", "status"])
+    writer.writerow(["external_id", "text", "data.title", "metadata.source", "predictions", "domain", "language",
+        "gold", "status"])
     writer.writerow(["a", "hello", "Hi", "crm", json.dumps([{"model_version": "v", "probabilities": {"cat": 1}}]),
                      "pets/cats", "en", "cat", "labeled"])
     writer.writerow(["b", "", "", "", "", "", "", "", ""])

@@ -22,7 +22,8 @@ def upload(name, content: bytes):
 
 def test_create_enqueues_the_job_only_after_commit(project, staff, queued, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl([row()])), actor=staff)
+        job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.jsonl", jsonl([row()])),
+            actor=staff)
         assert queued == []
     assert len(callbacks) == 1
     assert queued == [(import_jobs.IMPORT_TASK, job.pk)]
@@ -75,7 +76,8 @@ def test_a_bad_row_fails_the_job_and_writes_nothing(project, staff, queued):
 
 
 def test_a_file_that_is_not_json_fails_with_a_file_error(project, staff, queued):
-    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.json", b"[{\"external_id\": "), actor=staff)
+    job = import_jobs.import_job_create(project=project, uploaded_file=upload("a.json", b"[{\"external_id\": "),
+        actor=staff)
     job = import_jobs.import_job_run(job_id=job.pk)
     assert job.status == JobStatus.FAILED and job.errors
 

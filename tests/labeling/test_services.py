@@ -81,7 +81,8 @@ class TestItemsIngest:
         rows = [row(str(i), domain="pets", gold="dog",
                     annotations=[{"annotator": "crowd9", "label": "cat"}]) for i in range(5)]
         services.items_ingest(project=project, rows=rows)
-        counts = (Item.objects.count(), Prediction.objects.count(), GoldLabel.objects.count(), Annotation.objects.count())
+        counts = (Item.objects.count(), Prediction.objects.count(), GoldLabel.objects.count(),
+            Annotation.objects.count())
         again = services.items_ingest(project=project, rows=rows)
         assert (again.created, again.updated, again.predictions_added, again.annotations_added) == (0, 0, 0, 0)
         assert len(again.item_ids) == 5
@@ -102,7 +103,8 @@ class TestItemsIngest:
         assert set(stored) == {("", "clf-1"), ("", "clf-2"), ("other", "clf-1")}
 
     def test_re_sent_items_update_only_given_changed_fields(self, project):
-        services.items_ingest(project=project, rows=[row("a", metadata={"k": 1}, language="en", domain="x", gold="cat")])
+        services.items_ingest(project=project,
+            rows=[row("a", metadata={"k": 1}, language="en", domain="x", gold="cat")])
         item = Item.objects.get()
         result = services.items_ingest(project=project, rows=[row("a", data={"text": "new"}, gold="dog")])
         assert (result.created, result.updated) == (0, 1)
@@ -117,7 +119,8 @@ class TestItemsIngest:
         assert services.items_ingest(project=project, rows=[row("a", gold="dog")]).updated == 1
 
     def test_a_batch_with_one_bad_row_writes_nothing(self, project):
-        rows = [row("a", domain="new/domain", annotations=[{"annotator": "ghost", "label": "cat"}]), row("b", gold="emu")]
+        rows = [row("a", domain="new/domain", annotations=[{"annotator": "ghost", "label": "cat"}]),
+            row("b", gold="emu")]
         with pytest.raises(services.IngestValidationError) as excinfo:
             services.items_ingest(project=project, rows=rows)
         assert [(e.row, e.field) for e in excinfo.value.errors] == [(1, "gold")]

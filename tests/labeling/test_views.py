@@ -30,7 +30,8 @@ def test_import_page_is_for_staff_only(client, annotator_user, project):
     assert not ImportJob.objects.exists()
 
 
-def test_upload_queues_a_job_and_shows_its_progress_page(staff_client, project, queued, django_capture_on_commit_callbacks):
+def test_upload_queues_a_job_and_shows_its_progress_page(staff_client, project, queued,
+    django_capture_on_commit_callbacks):
     page = staff_client.get(reverse("labeling:project_import", args=[project.slug]))
     assert page.status_code == 200
     assert "Content-Security-Policy" in page.headers and "script-src 'self'" in page.headers["Content-Security-Policy"]
@@ -45,7 +46,8 @@ def test_upload_queues_a_job_and_shows_its_progress_page(staff_client, project, 
 
 
 def test_upload_of_a_wrong_file_type_is_refused_on_the_form(staff_client, project, queued):
-    response = staff_client.post(reverse("labeling:import"), {"project": project.pk, "file": jsonl_file([row()], "x.xlsx")})
+    response = staff_client.post(reverse("labeling:import"),
+        {"project": project.pk, "file": jsonl_file([row()], "x.xlsx")})
     assert response.status_code == 200
     assert "expected a .jsonl" in response.content.decode()
     assert not ImportJob.objects.exists()

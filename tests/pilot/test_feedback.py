@@ -158,7 +158,8 @@ class TestReliabilityRefresh:
         assert before.posterior["dog"] == pytest.approx(before.posterior["bird"])
 
         reliabilities.accuracy_refresh(now=LATER)
-        stored = {r.annotator.username: r for r in AnnotatorReliability.objects.filter(project=proj).select_related("annotator")}
+        stored = {r.annotator.username: r
+            for r in AnnotatorReliability.objects.filter(project=proj).select_related("annotator")}
         dog, bird = CLASSES.index("dog"), CLASSES.index("bird")
         assert stored["good"].confusion[dog][dog] > 0.7 > stored["bad"].confusion[dog][dog]
         assert stored["bad"].confusion[dog][bird] > 0.5
@@ -398,12 +399,14 @@ def test_the_training_export_carries_expert_labels_rationales_and_factors(admin_
     ingest_at(proj, [row("hard", UNSURE), row("split", MIDDLING), row("easy", MIDDLING)])
     claimed = claims.assignment_claim_next(user=ada, project=proj, now=LATER)
     submissions.assignment_submit(
-        assignment_id=claimed.pk, user=ada, label="dog", rationale="the bark gives it away", factors=["jargon"], now=LATER
+        assignment_id=claimed.pk, user=ada, label="dog", rationale="the bark gives it away", factors=["jargon"],
+        now=LATER
     )
     for user, labels in ((crowd1, {"split": "cat", "easy": "cat"}), (crowd2, {"split": "bird", "easy": "cat"})):
         for _ in range(2):
             slot = claims.assignment_claim_next(user=user, project=proj, now=LATER)
-            submissions.assignment_submit(assignment_id=slot.pk, user=user, label=labels[slot.item.external_id], now=LATER)
+            submissions.assignment_submit(assignment_id=slot.pk, user=user, label=labels[slot.item.external_id],
+                now=LATER)
 
     def export(subset):
         response = admin_client.get(f"/api/projects/{proj.slug}/export?subset={subset}")

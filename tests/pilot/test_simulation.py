@@ -271,7 +271,10 @@ def test_same_seed_same_output_and_other_seeds_change_the_order():
     assert one.to_dict() == again.to_dict()
     assert [s.item for s in one.result.steps] == [s.item for s in again.result.steps]
     other = simulate(data, CROWD_POLICY, seed=5, shuffle_judgments=True, record_steps=True)
-    first_round = lambda report: [s.item for s in report.result.steps if s.round == 1]
+
+    def first_round(report):
+        return [s.item for s in report.result.steps if s.round == 1]
+
     assert first_round(one) != first_round(other)
     assert sorted(first_round(one)) == sorted(first_round(other))
 

@@ -91,10 +91,10 @@ def test_api_is_staff_only_and_validates_parameters(history, admin_user):
 @pytest.mark.parametrize(
     ("value", "end", "expected"),
     [
-        ("2026-03-04", False, dt.datetime(2026, 3, 4, tzinfo=dt.timezone.utc)),
-        ("2026-03-04", True, dt.datetime(2026, 3, 5, tzinfo=dt.timezone.utc)),
-        ("2026-03-04T10:30:00", True, dt.datetime(2026, 3, 4, 10, 30, tzinfo=dt.timezone.utc)),
-        ("2026-03-04T10:30:00+02:00", False, dt.datetime(2026, 3, 4, 8, 30, tzinfo=dt.timezone.utc)),
+        ("2026-03-04", False, dt.datetime(2026, 3, 4, tzinfo=dt.UTC)),
+        ("2026-03-04", True, dt.datetime(2026, 3, 5, tzinfo=dt.UTC)),
+        ("2026-03-04T10:30:00", True, dt.datetime(2026, 3, 4, 10, 30, tzinfo=dt.UTC)),
+        ("2026-03-04T10:30:00+02:00", False, dt.datetime(2026, 3, 4, 8, 30, tzinfo=dt.UTC)),
     ],
 )
 def test_parse_bound_reads_dates_as_whole_days(value, end, expected):

@@ -41,7 +41,8 @@ def test_a_consensus_resting_on_an_annotator_now_known_as_a_spammer_is_asked_aga
     assert (item.status, item.final_source, item.final_label) == (ItemStatus.LABELED, "consensus", "dog")
     assert reliabilities.consensus_recheck(project=proj, now=NOW) == 0
     spammer = tuple(tuple(1 / 3 for _ in CLASSES) for _ in CLASSES)
-    reliabilities.annotator_reliabilities_save(project=proj, reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
+    reliabilities.annotator_reliabilities_save(project=proj,
+        reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
     assert reliabilities.consensus_recheck(project=proj, now=NOW) == 1
     item.refresh_from_db()
     assert item.status == ItemStatus.IN_CROWD_REVIEW and item.final_label == ""
@@ -56,7 +57,8 @@ def test_recheck_leaves_projects_whose_policy_does_not_ask_for_it_alone():
     ingest_at(proj, [unpredicted("x")])
     label_next(crowd, proj, "dog")
     spammer = tuple(tuple(1 / 3 for _ in CLASSES) for _ in CLASSES)
-    reliabilities.annotator_reliabilities_save(project=proj, reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
+    reliabilities.annotator_reliabilities_save(project=proj,
+        reliabilities=[AnnotatorReliability(crowd.pk, spammer, 50.0)])
     assert reliabilities.consensus_recheck(project=proj, now=NOW) == 0
 
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from labeling.models import FinalSource, Item
-from routing import inputs, policies, reliabilities, selectors
 from pilot.readers import History, PilotData
 from pilot.simulation import prepare, run_pilot
+from routing import inputs, policies, reliabilities, selectors
 from routing.engine.policy import DEFAULT_POLICY, evaluate
 from routing.engine.temperature import MIN_ITEMS, fit_temperature, temperature_changed, tempered
 from routing.engine.types import ItemInput, Outcome, PredictionInput

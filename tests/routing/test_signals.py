@@ -179,7 +179,8 @@ def test_compute_signals_counts_roles_and_labels():
     s = compute_signals(item, PolicyConfig(model_prior_weight=0.0), {})
     assert (s["annotation_count"], s["crowd_count"], s["expert_count"]) == (5, 3, 2)
     assert s["agreement"] == 0.6 and s["distinct_labels"] == 3 and s["consensus_gap"] == 0.4
-    # Priors 0.7 crowd / 0.9 expert, no model: cat ∝ .7·.7·.15·.9·.05, dog ∝ .15·.15·.7·.05·.05, fox ∝ .15·.15·.15·.05·.9
+    # Priors 0.7 crowd / 0.9 expert, no model:
+    # cat ∝ .7·.7·.15·.9·.05, dog ∝ .15·.15·.7·.05·.05, fox ∝ .15·.15·.15·.05·.9
     cat, dog, fox = 0.7 * 0.7 * 0.15 * 0.9 * 0.05, 0.15 * 0.15 * 0.7 * 0.05 * 0.05, 0.15 * 0.15 * 0.15 * 0.05 * 0.9
     assert s["posterior_confidence"] == pytest.approx(cat / (cat + dog + fox))
 

@@ -355,7 +355,8 @@ class TestSubmit:
         ingest_at(proj, [row("a", MIDDLING)])
         claimed = claims.assignment_claim_next(user=crowd, project=proj, now=LATER)
         annotation = submissions.assignment_submit(
-            assignment_id=claimed.pk, user=crowd, label="cat", time_spent_ms=60_000, now=LATER + dt.timedelta(seconds=59)
+            assignment_id=claimed.pk, user=crowd, label="cat", time_spent_ms=60_000,
+            now=LATER + dt.timedelta(seconds=59)
         )
         assert annotation.time_spent_ms == 60_000
 
@@ -459,7 +460,8 @@ class TestReview:
     def test_override_needs_a_label_and_a_reason_and_replaces_the_final_label(self):
         _, reviewer, claimed = self._reviewed_item()
         with pytest.raises(exceptions.AssignmentInvalid) as caught:
-            submissions.review_submit(assignment_id=claimed.pk, user=reviewer, verdict="override", label="cat", now=LATER)
+            submissions.review_submit(assignment_id=claimed.pk, user=reviewer, verdict="override", label="cat",
+                now=LATER)
         assert set(caught.value.errors) == {"label", "reason"}
         review = submissions.review_submit(
             assignment_id=claimed.pk, user=reviewer, verdict="override", label="dog", reason="clearly a dog", now=LATER

@@ -116,7 +116,8 @@ class TestSubmit:
         proj = project()
         now_ingest(proj, [row("a", MIDDLING)])
         claimed = client_for(c1).post(f"/api/projects/{proj.slug}/next").json()
-        response = client_for(c2).post(f"/api/assignments/{claimed['assignment']}/submit", {"label": "cat"}, format="json")
+        response = client_for(c2).post(f"/api/assignments/{claimed['assignment']}/submit", {"label": "cat"},
+            format="json")
         assert response.status_code == 404
         missing = client_for(c2).post("/api/assignments/999999/submit", {"label": "cat"}, format="json")
         assert missing.status_code == 404 and missing.json().keys() == response.json().keys()

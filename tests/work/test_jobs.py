@@ -273,7 +273,8 @@ class TestAccuracyRefresh:
             (a.expert.user.username, a.domain_id): (a.gold_correct, a.gold_total)
             for a in ExpertAccuracy.objects.select_related("expert__user")
         }
-        assert rows == {("good", None): (4, 4), ("good", pets.pk): (4, 4), ("bad", None): (0, 4), ("bad", pets.pk): (0, 4)}
+        assert rows == {("good", None): (4, 4), ("good", pets.pk): (4, 4), ("bad", None): (0, 4),
+            ("bad", pets.pk): (0, 4)}
         assert ExpertAccuracy.objects.get(expert__user=good, domain=None).accuracy > 0.8
         assert ExpertAccuracy.objects.get(expert__user=bad, domain=None).accuracy < 0.8
         assert result.reliabilities == {"pets": 2}
@@ -281,7 +282,8 @@ class TestAccuracyRefresh:
         dog = 1
         assert confusion[good.pk][dog, dog] > 0.7 > confusion[bad.pk][dog, dog]
         # Routing reads them.
-        assert set(inputs.reliabilities_for(project_ids=[proj.pk], annotator_ids=[good.pk], projects={proj.pk: proj})[proj.pk]) == {good.pk}
+        assert set(inputs.reliabilities_for(project_ids=[proj.pk], annotator_ids=[good.pk],
+            projects={proj.pk: proj})[proj.pk]) == {good.pk}
 
     def test_an_expert_is_not_credited_for_agreeing_with_their_own_label(self):
         ada = person(Role.EXPERT, name="ada")
@@ -291,7 +293,8 @@ class TestAccuracyRefresh:
         ingest_at(proj, [row("b", MIDDLING)])
         for user, label in ((ada, "dog"), (crowd, "cat")):
             claimed = claims.assignment_claim_next(user=user, project=proj, now=LATER)
-            submissions.assignment_submit(assignment_id=claimed.pk, user=user, label=label, rationale="because", now=LATER)
+            submissions.assignment_submit(assignment_id=claimed.pk, user=user, label=label, rationale="because",
+                now=LATER)
         reliabilities.accuracy_refresh(now=LATER)
         assert not ExpertAccuracy.objects.filter(expert__user=ada).exists()
         crowd_row = ExpertAccuracy.objects.get(expert__user=crowd, domain=None)

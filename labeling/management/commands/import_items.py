@@ -39,7 +39,8 @@ class Command(BaseCommand):
         parser.add_argument("--format", choices=formats.FORMATS, help="Default: from the file name or content.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bars (e.g. in logs).")
 
-    def handle(self, *args, file: Path, project: str, batch_size: int, format: str | None, no_progress: bool, **options):
+    def handle(self, *args, file: Path, project: str, batch_size: int, format: str | None, no_progress: bool,
+        **options):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         try:

@@ -71,5 +71,6 @@ class Command(BaseCommand):
         self.stderr.write(
             f"{'met' if result.met else 'NOT met'}: posterior >= {chosen['consensus_min_posterior']}, overlap "
             f"{chosen['crowd_overlap']}, top probability >= {chosen['auto_accept_min_top_probability']}; held-out "
-            f"accuracy {held['accuracy']:.4f}, {held['labels_per_item']:.2f} labels/item, cost {held['cost_per_item']:.2f}/item"
+            f"accuracy {held['accuracy']:.4f}, {held['labels_per_item']:.2f} labels/item, "
+            f"cost {held['cost_per_item']:.2f}/item"
         )

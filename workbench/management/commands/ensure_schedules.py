@@ -8,5 +8,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         for schedule in schedules_ensure():
-            every = f"every {schedule.minutes} min" if schedule.minutes else schedule.get_schedule_type_display().lower()
+            every = (
+                f"every {schedule.minutes} min" if schedule.minutes else schedule.get_schedule_type_display().lower()
+            )
             self.stdout.write(f"{schedule.name}: {schedule.func} ({every})")

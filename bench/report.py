@@ -1,0 +1,276 @@
+"""One run of the benchmarks on the current code, written to docs/benchmarks.md (`make bench`).
+
+Usage:
+    .venv/bin/python bench/report.py [--pg-url URL | --no-postgres] [--out docs/benchmarks.md]
+        [--ingest-items 20000] [--claim-slots 1000] [--claim-seconds 5] [--http-items 2000]
+        [--http-seconds 10] [--auth-requests 2000] [--simulate-items 10000] [--page-requests 30]
+        [--page-items 300] [--dashboard-items 30000] [--dashboard-annotations 100000]
+
+Runs each script of bench/ in its own process with `--json`, in this order: ingest (SQLite, then
+PostgreSQL), claim latency, the HTTP next/submit loop and token authentication (PostgreSQL), the
+simulator's replay (no database), the labeling page (the demo, SQLite), the dashboard (SQLite). SQLite
+runs use scratch files in a temporary folder; PostgreSQL runs use --pg-url (created if missing; the
+scripts delete the projects they make). The 1-minute load average is read before and after each script
+and printed next to its figures: on a shared machine it says how much the figures are worth.
+
+The page records the machine (CPU model, cores), the date, the git commit (marked "+ uncommitted changes"
+when the tree is dirty) and the sizes used. The defaults finish in a few minutes on a 2-core machine;
+each script's own defaults (bench/<script>.py --help) are the larger sizes its aims are set at.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+PY = sys.executable
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/workbench_bench"
+
+
+@dataclass
+class Run:
+    """One script's figures and the 1-minute load average before and after it."""
+
+    name: str
+    figures: dict[str, Any] | None
+    load_before: float
+    load_after: float
+    seconds: float
+    error: str = ""
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # (what, figure, note)
+
+    @property
+    def load(self) -> str:
+        return f"{self.load_before:.1f} → {self.load_after:.1f}"
+
+
+def run_script(name: str, script: str, args: list[str], *, database_url: str | None) -> Run:
+    env = {**os.environ, "DEBUG": "false"}
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as out:
+        path = pathlib.Path(out.name)
+    before, started = os.getloadavg()[0], time.perf_counter()
+    print(f"--- {name}: bench/{script} {' '.join(args)}", flush=True)
+    process = subprocess.run(
+        [PY, str(ROOT / "bench" / script), *args, "--json", str(path)], cwd=ROOT, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    print(process.stdout, flush=True)
+    after, seconds = os.getloadavg()[0], time.perf_counter() - started
+    figures = json.loads(path.read_text()) if path.stat().st_size else None
+    path.unlink()
+    error = "" if process.returncode == 0 and figures else f"failed (exit {process.returncode}); see the console"
+    return Run(name, figures, before, after, seconds, error)
+
+
+def ensure_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[-1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def postgres_version(url: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return str(conn.execute("SHOW server_version").fetchone()[0]).split()[0]
+
+
+# --- rows of the table, one function per script -----------------------------------------------------------
+
+
+def ingest_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
+    n = f"{f['items']:,} items, {f['classes']} classes"
+    return [
+        ("`items_ingest`", f"{f['ingest_per_s']:,.0f} items/s",
+         f"{n}; {f['ingest_over_floor']:.2f}x a plain bulk_create, {f['ingest_over_raw']:.2f} of a raw "
+         f"COPY/executemany ({f['raw_floor_per_s']:,.0f}/s)"),
+        ("re-ingest of known rows", f"{f['reingest_per_s']:,.0f} items/s", "idempotent: nothing written"),
+        ("`items_route` (routing the ingested items)", f"{f['routing_per_s']:,.0f} items/s", "decisions and slots"),
+        ("ingest + routing", f"{f['combined_per_s']:,.0f} items/s", ""),
+    ]
+
+
+def claim_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
+    rows = [
+        (f"claim, {c['claimers']} claimer{'s' if c['claimers'] > 1 else ''}",
+         f"median {c['median_ms']:.2f} ms, p95 {c['p95_ms']:.2f} ms",
+         f"{c['per_s']:,.0f} claims/s, {c['claims']:,} claims, client CPU {c['client_cpu_ms']:.2f} ms/claim")
+        for c in f["claims"]
+    ]
+    h = f.get("http")
+    if h:
+        rows.append((
+            f"HTTP loop: next + submit, {h['clients']} annotators, gunicorn x{h['workers']}",
+            f"{h['per_s']:,.0f} annotations/s",
+            f"{h['errors']} errors; next median {h['next_median_ms']:.1f} ms (p95 {h['next_p95_ms']:.1f}), "
+            f"submit median {h['submit_median_ms']:.1f} ms (p95 {h['submit_p95_ms']:.1f})",
+        ))
+    rows += [
+        (f"token authentication (`{dotted.rsplit('.', 1)[-1]}`)",
+         f"median {r['median_us']:.0f} µs, p95 {r['p95_us']:.0f} µs", f"mean {r['mean_us']:.0f} µs per request")
+        for dotted, r in (f.get("auth") or {}).items()
+    ]
+    return rows
+
+
+def simulate_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [(
+        f"replay of {f['judgments']:,} judgments ({f['items']:,} items)",
+        f"{f['seconds']:.1f} s ({f['per_s']:,.0f} judgments/s)",
+        f"adaptive accuracy {f['accuracy']:.3f} at {f['labels_per_item']:.2f} labels/item",
+    )]
+
+
+def page_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        (p["name"], f"median {p['median_ms']:.1f} ms, p90 {p['p90_ms']:.1f} ms", f"{p['queries']} queries, n={p['n']}")
+        for p in f["pages"]
+    ]
+
+
+def dashboard_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
+    size = f"{f['items']:,} items, {f['annotations']:,} annotations, median of {f['runs']}"
+    return [
+        (f"dashboard {p['name']}", f"{p['median_ms']:.0f} ms", f"{size}; {p['queries']} queries")
+        for p in f["pages"] if not p["name"].startswith("api ")
+    ]
+
+
+# --- the page ---------------------------------------------------------------------------------------------
+
+
+def cpu_model() -> str:
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git(*args: str) -> str:
+    return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def code_version(out: pathlib.Path) -> str:
+    """The commit measured, read before the first script runs (edits made during the run are not measured);
+    the page being rewritten does not count as a change."""
+    changes = git("status", "--porcelain", "--untracked-files=no", "--", ".", f":!{out.resolve().relative_to(ROOT)}")
+    dirty = " + uncommitted changes" if changes else ""
+    return f"`{git('rev-parse', '--short', 'HEAD')}`{dirty} ({git('log', '-1', '--format=%s')[:80]})"
+
+
+def render(runs: list[tuple[str, Run]], *, pg: str, started: dt.datetime, version: str, command: str) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`bench/report.py`): one run of the code at the commit below, every figure from",
+        "that run. Do not edit by hand; run it again. The load average (1 minute, before → after the script",
+        "that gave the figure) shows how busy the machine was: on a shared machine figures taken at a load",
+        "above the core count are pessimistic.",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC",
+        f"- commit: {version}",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()}; PostgreSQL {pg} on the same machine",
+        f"- command: `{command}`",
+        "",
+        "| script | database | what | figure | notes | load |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (database, run) in runs:
+        if run.error:
+            lines.append(f"| {run.name} | {database} | | {run.error} | | {run.load} |")
+        for what, figure, note in run.rows:
+            lines.append(f"| {run.name} | {database} | {what} | {figure} | {note} | {run.load} |")
+    lines += [
+        "",
+        "Each script's docstring says what it measures and the aims set for it; their default sizes are larger",
+        "than these (for instance `bench/ingest.py --n 100000`, `bench/dashboard.py` with 1,000,000 annotations).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_PG)
+    parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL rows")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    parser.add_argument("--ingest-items", type=int, default=20_000)
+    parser.add_argument("--claim-slots", type=int, default=1000)
+    parser.add_argument("--claim-seconds", type=float, default=5)
+    parser.add_argument("--http-items", type=int, default=2000)
+    parser.add_argument("--http-seconds", type=float, default=10)
+    parser.add_argument("--auth-requests", type=int, default=2000)
+    parser.add_argument("--simulate-items", type=int, default=10_000)
+    parser.add_argument("--page-requests", type=int, default=30)
+    parser.add_argument("--page-items", type=int, default=300)
+    parser.add_argument("--dashboard-items", type=int, default=30_000)
+    parser.add_argument("--dashboard-annotations", type=int, default=100_000)
+    args = parser.parse_args()
+
+    started = dt.datetime.now(dt.UTC)
+    version = code_version(pathlib.Path(args.out))
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="workbench-bench-"))
+    sqlite = {name: f"sqlite:///{scratch / name}.sqlite3" for name in ("ingest", "page", "dashboard")}
+    pg = "not measured"
+    if not args.no_postgres:
+        ensure_postgres_database(args.pg_url)
+        pg = postgres_version(args.pg_url)
+
+    plan: list[tuple[str, str, str, list[str], str | None, Callable[[dict[str, Any]], list[tuple[str, str, str]]]]]
+    plan = [("ingest", "SQLite", "ingest.py", ["--n", str(args.ingest_items)], sqlite["ingest"], ingest_rows)]
+    if not args.no_postgres:
+        plan += [
+            ("ingest", "PostgreSQL", "ingest.py", ["--n", str(args.ingest_items)], args.pg_url, ingest_rows),
+            ("claim", "PostgreSQL", "claim.py",
+             ["--slots", str(args.claim_slots), "--seconds", str(args.claim_seconds), "--http-items",
+              str(args.http_items), "--http-seconds", str(args.http_seconds), "--auth-requests",
+              str(args.auth_requests), "--auth-rounds", "2"], args.pg_url, claim_rows),
+        ]
+    plan += [
+        ("simulate", "none", "simulate.py", ["--items", str(args.simulate_items)], None, simulate_rows),
+        ("labeling_page", "SQLite", "labeling_page.py",
+         ["--requests", str(args.page_requests), "--items", str(args.page_items)], sqlite["page"], page_rows),
+        ("dashboard", "SQLite", "dashboard.py",
+         ["--items", str(args.dashboard_items), "--annotations", str(args.dashboard_annotations)],
+         sqlite["dashboard"], dashboard_rows),
+    ]
+    runs = []
+    for name, database, script, script_args, url, rows in plan:
+        run = run_script(name, script, script_args, database_url=url)
+        if run.figures:
+            run.rows = rows(run.figures)
+        runs.append((database, run))
+    shutil.rmtree(scratch)
+    command = "bench/report.py " + " ".join(sys.argv[1:]) if sys.argv[1:] else "make bench"
+    out = pathlib.Path(args.out)
+    out.write_text(render(runs, pg=pg, started=started, version=version, command=command))
+    failed = [run.name for _, run in runs if run.error]
+    print(f"wrote {out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
