@@ -8,11 +8,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core import access
 from dashboards import reports, selectors
 from dashboards.forms import DashboardFilterForm
 from dashboards.presentation import reports_for
 from dashboards.rollup import ALL_ROUTES
-from core import access
 from labeling import api_support
 from labeling.models import Project
 
@@ -66,13 +66,15 @@ class MetricView(APIView):
     )
     def get(self, request: Request, name: str) -> Response:
         if name not in reports.REPORTS:
-            return Response({"detail": f"Unknown metric {name!r}; metrics are {', '.join(reports.METRIC_NAMES)}."}, status=404)
+            return Response({"detail": f"Unknown metric {name!r}; metrics are {', '.join(reports.METRIC_NAMES)}."},
+                status=404)
         principal = access.principal_of(request)
         slug = request.query_params.get("project") or ""
         if slug:
             project = Project.objects.filter(slug=slug).first()
             if project is None:
-                return Response({"errors": [{"field": "project", "message": f"no project with slug {slug!r}"}]}, status=400)
+                return Response({"errors": [{"field": "project", "message": f"no project with slug {slug!r}"}]},
+                    status=400)
             access.require(request, access.DASHBOARDS, project_id=project.pk)
             projects = [project]
         else:

@@ -52,11 +52,13 @@ def _links(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {"customdata": urls} if any(urls) else {}
 
 
-def _trace(kind: str, x: Sequence[Any], y: Sequence[Any], rows: Sequence[Mapping[str, Any]] = (), **spec: Any) -> dict[str, Any]:
+def _trace(kind: str, x: Sequence[Any], y: Sequence[Any], rows: Sequence[Mapping[str, Any]] = (),
+    **spec: Any) -> dict[str, Any]:
     return {"type": kind, "x": _values(x), "y": _values(y), **_links(rows), **spec}
 
 
-def _figure(traces: Sequence[dict[str, Any]], title: str, empty: bool, *, note: str = "", **layout: Any) -> dict[str, Any]:
+def _figure(traces: Sequence[dict[str, Any]], title: str, empty: bool, *, note: str = "",
+    **layout: Any) -> dict[str, Any]:
     layout = {"title": {"text": title}, **layout}
     message = "No data in scope" if empty else note
     if message:
@@ -96,7 +98,8 @@ def _interval_chart(table: Table, key: str, title: str, *, horizontal: bool = Tr
                        yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows)))
     trace = _trace("scatter", names, accuracy, rows, mode="markers", error_y=error, hovertext=hover, hoverinfo="text",
                    marker={"size": 10, "color": PALETTE[0]})
-    return _figure([trace], title, not rows, yaxis={"range": [0, 1.02], "tickformat": ".0%"}, xaxis={"type": "category"})
+    return _figure([trace], title, not rows, yaxis={"range": [0, 1.02], "tickformat": ".0%"},
+        xaxis={"type": "category"})
 
 
 def _series(report: Report, weekly: str, daily: str) -> tuple[list[Mapping[str, Any]], list[str], str, str]:
@@ -147,7 +150,8 @@ def agreement(report: Report) -> list[Chart]:
                  for k, title in AGREEMENT_MEASURES]
     # Horizontal bars: domain paths are long, and on the vertical axis they are never cut or overlapped.
     domains = _rows(report.table("agreement_by_domain"))
-    by_domain = [_trace("bar", [r[k] for r in domains], _labels(domains, "domain"), domains, name=title, orientation="h")
+    by_domain = [_trace("bar", [r[k] for r in domains], _labels(domains, "domain"), domains, name=title,
+        orientation="h")
                  for k, title in AGREEMENT_MEASURES]
     # Cohen's kappa where pairs share enough items; otherwise their raw agreement, so the chart still shows
     # who agrees with whom (the table has both).
@@ -240,14 +244,16 @@ def escalation_value(report: Report) -> list[Chart]:
                                horizontal=False)
     costs = _rows(report.table("cost_by_route"))
     bars = [
-        _trace("bar", _labels(costs, "route"), [r["cost_per_correct"] for r in costs], costs, name="Per correct label (gold)",
+        _trace("bar", _labels(costs, "route"), [r["cost_per_correct"] for r in costs], costs,
+            name="Per correct label (gold)",
                marker={"color": PALETTE[0]}),
         _trace("bar", _labels(costs, "route"), [r["cost_per_label"] for r in costs], costs, name="Per labelled item",
                marker={"color": "#9fb3d9"}),
     ]
     return [
         Chart("escalation_accuracy", "Before and after escalation", accuracy, "escalation_accuracy"),
-        Chart("cost_by_route", "Cost per label", _figure(bars, "Cost by route (crowd label = 1 unit)", not costs, barmode="group",
+        Chart("cost_by_route", "Cost per label",
+            _figure(bars, "Cost by route (crowd label = 1 unit)", not costs, barmode="group",
               xaxis={"type": "category"}), "cost_by_route"),
     ]
 
@@ -268,13 +274,15 @@ def flow(report: Report) -> list[Chart]:
             "Items by status", not statuses, xaxis={"type": "category"}), "status_counts"),
         Chart("escalation_over_time", "Escalation rate", _figure(
             escalation, f"Escalation rate {suffix}", not series, note=note, yaxis={"title": {"text": "items"}},
-            xaxis={"type": "category"}, yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}),
+            xaxis={"type": "category"},
+            yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero"}),
             "escalation_by_day" if suffix.endswith("day of ingest") else "escalation_by_week"),
         Chart("expert_utilisation", "Expert utilisation", _figure(
             [_trace("bar", [r["utilisation"] for r in experts], _labels(experts, "annotator"), orientation="h",
                     hovertext=[f"{r['open']} of {r['capacity']}" for r in experts])],
             "Expert utilisation (open / capacity)", not experts, xaxis={"tickformat": ".0%", "rangemode": "tozero"},
-            yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(experts))), "expert_utilisation"),
+            yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(experts))),
+                "expert_utilisation"),
         Chart("coverage_gaps", "Coverage gaps", _figure(
             [_trace("bar", [r["uncovered_hours"] for r in gaps], _labels(gaps, "domain"), gaps, orientation="h",
                     marker={"color": ROUTE_COLOURS["expert"]})],
@@ -296,7 +304,8 @@ def model_quality(report: Report) -> list[Chart]:
         bars = [_trace("bar", [r["macro_f1"] for r in rows], names, rows, orientation="h", name="Macro F1 on gold")]
         return [Chart("model_by_project", "Latest model by project", _figure(
             bars, "Macro F1 on gold of each project's latest model", not rows, xaxis={"range": [0, 1.02]},
-            yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows))), "model_by_project")]
+            yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows))),
+                "model_by_project")]
     rows = [r for r in report.table("model_by_class").rows if r["reference"] == "gold"]
     versions = sorted({r["model_version"] for r in rows})
     bars = [
@@ -328,8 +337,10 @@ def effort(report: Report) -> list[Chart]:
         _trace("bar", [r["work_units"] - r["items"] for r in rows], names, orientation="h", name="Difficulty weighting",
                marker={"color": PALETTE[1]}),
     ]
-    return [Chart("effort", "Work units", _figure(bars, f"Work units by annotator (top {MAX_BARS})", not rows, barmode="stack",
-                  yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows), per=24)), "effort")]
+    return [Chart("effort", "Work units",
+        _figure(bars, f"Work units by annotator (top {MAX_BARS})", not rows, barmode="stack",
+                  yaxis={"autorange": "reversed", "type": "category"}, height=_category_height(len(rows), per=24)),
+                      "effort")]
 
 
 def drift(report: Report) -> list[Chart]:
@@ -341,7 +352,8 @@ def drift(report: Report) -> list[Chart]:
         bars = [_trace("bar", [r["psi"] for r in rows], names, rows, orientation="h", name="Largest PSI",
                        marker={"color": [ROUTE_COLOURS["expert"] if r["alert"] else PALETTE[0] for r in rows]})]
         return [Chart("drift_by_model", "Drift by model", _figure(
-            bars, "Largest PSI by project and model version", not rows, yaxis={"autorange": "reversed", "type": "category"},
+            bars, "Largest PSI by project and model version", not rows,
+            yaxis={"autorange": "reversed", "type": "category"},
             height=_category_height(len(rows))), "drift")]
     chosen = next((r for r in reversed(summary) if r["recent_items"]), summary[-1] if summary else None)
     version = chosen["model_version"] if chosen else None

@@ -9,7 +9,6 @@ from dashboards.rollup import ALL_ROUTES
 from dashboards.selectors import Scope
 from labeling.models import ItemStatus, Project
 
-
 # ISO dates only, as the API documents (format: date); the page's date inputs send them too.
 ISO_DATE = ["%Y-%m-%d"]
 
@@ -45,7 +44,8 @@ class DashboardFilterForm(forms.Form):
         )
 
     def errors_list(self) -> list[dict[str, str]]:
-        return [{"field": field, "message": str(message)} for field, messages in self.errors.items() for message in messages]
+        return [{"field": field, "message": str(message)} for field, messages in self.errors.items()
+            for message in messages]
 
 
 class ItemSearchForm(DashboardFilterForm):

@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 
 from django.urls import reverse
 
-from dashboards import charts, reports, selectors
 from core.access import Principal, sees_names
+from dashboards import charts, reports, selectors
 from dashboards.selectors import Scope
 from dashboards.tables import Report, annotator_ids, annotator_labels, link_items, name_annotators
 

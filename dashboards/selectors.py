@@ -155,7 +155,8 @@ def items_search(
     return qs.select_related("project", "domain", "gold").order_by("-created_at", "-pk")
 
 
-ANNOTATOR_SUMS = ("annotations", "items", "time_ms", "escalated_items", "disagreement_items", "gold_items", "gold_correct")
+ANNOTATOR_SUMS = ("annotations", "items", "time_ms", "escalated_items", "disagreement_items", "gold_items",
+    "gold_correct")
 
 
 def annotator_stats(scope: Scope) -> list[dict[str, Any]]:

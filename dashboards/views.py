@@ -12,11 +12,11 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.utils.http import urlencode
 
+from core import access
 from dashboards import reports, selectors
 from dashboards.forms import DashboardFilterForm, ItemSearchForm
 from dashboards.presentation import reports_for
 from dashboards.tables import table_csv
-from core import access
 from labeling.models import Project
 
 FILTER_FIELDS = ("since", "until", "domain", "route")

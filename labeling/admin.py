@@ -88,7 +88,8 @@ class ProjectAdmin(AuditedModelAdmin):
 
 @admin.register(Item)
 class ItemAdmin(AuditedModelAdmin):
-    list_display = ("external_id", "project", "status", "final_label", "final_source", "domain", "language", "created_at")
+    list_display = ("external_id", "project", "status", "final_label", "final_source", "domain", "language",
+        "created_at")
     list_filter = ("project", "status", "final_source", "language")
     search_fields = ("external_id",)
     # project and domain are shown in every row: join them instead of one query per row.

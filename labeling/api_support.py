@@ -20,6 +20,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from labeling.storable import BODY_FIELD, DATETIME_SCHEMA
 
+
 class StrictTextMixin:
     """Only a JSON string is text: DRF's CharField also takes numbers (0 becomes "0"), which the schema's
     `type: string` says is invalid."""
@@ -72,7 +73,8 @@ def _flat_details(detail: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
     """DRF's nested error detail ({field: [messages]}, lists of those...) as (field path, message) pairs."""
     if isinstance(detail, dict):
         for key, value in detail.items():
-            name = BODY_FIELD if key == "non_field_errors" and not prefix else (f"{prefix}.{key}" if prefix else str(key))
+            name = BODY_FIELD if key == "non_field_errors" and not prefix else (
+                f"{prefix}.{key}" if prefix else str(key))
             yield from _flat_details(value, name)
     elif isinstance(detail, list):
         nested = any(isinstance(value, (dict, list)) for value in detail)

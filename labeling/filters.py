@@ -21,7 +21,8 @@ class StorableIsoDateTimeField(IsoDateTimeField):
             return None
         problem = datetime_problem(value)
         if problem:
-            raise forms.ValidationError(f"{problem}; give a UTC offset from -15:59 to +15:59, as in 2026-01-01T00:00:00Z")
+            raise forms.ValidationError(
+                f"{problem}; give a UTC offset from -15:59 to +15:59, as in 2026-01-01T00:00:00Z")
         return to_utc(value)
 
 

@@ -84,7 +84,8 @@ def _clean(value: Any, max_depth: int) -> bool:
     return True
 
 
-def json_problem(value: Any, path: str = "", *, root: str = BODY_FIELD, max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
+def json_problem(value: Any, path: str = "", *, root: str = BODY_FIELD,
+    max_depth: int = MAX_JSON_DEPTH) -> tuple[str, str] | None:
     """The first (field path, message) that makes a parsed JSON value unstorable, or None.
 
     Walks without recursion, so any depth is safe to check. A bad key is named by its parent's path (the key

@@ -9,7 +9,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from core import access
-from labeling import import_jobs
 from core.http import accepts_large_body
 from labeling import import_jobs
 from labeling.models import ImportJob, JobStatus

@@ -116,7 +116,8 @@ def exclusions(item_ids: Sequence[int]) -> tuple[dict[int, set[int]], dict[int, 
         "project_id", "user_id"
     ):
         members[project_id].add(user_id)
-    roster = set(Expert.objects.filter(user__is_staff=False, user__is_superuser=False).values_list("user_id", flat=True))
+    roster = set(Expert.objects.filter(user__is_staff=False, user__is_superuser=False).values_list("user_id",
+        flat=True))
     for item_id, project_id in project_of.items():
         excluded[item_id] |= roster - members[project_id]
     rows = Assignment.objects.filter(item_id__in=item_ids, assignee__isnull=False).filter(

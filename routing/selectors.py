@@ -22,8 +22,8 @@ from experts.models import Role
 from experts.selectors import expert_snapshots
 from labeling.models import Item, ItemStatus, Project
 from labeling.presentation import reasons_without_hidden, without_hidden
-from routing.decision_inputs import inputs_from_dict
 from labeling.storable import UTC_MAX, datetime_problem, to_utc
+from routing.decision_inputs import inputs_from_dict
 from routing.engine.policy import evaluate, inputs_digest
 from routing.engine.types import (
     Decision,

@@ -1,6 +1,6 @@
 """Error responses: the workbench's own styled pages, and under /api/ the API's documented error shapes,
-`{"errors": [{"field": ..., "message": ...}]}` for bad content (400, 411, 413), else `{"detail": ...}`. Never a list of URL patterns or a traceback (those are
-DEBUG's pages, and DEBUG is off outside a local demo)."""
+`{"errors": [{"field": ..., "message": ...}]}` for bad content (400, 411, 413), else `{"detail": ...}`. Never a
+list of URL patterns or a traceback (those are DEBUG's pages, and DEBUG is off outside a local demo)."""
 from __future__ import annotations
 
 import logging

@@ -19,42 +19,26 @@ name is importable from here.
 """
 from __future__ import annotations
 
-from dashboards.metrics.shaping import (
-    label_count_matrix,
-    contingency_table,
-    class_counts,
+from dashboards.metrics.accuracy import (
+    AccuracyInterval,
+    ClassPRF,
+    EscalationValue,
+    PRFReport,
+    accuracy_with_interval,
+    cost_per_correct,
+    escalation_value,
+    per_class_prf,
+    wilson_interval,
 )
 from dashboards.metrics.agreement import (
-    percent_agreement_pairwise,
-    cohen_kappa,
-    fleiss_kappa,
     AgreementStats,
     agreement_stats,
-    percent_agreement_from_stats,
+    cohen_kappa,
+    fleiss_kappa,
     fleiss_kappa_from_stats,
     krippendorff_alpha_from_stats,
-)
-from dashboards.metrics.accuracy import (
-    wilson_interval,
-    AccuracyInterval,
-    accuracy_with_interval,
-    ClassPRF,
-    PRFReport,
-    per_class_prf,
-    EscalationValue,
-    escalation_value,
-    cost_per_correct,
-)
-from dashboards.metrics.durations import (
-    quantiles,
-    SlaCompliance,
-    sla_compliance,
-    DURATION_BINS_PER_DECADE,
-    DURATION_DECADES,
-    DURATION_BIN_EDGES,
-    DURATION_BINS,
-    duration_bins,
-    histogram_quantiles,
+    percent_agreement_from_stats,
+    percent_agreement_pairwise,
 )
 from dashboards.metrics.drift import (
     CONFIDENCE_BIN_EDGES,
@@ -64,10 +48,26 @@ from dashboards.metrics.drift import (
     population_stability_index,
     psi_level,
 )
+from dashboards.metrics.durations import (
+    DURATION_BIN_EDGES,
+    DURATION_BINS,
+    DURATION_BINS_PER_DECADE,
+    DURATION_DECADES,
+    SlaCompliance,
+    duration_bins,
+    histogram_quantiles,
+    quantiles,
+    sla_compliance,
+)
 from dashboards.metrics.effort import (
-    WorkUnitWeights,
     DEFAULT_WORK_UNIT_WEIGHTS,
+    WorkUnitWeights,
     work_units,
+)
+from dashboards.metrics.shaping import (
+    class_counts,
+    contingency_table,
+    label_count_matrix,
 )
 
 __all__ = [

@@ -94,6 +94,45 @@ def fleiss_kappa(counts: npt.ArrayLike) -> float | None:
     return (p_bar - p_e) / (1.0 - p_e)
 
 
+@dataclass(frozen=True)
+class AgreementStats:
+    """Sums from which the three agreement coefficients follow exactly, and which add across item sets.
+
+    Over the items with at least two labels (n_i labels, c_ik of them class k)::
+
+        items = number of such items          labels = sum_i n_i
+        pairs = sum_i n_i(n_i - 1)             agreeing = sum_i sum_k c_ik(c_ik - 1)
+        item_agreement_sum = sum_i P_i         (P_i as in ``fleiss_kappa``)
+        disagreement_sum = sum_i (n_i^2 - sum_k c_ik^2) / (n_i - 1)
+        class_totals[k] = sum_i c_ik
+
+    A snapshot stores these per day, domain and route; any union of those cells is the sum of its cells,
+    so the dashboard gets exact coefficients for any filter without revisiting the annotations.
+    """
+
+    items: int = 0
+    labels: int = 0
+    pairs: int = 0
+    agreeing: int = 0
+    item_agreement_sum: float = 0.0
+    disagreement_sum: float = 0.0
+    class_totals: Mapping[str, int] = field(default_factory=dict)
+
+    def __add__(self, other: AgreementStats) -> AgreementStats:
+        totals = dict(self.class_totals)
+        for label, count in other.class_totals.items():
+            totals[label] = totals.get(label, 0) + count
+        return AgreementStats(
+            items=self.items + other.items,
+            labels=self.labels + other.labels,
+            pairs=self.pairs + other.pairs,
+            agreeing=self.agreeing + other.agreeing,
+            item_agreement_sum=self.item_agreement_sum + other.item_agreement_sum,
+            disagreement_sum=self.disagreement_sum + other.disagreement_sum,
+            class_totals=totals,
+        )
+
+
 def agreement_stats(counts: npt.ArrayLike, classes: Sequence[str]) -> AgreementStats:
     """The additive sums of an items x K count matrix whose columns are ``classes``."""
     c = as_counts(counts, name="counts", ndim=2)

@@ -8,7 +8,6 @@ import numpy.typing as npt
 
 from dashboards.metrics.shaping import as_counts
 
-
 # Edges of the ten confidence bins, for axis labels. Bin b holds b/10 <= confidence < (b+1)/10, the last
 # bin also holds 1.0; in PostgreSQL LEAST(width_bucket(confidence, 0, 1, 10), 10) - 1 is the same bin.
 CONFIDENCE_BIN_EDGES: np.ndarray = np.linspace(0.0, 1.0, 11)

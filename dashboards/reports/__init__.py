@@ -4,8 +4,8 @@ dashboards.selectors, sums them, and computes its statistics with the pure dashb
 Every report is a function `(ReportContext) -> tables.Report`; REPORTS names them for the page, the CSV
 download and the JSON API, and `build` runs several over one scope. What "route", "escalated" and
 "disagreement item" mean is defined in dashboards.rollup. The reports live by subject in `labels`
-(agreement, time to label, gold accuracy), `projects` (the all-projects overview), `operations` (value of escalation, flow, effort, calibration) and
-`model` (model quality, drift); `base` holds what they share.
+(agreement, time to label, gold accuracy), `projects` (the all-projects overview), `operations` (value of
+escalation, flow, effort, calibration) and `model` (model quality, drift); `base` holds what they share.
 """
 from __future__ import annotations
 
@@ -40,11 +40,13 @@ METRIC_NAMES = tuple(REPORTS)
 # Which report holds each table, for ?format=csv&table=<name>.
 TABLE_NAMES = {
     "projects": ("projects",),
-    "agreement": ("agreement_by_week", "agreement_by_day", "agreement_by_domain", "agreement_by_route", "agreement_pairs"),
+    "agreement": ("agreement_by_week", "agreement_by_day", "agreement_by_domain", "agreement_by_route",
+        "agreement_pairs"),
     "time_to_label": ("time_by_route", "time_per_item_by_role", "sla_compliance"),
     "gold_accuracy": ("gold_by_route", "gold_by_domain", "gold_by_class", "gold_by_annotator"),
     "escalation_value": ("escalation_accuracy", "escalation_summary", "cost_by_route"),
-    "flow": ("status_counts", "escalation_by_week", "escalation_by_day", "backlog", "expert_utilisation", "coverage_gaps"),
+    "flow": ("status_counts", "escalation_by_week", "escalation_by_day", "backlog", "expert_utilisation",
+        "coverage_gaps"),
     "model_quality": ("model_by_project", "model_summary", "model_by_class"),
     "effort": ("effort",),
     "drift": ("drift", "drift_confidence", "drift_classes"),

@@ -30,7 +30,6 @@ from dashboards.reports.base import (
 from dashboards.rollup import ROLE_CROWD, week_of
 from dashboards.tables import ANNOTATOR, DATE, DURATION, FLOAT, INT, PERCENT, Column, Figure, Report, Table
 
-
 # ------------------------------------------------------------------------------------------ agreement
 
 AGREEMENT_FIELDS = (
@@ -82,11 +81,13 @@ def agreement(ctx: ReportContext) -> Report:
     by_route = [{**_agreement_row("route", r, sum_agreement(routes[r])), "items_filter": {"route": r}}
                 for r in route_order(routes)]
     weeks = group_rows(rows, lambda r: week_of(r["day"]))
-    by_week = [{**_agreement_row("week", k, sum_agreement(g)), "items_filter": week_filter(k)} for k, g in weeks.items()]
+    by_week = [{**_agreement_row("week", k, sum_agreement(g)), "items_filter": week_filter(k)}
+        for k, g in weeks.items()]
     by_day = []
     if len(weeks) < MIN_WEEKS:
         days = group_rows(ctx.day_stats(AGREEMENT_FIELDS), lambda r: r["day"])
-        by_day = [{**_agreement_row("day", k, sum_agreement(g)), "items_filter": day_filter(k)} for k, g in days.items()]
+        by_day = [{**_agreement_row("day", k, sum_agreement(g)), "items_filter": day_filter(k)}
+            for k, g in days.items()]
     # Groups without an item labelled twice by the crowd (the auto route, say) have no agreement to show.
     by_domain, by_route, by_week, by_day = (
         [r for r in table if r["items"]] for table in (by_domain, by_route, by_week, by_day)
@@ -128,11 +129,15 @@ def agreement(ctx: ReportContext) -> Report:
         "Krippendorff's alpha (nominal) over items with at least two crowd labels.",
         headline=headline,
         tables=(
-            Table("agreement_by_week", "Agreement by week of ingest", (Column("week", "Week of", DATE), *AGREEMENT_COLUMNS), tuple(by_week)),
-            Table("agreement_by_day", "Agreement by day of ingest", (Column("day", "Day", DATE), *AGREEMENT_COLUMNS), tuple(by_day),
+            Table("agreement_by_week", "Agreement by week of ingest",
+                (Column("week", "Week of", DATE), *AGREEMENT_COLUMNS), tuple(by_week)),
+            Table("agreement_by_day", "Agreement by day of ingest", (Column("day", "Day", DATE), *AGREEMENT_COLUMNS),
+                tuple(by_day),
                   note=f"While the history in scope spans fewer than {MIN_WEEKS} weeks: its last {DAILY_DAYS} days."),
-            Table("agreement_by_domain", "Agreement by domain", (Column("domain", "Domain"), *AGREEMENT_COLUMNS), tuple(by_domain)),
-            Table("agreement_by_route", "Agreement by route", (Column("route", "Route"), *AGREEMENT_COLUMNS), tuple(by_route)),
+            Table("agreement_by_domain", "Agreement by domain", (Column("domain", "Domain"), *AGREEMENT_COLUMNS),
+                tuple(by_domain)),
+            Table("agreement_by_route", "Agreement by route", (Column("route", "Route"), *AGREEMENT_COLUMNS),
+                tuple(by_route)),
             Table(
                 "agreement_pairs",
                 "Cohen's kappa between the most active crowd annotators",
@@ -164,7 +169,8 @@ def _quantile_row(key: str, value: Any, histogram: Mapping[str, int]) -> dict[st
     }
 
 
-QUANTILE_COLUMNS = (Column("n", "Items", INT), Column("median", "Median", DURATION), Column("p90", "90th percentile", DURATION))
+QUANTILE_COLUMNS = (Column("n", "Items", INT), Column("median", "Median", DURATION),
+    Column("p90", "90th percentile", DURATION))
 
 
 def _sla_row(key: str, value: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -184,7 +190,8 @@ def time_to_label(ctx: ReportContext) -> Report:
     rows = ctx.item_stats(("seconds_to_label", "time_per_item", "sla_completed", "sla_met"))
     routes = group_rows(rows, lambda r: r["route"])
     by_route = [{**_quantile_row("route", ALL, counter_total(rows, "seconds_to_label")), "items_filter": {}}]
-    by_route += [{**_quantile_row("route", r, counter_total(routes[r], "seconds_to_label")), "items_filter": {"route": r}}
+    by_route += [{**_quantile_row("route", r, counter_total(routes[r], "seconds_to_label")),
+        "items_filter": {"route": r}}
                  for r in route_order(routes)]
     by_route = [r for r in by_route if r["n"]]
     per_role: dict[str, Counter] = defaultdict(Counter)
@@ -194,7 +201,8 @@ def time_to_label(ctx: ReportContext) -> Report:
     by_role = [_quantile_row("role", role, per_role[role]) for role in sorted(per_role)]
     domains = group_rows(rows, domain_key)
     sla = [{**_sla_row("domain", ALL, rows), "items_filter": {"route": "expert"}}]
-    sla += [{**_sla_row("domain", k, g), "items_filter": {**domain_filter(k), "route": "expert"}} for k, g in domains.items()]
+    sla += [{**_sla_row("domain", k, g), "items_filter": {**domain_filter(k), "route": "expert"}}
+        for k, g in domains.items()]
     sla = [r for r in sla if r["completed"]]
     configs = ctx.policy_configs()
     sla_hours = sorted({c.sla_hours for c in configs.values()})
@@ -210,10 +218,13 @@ def time_to_label(ctx: ReportContext) -> Report:
             Figure("sla_share", "Expert work within SLA", sla[0]["share"] if sla else None, PERCENT),
         ),
         tables=(
-            Table("time_by_route", "Ingest to final label, by route", (Column("route", "Route"), *QUANTILE_COLUMNS), tuple(by_route),
+            Table("time_by_route", "Ingest to final label, by route", (Column("route", "Route"), *QUANTILE_COLUMNS),
+                tuple(by_route),
                   note="Quantiles from a log histogram (24 bins per decade): within about 10% of the exact value."),
-            Table("time_per_item_by_role", "Annotation time per item, by role", (Column("role", "Role"), *QUANTILE_COLUMNS), tuple(by_role),
-                  note="Sum of the time annotators of the role logged on an item; items without logged time are left out."),
+            Table("time_per_item_by_role", "Annotation time per item, by role",
+                (Column("role", "Role"), *QUANTILE_COLUMNS), tuple(by_role),
+                  note="Sum of the time annotators of the role logged on an item; items without logged time are "
+                  "left out."),
             Table(
                 "sla_compliance",
                 "Expert work completed within the SLA",
@@ -267,13 +278,17 @@ def gold_accuracy(ctx: ReportContext) -> Report:
         description="Final labels (and each annotator's labels) compared with gold labels, with 95% Wilson intervals.",
         headline=(
             Figure("accuracy", "Final labels correct on gold", overall["accuracy"], PERCENT,
-                   note=f"n = {overall['n']}" + (f", 95% CI {overall['low']:.0%}–{overall['high']:.0%}" if overall["n"] else "")),
+                   note=f"n = {overall['n']}" + (
+                   f", 95% CI {overall['low']:.0%}–{overall['high']:.0%}" if overall["n"] else "")),
             Figure("n", "Gold items labelled", overall["n"], INT),
         ),
         tables=(
-            Table("gold_by_route", "By route", (Column("route", "Route"), *ACCURACY_COLUMNS), tuple(_with_gold(by_route))),
-            Table("gold_by_domain", "By domain", (Column("domain", "Domain"), *ACCURACY_COLUMNS), tuple(_with_gold(by_domain))),
-            Table("gold_by_class", "By gold class (recall)", (Column("label", "Gold class"), *ACCURACY_COLUMNS), tuple(by_class)),
+            Table("gold_by_route", "By route", (Column("route", "Route"), *ACCURACY_COLUMNS),
+                tuple(_with_gold(by_route))),
+            Table("gold_by_domain", "By domain", (Column("domain", "Domain"), *ACCURACY_COLUMNS),
+                tuple(_with_gold(by_domain))),
+            Table("gold_by_class", "By gold class (recall)", (Column("label", "Gold class"), *ACCURACY_COLUMNS),
+                tuple(by_class)),
             Table(
                 "gold_by_annotator",
                 "By annotator",

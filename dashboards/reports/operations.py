@@ -24,7 +24,6 @@ from dashboards.rollup import week_of
 from dashboards.tables import ANNOTATOR, DATE, DURATION, FLOAT, INT, PERCENT, Column, Figure, Report, Table
 from experts.availability import coverage_gaps
 
-
 # ------------------------------------------------------------------------------------------ escalation value
 
 ESCALATION_FIELDS = (
@@ -38,7 +37,8 @@ def escalation_value(ctx: ReportContext) -> Report:
     rows = ctx.item_stats(ESCALATION_FIELDS)
     s = {name: sum_of(rows, name) for name in ESCALATION_FIELDS}
     accuracy = (
-        {**accuracy_row("label", "Before escalation (model or crowd)", s["escalation_pre_correct"], s["escalation_with_gold"]),
+        {**accuracy_row("label", "Before escalation (model or crowd)", s["escalation_pre_correct"],
+            s["escalation_with_gold"]),
          "items_filter": {"route": "expert", "gold": "1"}},
         {**accuracy_row("label", "Expert", s["escalation_expert_correct"], s["escalation_with_gold"]),
          "items_filter": {"route": "expert", "gold": "1"}},
@@ -84,13 +84,17 @@ def escalation_value(ctx: ReportContext) -> Report:
         description="On escalated items with gold: was the label before escalation (the model's or the crowd's) "
         "right, and the expert's? And what a correct label costs on each route.",
         headline=(
-            Figure("pre_accuracy", "Correct before escalation", accuracy[0]["accuracy"], PERCENT, note=f"n = {accuracy[0]['n']}"),
-            Figure("expert_accuracy", "Correct after the expert", accuracy[1]["accuracy"], PERCENT, note=f"n = {accuracy[1]['n']}"),
+            Figure("pre_accuracy", "Correct before escalation", accuracy[0]["accuracy"], PERCENT,
+                note=f"n = {accuracy[0]['n']}"),
+            Figure("expert_accuracy", "Correct after the expert", accuracy[1]["accuracy"], PERCENT,
+                note=f"n = {accuracy[1]['n']}"),
             Figure("agreement", "Pre-escalation label kept by the expert", agreement_share, PERCENT),
         ),
         tables=(
-            Table("escalation_accuracy", "Escalated items with gold", (Column("label", "Label"), *ACCURACY_COLUMNS), accuracy),
-            Table("escalation_summary", "Escalations", (Column("measure", "Measure"), Column("value", "Items", INT)), summary),
+            Table("escalation_accuracy", "Escalated items with gold", (Column("label", "Label"), *ACCURACY_COLUMNS),
+                accuracy),
+            Table("escalation_summary", "Escalations", (Column("measure", "Measure"), Column("value", "Items", INT)),
+                summary),
             Table(
                 "cost_by_route",
                 "Cost per correct label, by route",
@@ -141,7 +145,8 @@ def flow(ctx: ReportContext) -> Report:
         {"measure": "Open items (not yet labelled)", "value": backlog},
         {"measure": "Open expert assignments", "value": work.open},
         {"measure": "Overdue expert assignments", "value": work.overdue},
-        {"measure": "Oldest overdue since", "value": work.oldest_overdue_at.isoformat(timespec="minutes") if work.oldest_overdue_at else ""},
+        {"measure": "Oldest overdue since",
+            "value": work.oldest_overdue_at.isoformat(timespec="minutes") if work.oldest_overdue_at else ""},
     )
     utilisation = [
         {**e, "annotator": e["user_id"], "utilisation": e["open"] / e["capacity"] if e["capacity"] else None}
@@ -161,16 +166,20 @@ def flow(ctx: ReportContext) -> Report:
     return Report(
         name="flow",
         title="Flow",
-        description="Where items are now, how many get escalated, the expert backlog and whether the roster covers the next week.",
+        description="Where items are now, how many get escalated, the expert backlog and whether the roster covers "
+        "the next week.",
         headline=(
-            Figure("escalation_rate", "Escalation rate", total_escalated / total_items if total_items else None, PERCENT),
+            Figure("escalation_rate", "Escalation rate", total_escalated / total_items if total_items else None,
+                PERCENT),
             Figure("backlog", "Open items", backlog, INT),
             Figure("overdue", "Overdue expert assignments", work.overdue, INT),
         ),
         tables=(
-            Table("status_counts", "Items by status", (Column("status", "Status"), Column("items", "Items", INT)), status_rows),
+            Table("status_counts", "Items by status", (Column("status", "Status"), Column("items", "Items", INT)),
+                status_rows),
             Table("escalation_by_week", "Escalation rate by week of ingest",
-                  (Column("week", "Week of", DATE), Column("items", "Items", INT), Column("escalated", "Escalated", INT),
+                  (Column("week", "Week of", DATE), Column("items", "Items", INT),
+                      Column("escalated", "Escalated", INT),
                    Column("rate", "Escalation rate", PERCENT)), tuple(by_week)),
             Table("escalation_by_day", "Escalation rate by day of ingest",
                   (Column("day", "Day", DATE), Column("items", "Items", INT), Column("escalated", "Escalated", INT),
@@ -183,7 +192,8 @@ def flow(ctx: ReportContext) -> Report:
                    Column("capacity", "Capacity", INT), Column("utilisation", "Utilisation", PERCENT)),
                   tuple(utilisation), note="Open assignments in every project over the expert's capacity."),
             Table("coverage_gaps", "Expert coverage, next 7 days",
-                  (Column("domain", "Domain"), Column("uncovered_hours", "Hours without a qualified expert on shift", INT),
+                  (Column("domain", "Domain"),
+                      Column("uncovered_hours", "Hours without a qualified expert on shift", INT),
                    Column("covered_share", "Covered", PERCENT), Column("next_gap", "Next gap starts (UTC)")),
                   tuple(gaps), note="From the roster's shifts and time off; domains of the items in scope."),
         ),
@@ -222,7 +232,8 @@ def effort(ctx: ReportContext) -> Report:
             Table("effort", "Effort by annotator",
                   (Column("annotator", "Annotator", ANNOTATOR), Column("role", "Role"), Column("items", "Items", INT),
                    Column("annotations", "Labels", INT), Column("hours", "Hours logged", FLOAT),
-                   Column("seconds_per_item", "Time per item", DURATION), Column("escalated_items", "Escalated items", INT),
+                   Column("seconds_per_item", "Time per item", DURATION),
+                   Column("escalated_items", "Escalated items", INT),
                    Column("disagreement_items", "Disagreement items", INT), Column("work_units", "Work units", FLOAT)),
                   tuple(rows),
                   note=f"Work units: {weights.per_item:g} per item, +{weights.extra_per_escalated:g} if escalated, "
@@ -243,7 +254,8 @@ def calibration(ctx: ReportContext) -> Report:
         rows.append({
             "project": names.get(int(event.object_id), event.object_id),
             "at": event.at,
-            "summary": str(data.get("summary") or data.get("message") or "Recommended thresholds differ from the live policy."),
+            "summary": str(
+            data.get("summary") or data.get("message") or "Recommended thresholds differ from the live policy."),
             "recommended": ", ".join(f"{k}={v}" for k, v in sorted((data.get("recommended") or {}).items())),
             "live": ", ".join(f"{k}={v}" for k, v in sorted((data.get("live") or {}).items())),
             # The daily job records every run, "no material change" included, so the latest event is the

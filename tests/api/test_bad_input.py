@@ -12,8 +12,7 @@ from drf_spectacular.generators import SchemaGenerator
 from experts.models import Role
 from labeling import services as labeling_services
 from labeling.models import Item, Project
-from labeling.storable import DEPTH_MESSAGE, NUL_MESSAGE, SURROGATE_MESSAGE
-from routing import services
+from labeling.storable import DEPTH_MESSAGE
 from routing.models import RoutingDecision
 from tests.labeling.conftest import token_client
 from tests.routing.assignment_helpers import MIDDLING, ingest_at, person, project, row
@@ -103,7 +102,8 @@ def test_filters_that_postgresql_cannot_compare_are_400s_naming_the_parameter(ap
     assert errors(response) == [(None, name)]
 
 
-@pytest.mark.parametrize("query", ["?created_before=0001-01-01T00:00:00%2B01:00", "?labeled_after=9999-12-31T23:00:00-02:00"])
+@pytest.mark.parametrize("query",
+    ["?created_before=0001-01-01T00:00:00%2B01:00", "?labeled_after=9999-12-31T23:00:00-02:00"])
 def test_date_filters_past_the_years_python_holds_in_utc_compare_as_the_first_or_last_instant(api, proj, query):
     ingest_at(proj, [row("a", MIDDLING)])
     response = api.get(ITEMS + query)

@@ -70,7 +70,8 @@ def csp_violations(page) -> list[str]:
     found: list[str] = []
     page.on("console", lambda msg: found.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.add_init_script("document.addEventListener('securitypolicyviolation', e => "
-                         "console.error('Content Security Policy: ' + e.violatedDirective + ' ' + e.sourceFile + ' ' + (e.target.outerHTML || '').slice(0, 150)))")
+                         "console.error('Content Security Policy: ' + e.violatedDirective + ' ' + e.sourceFile"
+                         " + ' ' + (e.target.outerHTML || '').slice(0, 150)))")
     return found
 
 

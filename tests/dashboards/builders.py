@@ -17,7 +17,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 
 from core.access import STAKEHOLDER_GROUP
-from tests.memberships import members_everywhere
 from experts.models import Role
 from experts.services import domain_ensure, expert_create
 from labeling.models import Item, Project
@@ -27,6 +26,7 @@ from routing import policies
 from routing import services as routing
 from routing.engine.types import Comparison, PolicyConfig, Stage, Trigger
 from routing.receivers import route_ingested_items
+from tests.memberships import members_everywhere
 from work import claims, submissions
 
 # Monday 2 March 2026, 12:00 UTC.

@@ -340,6 +340,7 @@ class TestAcrossProjects:
         by_project = {r["project"]: r for r in report.table("projects").rows}
         assert (by_project["Zoo"]["items"], by_project["Zoo"]["gold_accuracy"], by_project["Zoo"]["model_version"]) == (
             4, 0.0, "clf-1")
-        assert (by_project["Fruit"]["items"], by_project["Fruit"]["gold_accuracy"], by_project["Fruit"]["macro_f1"]) == (
+        assert (by_project["Fruit"]["items"], by_project["Fruit"]["gold_accuracy"],
+            by_project["Fruit"]["macro_f1"]) == (
             2, 1.0, 1.0)
         assert by_project["Fruit"]["items_filter"] == {"project": "orchard"}

@@ -69,7 +69,8 @@ def test_datetime_problem(value, ok):
 
 def test_to_utc_clamps_what_leaves_the_years_1_to_9999():
     assert storable.to_utc(dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=1)))) == storable.UTC_MIN
-    assert storable.to_utc(dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(-dt.timedelta(hours=2)))) == storable.UTC_MAX
+    assert storable.to_utc(dt.datetime(9999, 12, 31, 23,
+        tzinfo=dt.timezone(-dt.timedelta(hours=2)))) == storable.UTC_MAX
     plus_two = dt.datetime(2026, 1, 1, 2, tzinfo=dt.timezone(dt.timedelta(hours=2)))
     assert storable.to_utc(plus_two) == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -82,7 +83,8 @@ def test_to_utc_clamps_what_leaves_the_years_1_to_9999():
         ({"external_id": "a", "data": {"te\x00xt": "t"}}, "data"),
         ({"external_id": "a", "data": {"text": "t"}, "metadata": {"k\x00": 1}}, "metadata"),
         ({"external_id": "a", "data": {"text": "t"},
-          "annotations": [{"annotator": "ann", "label": "cat", "rationale": "because\x00"}]}, "annotations[0].rationale"),
+          "annotations": [{"annotator": "ann", "label": "cat", "rationale": "because\x00"}]},
+              "annotations[0].rationale"),
         ({"external_id": "a", "data": {"text": "\ud800"}}, "data.text"),
     ],
 )
@@ -98,7 +100,8 @@ def test_class_names_with_unstorable_text_are_refused():
 
 
 def test_a_jsonl_line_nested_too_deep_is_a_row_error_not_a_recursion_error():
-    text = '{"external_id": "a", "data": {"text": "ok"}}\n' + '{"external_id": "b", "data": {"x": ' + "[" * 10_000 + "]" * 10_000 + "}}\n"
+    deep = '{"external_id": "b", "data": {"x": ' + "[" * 10_000 + "]" * 10_000 + "}}\n"
+    text = '{"external_id": "a", "data": {"text": "ok"}}\n' + deep
     rows = list(formats.read_rows(io.StringIO(text), "jsonl"))
     assert rows[0]["external_id"] == "a"
     assert storable.DEPTH_MESSAGE in rows[1].errors[0][1]

@@ -321,7 +321,8 @@ class TestTrail:
         response = client.get(url)
         assert response.status_code == 200 and response.context["item"].pk == ingested.item_ids[0]
 
-    @pytest.mark.parametrize("path", ["/trail/{slug}/no-such-item/", "/trail/no-such-project/crowd-0/", "/items/999999/trail/"])
+    @pytest.mark.parametrize("path",
+        ["/trail/{slug}/no-such-item/", "/trail/no-such-project/crowd-0/", "/items/999999/trail/"])
     def test_an_unknown_item_gets_the_styled_404_page(self, client, wb, path):
         login(client, wb["stakeholder"])
         response = client.get(path.format(slug=wb.project.slug))

@@ -25,10 +25,9 @@ from labeling.models import Annotation, Project
 from labeling.selectors import item_list
 from labeling.services import IngestValidationError, items_ingest, project_create
 from routing.models import RoutingDecision
-from routing.services import projects_purge
 from routing.policies import policy_for_project, policy_version_publish
 from routing.reliabilities import accuracy_refresh
-
+from routing.services import projects_purge
 
 
 class Command(BaseCommand):
