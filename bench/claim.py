@@ -67,6 +67,7 @@ from rest_framework.request import Request
 
 from experts.models import Role
 from experts.services import expert_create
+from labeling.memberships import memberships_ensure
 from labeling.models import Project
 from labeling.services import items_ingest, project_create
 from routing import policies
@@ -121,6 +122,9 @@ def queue_project(slug: str, n: int, *, crowd_overlap: int) -> Project:
         )
     for start in range(0, n, 2000):
         items_ingest(project=project, rows=rows[start : start + 2000])
+    # Claims take only from projects the claimer is a member of (core.access).
+    bench_crowd = get_user_model().objects.filter(username__startswith="bench-crowd")
+    memberships_ensure(projects=[project], users=list(bench_crowd))
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")
         # Written out now, not by the checkpointer in the middle of the measurement.

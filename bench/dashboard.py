@@ -375,6 +375,7 @@ def main() -> None:
     parser.add_argument("--regenerate", action="store_true")
     parser.add_argument("--demo", action="store_true", help="Time the pages on the demo data instead.")
     parser.add_argument("--runs", type=int, default=20, help="Requests per page with --demo (default 20).")
+    parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     args = parser.parse_args()
     if args.demo:
         demo(args.runs)
