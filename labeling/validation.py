@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from labeling import label_studio as studio
 from labeling.storable import json_problem
 
 PROBABILITY_TOLERANCE = 1e-6
@@ -474,7 +475,7 @@ class RowValidator:
 
         annotator = ann.get("annotator")
         if annotator is None and label_studio:
-            annotator = _label_studio_annotator(ann.get("completed_by"))
+            annotator = studio.annotator_name(ann.get("completed_by"))
         if annotator is None or annotator == "":
             errors.append(RowError(index, f"{field}.annotator", "required (a username)"))
         elif not isinstance(annotator, str):
@@ -498,7 +499,7 @@ class RowValidator:
 
         rationale = ann.get("rationale")
         if rationale is None and label_studio:
-            rationale = _textarea_from_result(ann.get("result"))
+            rationale = studio.text_answer(ann.get("result"))
         if rationale is None:
             rationale = ""
         elif not isinstance(rationale, str):
@@ -554,45 +555,13 @@ class RowValidator:
 
 
 def _choice_from_result(index: int, field: str, result: Any, errors: list[RowError]) -> str | None:
-    """The single class chosen in a Label Studio `result` list (its `choices` region)."""
     if not isinstance(result, list):
         errors.append(RowError(index, field, f"expected a Label Studio result array, got {_type_name(result)}"))
         return None
-    choices = [
-        r["value"]["choices"]
-        for r in result
-        if isinstance(r, dict) and isinstance(r.get("value"), dict) and "choices" in r["value"]
-    ]
-    if len(choices) != 1 or not isinstance(choices[0], list) or len(choices[0]) != 1:
+    chosen = studio.chosen_class(result)
+    if chosen is None:
         errors.append(RowError(index, field, "expected exactly one choices region with one chosen class"))
-        return None
-    return choices[0][0]
-
-
-def _textarea_from_result(result: Any) -> str | None:
-    if not isinstance(result, list):
-        return None
-    for r in result:
-        if isinstance(r, dict) and r.get("type") == "textarea" and isinstance(r.get("value"), dict):
-            text = r["value"].get("text")
-            if isinstance(text, list) and all(isinstance(t, str) for t in text):
-                return "\n".join(text)
-            if isinstance(text, str):
-                return text
-    return None
-
-
-def _label_studio_annotator(completed_by: Any) -> str | None:
-    """Label Studio exports `completed_by` as a user id or an object; ids become `label-studio-<id>`."""
-    if isinstance(completed_by, dict):
-        return completed_by.get("username") or completed_by.get("email") or (
-            f"label-studio-{completed_by['id']}" if "id" in completed_by else None
-        )
-    if isinstance(completed_by, str):
-        return completed_by
-    if _is_number(completed_by):
-        return f"label-studio-{int(completed_by)}"
-    return None
+    return chosen
 
 
 def validate_rows(rows: Iterable[Any], class_names: Sequence[str]) -> tuple[list[ItemRow], list[RowError]]:
