@@ -19,7 +19,7 @@ from django.db.models import Q
 from django_q.tasks import async_task
 
 from core.bulk import datetime_value, insert_objects, one_of, prepared_cursor
-from experts.availability import ExpertSnapshot
+from experts.availability import DEFAULT_ROLES, ExpertSnapshot
 from experts.models import Expert
 from experts.ranking import Ranking, rank_experts
 from labeling.models import (
@@ -27,7 +27,6 @@ from labeling.models import (
     FinalSource,
     Item,
     ItemStatus,
-    ProjectMembership,
 )
 from routing import inputs, selectors
 from routing.engine.types import Outcome, PolicyConfig
@@ -103,23 +102,26 @@ class Roster:
 
 
 def exclusions(item_ids: Sequence[int]) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
-    """For expert offers on these items (four queries): who may not be offered one (declined it, let a lease
-    on it expire, holds an open slot on it, or is not a member of its project), and who already labeled it."""
+    """For expert offers on these items (three queries, and one per project): who may not be offered one
+    (declined it, let a lease on it expire, holds an open slot on it, or is not a member of its project), and
+    who already labeled it."""
     excluded: dict[int, set[int]] = defaultdict(set)
     labeled: dict[int, set[int]] = defaultdict(set)
     if not item_ids:
         return excluded, labeled
-    # Experts work only in projects they are members of (core.access); staff count as members everywhere.
+    # An expert is offered only items of projects they are a member of: the rule the claim applies
+    # (work.selectors.claimable_slots), so an offer by name never goes where the queue would not.
     project_of = dict(Item.objects.filter(pk__in=item_ids).values_list("id", "project_id"))
-    members: dict[int, set[int]] = defaultdict(set)
-    for project_id, user_id in ProjectMembership.objects.filter(project_id__in=set(project_of.values())).values_list(
-        "project_id", "user_id"
-    ):
-        members[project_id].add(user_id)
-    roster = set(Expert.objects.filter(user__is_staff=False, user__is_superuser=False).values_list("user_id",
-        flat=True))
+    outsiders = {
+        project_id: set(
+            Expert.objects.filter(role__in=DEFAULT_ROLES)
+            .exclude(user__project_memberships__project_id=project_id)
+            .values_list("user_id", flat=True)
+        )
+        for project_id in set(project_of.values())
+    }
     for item_id, project_id in project_of.items():
-        excluded[item_id] |= roster - members[project_id]
+        excluded[item_id] |= outsiders[project_id]
     rows = Assignment.objects.filter(item_id__in=item_ids, assignee__isnull=False).filter(
         Q(kind=AssignmentKind.EXPERT, status__in=[AssignmentStatus.DECLINED, AssignmentStatus.EXPIRED])
         | Q(status__in=OPEN_ASSIGNMENT_STATUSES)
