@@ -175,6 +175,17 @@ def item_posterior(
     return tuple(_posterior_from_columns(prior, weight, k, columns))
 
 
+def labels_log_likelihood(rows: np.ndarray, log_confusions: np.ndarray, n_items: int) -> np.ndarray:
+    """(n_items, k): for every true class t, the sum over each item's labels (a, g) of log C_a[t, g].
+    rows: (item, annotator, class) index triples; log_confusions: (annotators, k, k)."""
+    k = log_confusions.shape[-1]
+    contributions = log_confusions[rows[:, 1], :, rows[:, 2]]  # (n_labels, k)
+    total = np.zeros((n_items, k))
+    for t in range(k):
+        total[:, t] = np.bincount(rows[:, 0], weights=contributions[:, t], minlength=n_items)
+    return total
+
+
 def item_prior(
     item: ItemInput, model_probs: Sequence[float] | None, policy: PolicyConfig
 ) -> tuple[Sequence[float] | None, float]:

@@ -27,6 +27,7 @@ from .aggregation import (
     MODEL_PROBABILITY_FLOOR,
     default_confusion,
     k_of,
+    labels_log_likelihood,
     log_prior_list,
     normalise_log,
     prior_accuracy,
@@ -428,10 +429,7 @@ def dawid_skene(
         else:
             log_prior = log_item_priors
         # E-step: log post[i, t] = log prior + Σ over i's labels (a, g) of log C_a[t, g].
-        contributions = log_confusions[ann_idx, :, cls_idx]  # (n_labels, k)
-        log_post = np.array(log_prior, dtype=float)
-        for t in range(k):
-            log_post[:, t] += np.bincount(item_idx, weights=contributions[:, t], minlength=n_items)
+        log_post = np.array(log_prior, dtype=float) + labels_log_likelihood(rows, log_confusions, n_items)
         new_post = clamp(normalise_log(log_post))
         change = float(np.max(np.abs(new_post - post))) if n_items else 0.0
         post = new_post

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .aggregation import labels_log_likelihood
+
 # Fewer items with both a prediction and human evidence than this: no temperature (the model as it is).
 MIN_ITEMS = 20
 # log T is searched in [-LOG_BOUND, LOG_BOUND]: T from 1/20 to 20.
@@ -89,12 +91,7 @@ def label_evidence(
     a row maximum of 1 (flat for an item without labels); a gold item's row is its truth, one-hot.
 
     rows: (item, annotator, class) index triples; confusions: (annotators, k, k)."""
-    k = confusions.shape[-1]
-    log_l = np.zeros((n_items, k))
-    if len(rows):
-        contributions = np.log(np.maximum(confusions[rows[:, 1], :, rows[:, 2]], floor))
-        for t in range(k):
-            log_l[:, t] = np.bincount(rows[:, 0], weights=contributions[:, t], minlength=n_items)
+    log_l = labels_log_likelihood(rows, np.log(np.maximum(confusions, floor)), n_items)
     evidence: np.ndarray = np.exp(log_l - log_l.max(axis=1, keepdims=True))
     for item, true in truth.items():
         evidence[item] = 0.0
