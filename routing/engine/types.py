@@ -196,14 +196,17 @@ class ItemInput:
 
     def to_dict(self) -> dict[str, Any]:
         # Written out rather than dataclasses.asdict: this runs once per routed item.
-        # crowd_overdue only when set, so the inputs (and digests) of every other decision stay as they were.
-        overdue = {"crowd_overdue": True} if self.crowd_overdue else {}
-        # Likewise class_prior: only when known, so decisions made without one keep their digests.
-        prior: dict[str, Any] = {"class_prior": list(self.class_prior)} if self.class_prior else {}
+        # Inputs added later only when set, so the inputs (and digests) of every decision made without them
+        # stay as they were.
+        optional: dict[str, Any] = {}
+        if self.crowd_overdue:
+            optional["crowd_overdue"] = True
+        if self.class_prior:
+            optional["class_prior"] = list(self.class_prior)
         if self.project_labels_per_item is not None:
-            prior["project_labels_per_item"] = self.project_labels_per_item
+            optional["project_labels_per_item"] = self.project_labels_per_item
         if self.model_temperature is not None:
-            prior["model_temperature"] = self.model_temperature
+            optional["model_temperature"] = self.model_temperature
         return {
             "item_id": self.item_id,
             "classes": list(self.classes),
@@ -219,8 +222,7 @@ class ItemInput:
             "metadata": json_ready(self.metadata),
             "language": self.language,
             "domain": self.domain,
-            **overdue,
-            **prior,
+            **optional,
         }
 
     @classmethod
