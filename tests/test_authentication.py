@@ -45,3 +45,19 @@ def test_an_inactive_users_token_is_refused(token):
 
 def test_no_header_means_anonymous(token):
     assert items(None).status_code in (401, 403)
+
+
+def test_the_prepared_lookup_reads_what_drfs_token_authentication_reads(token):
+    from rest_framework.authentication import TokenAuthentication
+    from rest_framework.test import APIRequestFactory
+
+    from core.authentication import PreparedTokenAuthentication
+
+    request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    ours, theirs = PreparedTokenAuthentication().authenticate(request), TokenAuthentication().authenticate(request)
+    assert ours is not None and theirs is not None
+    for mine, drf in zip(ours, theirs, strict=True):
+        assert type(mine) is type(drf)
+        assert {f.attname: getattr(mine, f.attname) for f in mine._meta.concrete_fields} == {
+            f.attname: getattr(drf, f.attname) for f in drf._meta.concrete_fields
+        }

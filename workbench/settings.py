@@ -272,7 +272,8 @@ ASSIGNMENT_LEASE_MINUTES = float(os.environ.get("ASSIGNMENT_LEASE_MINUTES", "30"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's token check with the lookup prepared once per connection (measured in bench/claim.py).
+        "core.authentication.PreparedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
