@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from core.access import Principal, sees_hidden_fields
+from core.access import Principal, fields_hidden_from_reader
 from core.models import AuditEvent
 from labeling.models import Annotation, Item, Prediction, Review
 from labeling.presentation import ItemView, item_view
@@ -186,7 +186,7 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
 
 
 def trail_item_view(*, item: Item, principal: Principal) -> ItemView:
-    """The item's content as the trail shows it: whole for staff, without the project's hidden fields for
-    everyone else."""
-    hidden = () if sees_hidden_fields(principal) else item.project.hidden_fields
+    """The item's content as the trail shows it: whole for staff, without the project's restricted fields
+    for everyone else (core.access)."""
+    hidden = fields_hidden_from_reader(principal, item.project.field_visibility or {})
     return item_view(data=item.data, metadata=item.metadata, data_type=item.project.data_type, hidden_fields=hidden)

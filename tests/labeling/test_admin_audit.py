@@ -66,7 +66,7 @@ def test_roster_changes_are_audited_and_keep_the_claim_counter(admin_client):
     page = admin_client.get(f"/admin/experts/expert/{expert.pk}/change/")
     assert page.status_code == 200
     Expert.objects.filter(pk=expert.pk).update(claims_made=7)  # claims made while the form was open
-    form = {"user": crowd.pk, "display_name": expert.display_name, "time_zone": "UTC", "languages": '["en"]',
+    form = {"user": crowd.pk, "display_name": expert.display_name, "time_zone": "UTC", "languages": ["en"],
             "role": "reviewer", "capacity": "3", "email_notifications": "on"}  # active unticked: off duty
     for prefix in ("expertise", "shifts", "time_off", "accuracy"):
         form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
@@ -89,7 +89,7 @@ HIDDEN_RULE = PolicyConfig(
 
 @pytest.fixture
 def secretive():
-    pets = project(policy=HIDDEN_RULE, hidden_fields=["data.secret"])
+    pets = project(policy=HIDDEN_RULE, field_visibility={"data.secret": ["expert", "reviewer"]})
     ingest_at(pets, [row("a", MIDDLING)])
     return pets
 

@@ -89,7 +89,7 @@ def test_crowd_sees_no_suggestion_nor_hidden_fields_and_experts_see_both(client,
     assert "data-model-suggestion" not in crowd_page and "ticket-clf" not in crowd_page
     assert not re.search(r"\bv3\b", crowd_page)
     assert ESCALATION_REASON not in crowd_page
-    assert "customer.example" not in crowd_page and "1 field hidden for privacy" in crowd_page
+    assert "customer.example" not in crowd_page and "1 field hidden from this view" in crowd_page
     assert 'required' not in re.search(r'<textarea id="rationale"[^>]*>', crowd_page).group(0)
 
     login(client, wb["expert"])
