@@ -98,7 +98,7 @@ def field_visibility_problems(value: Any) -> list[str]:
         return ['expected an object of field paths to roles, e.g. {"metadata.scanner_tag": ["expert", "reviewer"]}']
     problems = []
     for path, audience in value.items():
-        root, _, rest = str(path).partition(".")
+        root, _, rest = str(path).strip().partition(".")
         if root not in HIDDEN_ROOTS or not rest or any(not part for part in rest.split(".")):
             problems.append(f"{path!r}: a field path is data.<key> or metadata.<key> (nested keys joined by '.')")
         if not isinstance(audience, list):

@@ -64,6 +64,14 @@ class TestNext:
         assert body["item"]["predictions"][0]["probabilities"] == UNSURE
         assert body["reasons"][0]["code"] == "low_top_probability"
 
+    def test_experts_do_not_see_a_field_shown_to_reviewers_alone(self):
+        ada = person(Role.EXPERT, name="ada")
+        proj = project(policy=ESCALATE_UNSURE, field_visibility={"data.secret": ["reviewer"], "metadata.source": []})
+        now_ingest(proj, [row("a", UNSURE)])
+        response = client_for(ada).post(f"/api/projects/{proj.slug}/next")
+        assert response.json()["item"]["data"] == {"text": "text of a"} and response.json()["item"]["metadata"] == {}
+        assert "hidden from the crowd" not in response.content.decode()
+
     def test_nothing_to_do_is_204(self):
         crowd = person(Role.CROWD)
         proj = project()
