@@ -76,6 +76,14 @@ def _shown(value: Any) -> str:
     return rounded(value)
 
 
+def _shown_pair(before: Any, after: Any) -> tuple[str, str]:
+    """A change's two values as _shown writes them, unless rounding makes them look equal: then whole."""
+    shown = _shown(before), _shown(after)
+    if shown[0] == shown[1] and before != after:
+        return str(before), str(after)
+    return shown
+
+
 class PolicyConfigForm(forms.Form):
     """Every PolicyConfig field as a form field (numbers as number inputs, lists as JSON) plus a change note."""
 
@@ -288,7 +296,7 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
                     "is_live": row.version.pk == policy.live_version_id,
                     "status": selectors.policy_version_status(row.version),
                     "predecessor": row.predecessor,
-                    "changes": [(c.field, _shown(c.before), _shown(c.after)) for c in row.changes],
+                    "changes": [(c.field, *_shown_pair(c.before, c.after)) for c in row.changes],
                 }
                 for row in selectors.policy_history(policy)
             ],

@@ -282,3 +282,12 @@ def test_the_version_history_rounds_changed_numbers(admin_client, policy):
     assert admin_client.post(change_url(policy), {**data, "_publish": "1"}).status_code == 302
     history = admin_client.get(change_url(policy)).content.decode().split('id="history"')[1]
     assert "<pre>0.875</pre>" in history and "0.875182990433" not in history
+
+
+def test_the_history_shows_whole_numbers_when_rounding_would_hide_the_change(admin_client, policy):
+    live = policy.live_version.config.get("auto_accept_min_margin", DEFAULT_POLICY.auto_accept_min_margin)
+    nudged = round(live + 1e-6, 9)
+    data = form_data(auto_accept_min_margin=str(nudged), change_note="nudged")
+    assert admin_client.post(change_url(policy), {**data, "_publish": "1"}).status_code == 302
+    history = admin_client.get(change_url(policy)).content.decode().split('id="history"')[1]
+    assert f"<pre>{nudged}</pre>" in history and f"<pre>{live}</pre>" in history
