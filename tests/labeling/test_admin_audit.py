@@ -3,9 +3,12 @@ evidence never show a project's hidden fields to anyone but staff."""
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core.access import STAKEHOLDER_GROUP
 from core.models import AuditEvent
 from experts.models import Expert, Role
 from labeling.models import Annotation, Item, Project
@@ -112,3 +115,15 @@ def test_evidence_reads_never_show_hidden_fields_but_to_staff(secretive, path):
     if "decisions" in path:
         reasons = [r for d in shown.json()["decisions"] for r in d["reasons"] if r["code"] == "secret_flag"]
         assert reasons and all(r["evidence"] == "data.secret (a field hidden from you)" for r in reasons)
+
+
+def test_the_trail_page_withholds_a_restricted_fields_value_from_stakeholders(client, secretive):
+    stakeholder = get_user_model().objects.create_user("stakeholder")
+    stakeholder.groups.add(Group.objects.create(name=STAKEHOLDER_GROUP))
+    members_everywhere()
+    client.force_login(stakeholder)
+    body = client.get(reverse("routing:trail", args=["pets", "a"])).content.decode()
+    assert "secret_flag" in body and "data.secret (a field hidden from you)" in body
+    assert "hidden from the crowd" not in body
+    client.force_login(get_user_model().objects.create_user("boss", is_staff=True))
+    assert "hidden from the crowd" in client.get(reverse("routing:trail", args=["pets", "a"])).content.decode()
