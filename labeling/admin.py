@@ -32,7 +32,8 @@ def _as_mapping(value: Any) -> Mapping[str, Any]:
 
 class FieldVisibilityWidget(forms.Widget):
     """One row per item field with a checkbox per role that sees it (all ticked: everyone sees it), and
-    empty rows to name another field. Posts `<name>-rows` and, per row i, `<name>-i-path` and `<name>-i-roles`."""
+    empty rows to name another field (fields no sampled item has are editable text, clear one to drop it).
+    Posts `<name>-rows` and, per row i, `<name>-i-path` and `<name>-i-roles`."""
 
     template_name = "admin/labeling/field_visibility_widget.html"
 
@@ -46,7 +47,9 @@ class FieldVisibilityWidget(forms.Widget):
         shown = _as_mapping(value)
         everyone = [str(r) for r in FIELD_AUDIENCES]
         paths = sorted(set(self.paths) | set(shown))
-        rows = [{"path": path, "roles": list(shown.get(path, everyone)), "new": False} for path in paths]
+        # A field no sampled item has (nested, misspelt, or not yet ingested) stays editable: clear it to drop it.
+        rows = [{"path": path, "roles": list(shown.get(path, everyone)), "new": path not in self.paths}
+                for path in paths]
         rows += [{"path": "", "roles": everyone, "new": True} for _ in range(NEW_FIELD_ROWS)]
         context["widget"].update(rows=rows, audiences=everyone, row_count=len(rows))
         return context

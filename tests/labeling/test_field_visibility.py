@@ -161,3 +161,18 @@ def test_the_migration_keeps_every_hidden_field_hidden_from_the_crowd_alone():
     assert after == {"a": {"metadata.scanner_tag": ["expert", "reviewer"], "data.ssn": ["expert", "reviewer"]},
                      "b": {}}
     assert reverted == {"a": ["metadata.scanner_tag", "data.ssn"], "b": []}
+
+
+def test_a_field_no_item_has_stays_editable_so_a_typo_can_be_dropped(admin_client, project):
+    url = f"/admin/labeling/project/{project.pk}/change/"
+    response = admin_client.post(url, project_form(project, **rows(("metadat.typo", ["expert"]))))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'type="text" name="field_visibility-0-path" value="metadat.typo"' in page
+    fixed = rows(("metadata.typo", ["expert"]))
+    assert admin_client.post(url, project_form(project, **fixed)).status_code == 302
+    project.refresh_from_db()
+    assert project.field_visibility == {"metadata.typo": ["expert"]}
+    assert admin_client.post(url, project_form(project, **rows(("", ["expert"])))).status_code == 302
+    project.refresh_from_db()
+    assert project.field_visibility == {}
