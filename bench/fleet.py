@@ -389,7 +389,7 @@ def fleet_check(result: FleetResult, *, project: Any, ledger: Ledger, killed_at:
 
 def fleet_run(*, annotators: int = 32, seconds: float = 60.0, kill_at: float | None = None, lease_s: float = 10.0,
               expiry_every: float | None = None, think: float = 1.0, items: int | None = None,
-              web_workers: int = 2, q_workers: int = 2, probe_s: float = 2.0, keep: bool = False,
+              web_workers: int = 2, q_workers: int = 2, probe_s: float = 1.0, keep: bool = False,
               log: Any = print) -> FleetResult:
     """Run the fleet against the configured (PostgreSQL) database and return the checked result."""
     from django.db import connection, connections
@@ -469,7 +469,7 @@ def fleet_run(*, annotators: int = 32, seconds: float = 60.0, kill_at: float | N
                     expiries.append((now, async_task("work.tasks.assignments_expire")))
                     next_expiry += expiry_every
                 if not probes and now >= started + kill_at - probe_s / 2:
-                    probes = [async_task("time.sleep", probe_s) for _ in range(4 * q_workers)]
+                    probes = [async_task("time.sleep", probe_s) for _ in range(2 * q_workers)]
                 if killed_at is None and now >= started + kill_at:
                     for name in ("web-b", "worker-b"):
                         fleet.kill(name)
