@@ -58,6 +58,7 @@ HOSTS = ("127.0.0.2", "127.0.0.3")
 SLUG_PREFIX = "bench-fleet-"
 USER_PREFIX = "bench-fleet-crowd"
 CLASSES = ["cat", "dog", "bird"]
+INGEST_BATCH = 20
 # Connection-level failures: the instance is gone (refused, reset, or closed without an answer).
 DOWN = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine, socket.timeout, OSError)
 
@@ -308,8 +309,10 @@ def fleet_setup(*, annotators: int, items: int) -> tuple[Any, list[tuple[int, st
         rows.append({"external_id": f"item-{i}", "data": {"text": f"fleet item {i}"}, "language": "en",
                      "predictions": [{"model_version": "fleet-1",
                                       "probabilities": {"cat": top, "dog": rest * 0.6, "bird": rest * 0.4}}]})
-    for start in range(0, items, 2000):
-        items_ingest(project=project, rows=rows[start : start + 2000])
+    # In small batches, as items arrive in a live project: each batch's slots get a later SLA deadline, so
+    # an abandoned slot offered again (with its predecessor's deadline) is claimed before later arrivals.
+    for start in range(0, items, INGEST_BATCH):
+        items_ingest(project=project, rows=rows[start : start + INGEST_BATCH])
     memberships_ensure(projects=[project], users=users)
     tokens = [(u.pk, Token.objects.get_or_create(user=u)[0].key) for u in users]
     return project, tokens
