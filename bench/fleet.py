@@ -57,7 +57,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 HOSTS = ("127.0.0.2", "127.0.0.3")
 SLUG_PREFIX = "bench-fleet-"
 USER_PREFIX = "bench-fleet-crowd"
-CLASSES = ["cat", "dog", "bird"]
 INGEST_BATCH = 20
 # Connection-level failures: the instance is gone (refused, reset, or closed without an answer).
 DOWN = (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine, socket.timeout, OSError)
@@ -237,6 +236,7 @@ def annotator(*, user_id: int, token: str, slug: str, port: int, home: int, vani
         return 0, None
 
     held: int | None = None
+    classes: list[str] = []
     while not stop.is_set():
         if vanishes and killed.is_set():
             # Gone with its instance: whatever it holds is never submitted.
@@ -247,7 +247,7 @@ def annotator(*, user_id: int, token: str, slug: str, port: int, home: int, vani
         if held is None:
             status, claimed = post(f"/api/projects/{slug}/next", None)
             if status == 200:
-                held = claimed["assignment"]
+                held, classes = claimed["assignment"], claimed["classes"]
                 with ledger.lock:
                     ledger.claims.append((held, user_id))
             else:
@@ -260,7 +260,7 @@ def annotator(*, user_id: int, token: str, slug: str, port: int, home: int, vani
         # Reading the item and choosing a label takes a person a while; a vanishing one may go meanwhile.
         if stop.wait(rng.uniform(0.5 * think, 1.5 * think)) or (vanishes and killed.is_set()):
             continue
-        label = rng.choice(CLASSES)
+        label = rng.choice(classes)
         status, _ = post(f"/api/assignments/{held}/submit", {"label": label, "time_spent_ms": 1000})
         with ledger.lock:
             if status == 200:
@@ -277,45 +277,19 @@ def annotator(*, user_id: int, token: str, slug: str, port: int, home: int, vani
 
 def fleet_setup(*, annotators: int, items: int) -> tuple[Any, list[tuple[int, str]]]:
     """A project whose items all go to two crowd annotators, and `annotators` crowd members with tokens."""
-    from django.contrib.auth import get_user_model
     from rest_framework.authtoken.models import Token
 
-    from experts.models import Role
-    from experts.services import expert_create
+    from bench.workload import crowd_project, crowd_users
     from labeling.memberships import memberships_ensure
-    from labeling.services import items_ingest, project_create
-    from routing import policies
-    from routing.engine.types import PolicyConfig
 
-    User = get_user_model()
-    users = []
-    for i in range(annotators):
-        user, created = User.objects.get_or_create(username=f"{USER_PREFIX}-{i}")
-        if created:
-            expert_create(user=user, display_name=user.username, role=Role.CROWD, capacity=100_000, languages=["en"])
-        users.append(user)
-    slug = f"{SLUG_PREFIX}{time.time_ns()}"
-    project = project_create(name=slug, slug=slug, classes=CLASSES)
-    policies.policy_version_publish(
-        policy=policies.policy_for_project(project),
-        config=PolicyConfig(crowd_overlap=2, max_crowd_labels=3, gold_check_rate=0),
-        author=None, change_note="bench/fleet.py",
-    )
-    rng = random.Random(15)
-    rows = []
-    for i in range(items):
-        top = rng.uniform(0.45, 0.8)
-        rest = 1.0 - top
-        rows.append({"external_id": f"item-{i}", "data": {"text": f"fleet item {i}"}, "language": "en",
-                     "predictions": [{"model_version": "fleet-1",
-                                      "probabilities": {"cat": top, "dog": rest * 0.6, "bird": rest * 0.4}}]})
+    users = crowd_users(annotators, USER_PREFIX)
     # In small batches, as items arrive in a live project: each batch's slots get a later SLA deadline, so
     # an abandoned slot offered again (with its predecessor's deadline) is claimed before later arrivals.
-    for start in range(0, items, INGEST_BATCH):
-        items_ingest(project=project, rows=rows[start : start + INGEST_BATCH])
+    # No gold checks: a gold check is drawn for one person and not offered again when abandoned.
+    project = crowd_project(f"{SLUG_PREFIX}{time.time_ns()}", items, crowd_overlap=2, batch=INGEST_BATCH,
+                            gold_check_rate=0)
     memberships_ensure(projects=[project], users=users)
-    tokens = [(u.pk, Token.objects.get_or_create(user=u)[0].key) for u in users]
-    return project, tokens
+    return project, [(u.pk, Token.objects.get_or_create(user=u)[0].key) for u in users]
 
 
 def fleet_check(result: FleetResult, *, project: Any, ledger: Ledger, killed_at: Any, lease_s: float,
@@ -537,15 +511,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the project")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    sys.path.insert(0, str(ROOT))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
-    os.environ.setdefault("DEBUG", "false")
-    os.environ.setdefault("SECRET_KEY", "bench-fleet-key-that-signs-nothing-real-0123456789")
-    os.environ.setdefault("HTTPS", "false")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
-    import django
+    sys.path.insert(0, str(ROOT))
+    from bench.workload import bench_environment
 
-    django.setup()
+    bench_environment()
     from django.core.management import call_command
     from django.db import connection
 

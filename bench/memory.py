@@ -33,10 +33,6 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", "bench-only-key-that-signs-nothing-real")
-os.environ.setdefault("HTTPS", "false")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 # Packages with compiled extensions show in a process's /proc/<pid>/maps once imported.
@@ -104,9 +100,9 @@ def request(port: int, method: str, path: str, headers: dict[str, str], body: di
 
 def setup(items: int) -> dict[str, object]:
     """The demo (built once), an admin session, a crowd annotator's session and token, the URLs."""
-    import django
+    from bench.workload import bench_environment
 
-    django.setup()
+    bench_environment()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.test import Client
