@@ -22,7 +22,9 @@ task a dead worker took to another after Q_RETRY seconds.
 
 The lease expiry job is queued every --expiry-every seconds (default a quarter of the lease) by this
 script, in place of django-q's scheduler, whose finest interval is a minute (it runs the same task,
-work.tasks.assignments_expire, through the same queue, so a worker must take it).
+work.tasks.assignments_expire, through the same queue, so a worker must take it). At the kill the schedule's
+own lease expiry is made due; with 35 s or more left, the surviving scheduler (it ticks every 30 s) must
+have run it.
 
 Checked afterwards, in the database:
 - acknowledged: submits answered 200; lost: an acknowledged (assignment, label, annotator) not stored
@@ -30,7 +32,8 @@ Checked afterwards, in the database:
 - double claims: an assignment handed to two annotators by /next, an annotator with two labels of one item,
   two labels for one assignment;
 - recovery: every abandoned assignment expired, within one lease period after its lease ended, and its
-  replacement claimed again; no active assignment left past its lease; every probe task done.
+  replacement offered again; no active assignment left past its lease; every probe task done; the
+  surviving worker ran the expiry job (and the scheduled one, if checked) after the kill.
 Prints a table and the load average. tests/work/test_fleet.py runs `fleet_run` at a small size.
 """
 from __future__ import annotations
@@ -82,6 +85,7 @@ class FleetResult:
     probes_done: int = 0
     probes_redelivered: int = 0
     expiry_runs_after_kill: int = 0
+    scheduled_runs_after_kill: int | None = None  # None: the run ended before the scheduler's tick
     failovers: int = 0
     errors: int = 0
     http_5xx: int = 0
@@ -91,7 +95,8 @@ class FleetResult:
     @property
     def recovered(self) -> bool:
         return (self.abandoned > 0 and self.expired_in_time == self.abandoned and self.reoffered == self.abandoned
-                and self.stuck_leases == 0 and self.probes_done == self.probes and self.expiry_runs_after_kill > 0)
+                and self.stuck_leases == 0 and self.probes_done == self.probes and self.expiry_runs_after_kill > 0
+                and self.scheduled_runs_after_kill != 0)
 
     @property
     def ok(self) -> bool:
@@ -114,6 +119,9 @@ class FleetResult:
             ("probe tasks done / queued", f"{self.probes_done} / {self.probes}"),
             ("  of them run again after the killed worker's lock ran out", self.probes_redelivered),
             ("lease expiry runs by the surviving worker after the kill", self.expiry_runs_after_kill),
+            ("  of them from django-q's schedule (ticks every 30 s)",
+             "not checked (< 35 s after the kill)" if self.scheduled_runs_after_kill is None
+             else self.scheduled_runs_after_kill),
             ("requests sent to the other instance", self.failovers),
             ("other HTTP errors (5xx)", f"{self.errors} ({self.http_5xx})"),
             ("load average 1/5/15 min", "/".join(f"{x:.1f}" for x in self.load)),
@@ -371,7 +379,7 @@ def fleet_run(*, annotators: int = 32, seconds: float = 60.0, kill_at: float | N
     """Run the fleet against the configured (PostgreSQL) database and return the checked result."""
     from django.db import connection, connections
     from django.utils import timezone
-    from django_q.models import OrmQ, Task
+    from django_q.models import OrmQ, Schedule, Task
     from django_q.tasks import async_task
 
     if connection.vendor != "postgresql":
@@ -451,6 +459,8 @@ def fleet_run(*, annotators: int = 32, seconds: float = 60.0, kill_at: float | N
                     for name in ("web-b", "worker-b"):
                         fleet.kill(name)
                     killed_at, killed_wall = now, timezone.now()
+                    # The schedule's own lease expiry is due now: the surviving scheduler must queue it.
+                    Schedule.objects.filter(func="work.tasks.assignments_expire").update(next_run=killed_wall)
                     killed.set()
                     # Taken by a worker and not acknowledged at the kill: worker A's finish before their lock
                     # runs out; worker B's finish only after it has, run again by A (Task.started is the
@@ -476,6 +486,10 @@ def fleet_run(*, annotators: int = 32, seconds: float = 60.0, kill_at: float | N
                 1 for task in done if task.id in locked_at_kill and task.stopped >= locked_at_kill[task.id])
             after_kill = [task_id for at, task_id in expiries if killed_at is not None and at > killed_at]
             result.expiry_runs_after_kill = Task.objects.filter(id__in=after_kill, success=True).count()
+            if seconds - kill_at >= 35:
+                scheduled = Task.objects.filter(group="assignments_expire", stopped__gt=killed_wall, success=True)
+                result.scheduled_runs_after_kill = scheduled.count()
+                result.expiry_runs_after_kill += result.scheduled_runs_after_kill
             # The last abandoned slots may still wait for a claim: the survivors' queue is open a little longer.
             fleet_check(result, project=project, ledger=ledger, killed_at=killed_wall, lease_s=lease_s,
                         expiry_every=expiry_every)
