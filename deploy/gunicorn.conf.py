@@ -44,3 +44,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Temporary files of the worker heartbeat in RAM: a slow disk must not make gunicorn kill healthy workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = "workbench-web"
+# gunicorn 25.1+ opens a control socket for `gunicornc` under $HOME/.gunicorn/, which is the read-only
+# /srv/workbench for the service user ("Control server error: Permission denied" at every start). systemctl
+# is the control here; older gunicorn ignores the setting.
+control_socket_disable = True

@@ -43,6 +43,24 @@ def test_plotly_js_is_served_from_our_static_files(client):
     assert b"".join(response.streaming_content) == PLOTLY_JS.read_bytes()
 
 
+def test_production_serves_collectstatics_compressed_copy(settings, tmp_path):
+    """Without DEBUG the web processes serve STATIC_ROOT, so a client that accepts gzip gets the .gz copy."""
+    from django.test import RequestFactory
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", interactive=False, verbosity=0)
+    production = run(["-c", "import django; django.setup(); from django.conf import settings as s; "
+                            "print(s.WHITENOISE_USE_FINDERS)"], **PRODUCTION)
+    assert production.stdout.strip().splitlines()[-1] == "False", production.stderr
+    settings.WHITENOISE_USE_FINDERS = False
+    middleware = WhiteNoiseMiddleware(lambda request: None)
+    request = RequestFactory().get("/static/vendor/plotly.min.js", HTTP_ACCEPT_ENCODING="gzip")
+    response = middleware(request)
+    assert response.status_code == 200 and response["Content-Encoding"] == "gzip"
+    assert int(response["Content-Length"]) == (tmp_path / "vendor" / "plotly.min.js.gz").stat().st_size
+
+
 def storage_settings(**env: str) -> dict:
     show = ("import json, django; django.setup(); from django.conf import settings as s; "
             "print(json.dumps({'STORAGES': s.STORAGES, 'MEDIA_ROOT': str(s.MEDIA_ROOT)}))")
