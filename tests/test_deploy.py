@@ -132,3 +132,18 @@ def test_gunicorn_config_serves_behind_the_tls_proxy(tmp_path):
         server.wait(timeout=30)
     log = (tmp_path / "access.log").read_text()
     assert "GET /accounts/login/ HTTP/1.0\" 200" in log or "GET /accounts/login/ HTTP/1.1\" 200" in log
+
+
+def test_gunicorn_freezes_the_preloaded_objects_before_forking_a_worker():
+    import gc
+    import runpy
+
+    config = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    assert config["preload_app"] is True
+    gc.unfreeze()
+    try:
+        config["pre_fork"](None, None)
+        # What the master holds is out of the collector's reach: a worker's collections leave its pages shared.
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

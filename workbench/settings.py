@@ -314,8 +314,10 @@ Q_CLUSTER = {
     "name": "workbench",
     "orm": "default",
     "workers": int(os.environ.get("Q_WORKERS", "2")),
-    "timeout": 600,
-    "retry": 720,
+    # A task running longer is killed; one a worker took but never acknowledged (the worker died) is
+    # handed out again after `retry` seconds, which must exceed `timeout`.
+    "timeout": int(os.environ.get("Q_TIMEOUT", "600")),
+    "retry": int(os.environ.get("Q_RETRY", "720")),
     "max_attempts": 3,
     "catch_up": False,
     "label": "Background jobs",
