@@ -95,6 +95,8 @@ class _History:
         self.rng = _rng(seed, spec.slug)
         self.classes = list(spec.class_names)
         self.counts = _Counts(submitted=Counter(), reviews=Counter())
+        # The first expert slots claimed in the history are declined once each, to show the hand-over.
+        self.declines_left = len(workers.DECLINE_REASONS)
 
     def label_for(self, assignment, accuracy: float) -> str:
         return workers.simulated_label(
@@ -143,10 +145,9 @@ class _History:
                 budget -= 1
                 self._pause(CROWD_PAUSE_MINUTES)
 
-    def experts(self, share: float, *, declines: int = 0) -> None:
+    def experts(self, share: float) -> None:
         """Experts label `share` of the escalated items: each takes their offers first, then what their
-        expertise covers in the experts' queue. The first `declines` expert slots claimed are declined
-        instead, to show the hand-over."""
+        expertise covers in the experts' queue (the first few expert slots are declined instead)."""
         escalated = Item.objects.filter(project=self.project, status=ItemStatus.ESCALATED).count()
         budget = int(share * escalated)
         active = list(workers.HISTORY_EXPERTS)
@@ -157,7 +158,7 @@ class _History:
                 if assignment is None:
                     active.remove(worker)
                     continue
-                if declines > 0 and assignment.kind == AssignmentKind.EXPERT:
+                if self.declines_left > 0 and assignment.kind == AssignmentKind.EXPERT:
                     self.clock.advance(dt.timedelta(minutes=1))
                     submissions.assignment_decline(
                         assignment_id=assignment.pk,
@@ -166,7 +167,7 @@ class _History:
                         now=self.clock.now(),
                     )
                     self.counts.declines += 1
-                    declines -= 1
+                    self.declines_left -= 1
                     continue
                 label = self.label_for(assignment, worker.accuracy)
                 spent = int(self.rng.integers(*EXPERT_TIME_MS))
@@ -240,7 +241,7 @@ def demo_history_simulate(
     Each past week: the crowd labels HISTORY_CROWD_SHARE of the open crowd slots each round, the experts
     a share of the escalated items that varies by week (their pace, so some weeks miss more SLA deadlines
     than others) and HISTORY_EXPERT_SHARE in the week's last round, the reviewer HISTORY_REVIEW_SHARE of the
-    reviews; in the first round the first expert slots are declined once (workers.DECLINE_REASONS)."""
+    reviews; the first expert slots claimed are declined once (workers.DECLINE_REASONS)."""
     histories = [
         _History(project=p.project, spec=p.spec, users=users, seed=seed, clock=clock) for p in projects
     ]
@@ -266,10 +267,7 @@ def demo_history_simulate(
             last_round = round_number == len(ROUND_STARTS) - 1
             for history, pace in zip(histories, paces):
                 history.crowd(workers.HISTORY_CROWD_SHARE)
-                history.experts(
-                    workers.HISTORY_EXPERT_SHARE if last_round else pace,
-                    declines=len(workers.DECLINE_REASONS) if week == 0 and round_number == 0 else 0,
-                )
+                history.experts(workers.HISTORY_EXPERT_SHARE if last_round else pace)
                 history.reviews(workers.HISTORY_REVIEW_SHARE)
         # The hourly reliability refresh, once a week here: later routing uses what it learned.
         accuracy_refresh(now=clock.now())

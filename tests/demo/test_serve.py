@@ -20,7 +20,8 @@ SCRIPT = textwrap.dedent("""
     import sys
     from demo.serve import serve
     pids, exit_after = sys.argv[1], sys.argv[2]
-    child = "import os, sys, time; open(sys.argv[1], 'a').write(f'{os.getpid()}\\\\n'); time.sleep(float(sys.argv[2])); sys.exit(int(sys.argv[3]))"
+    child = ("import os, sys, time; open(sys.argv[1], 'a').write(f'{os.getpid()}\\\\n'); "
+             "time.sleep(float(sys.argv[2])); sys.exit(int(sys.argv[3]))")
     sys.exit(serve([
         (sys.executable, "-c", child, pids, "120", "0"),
         (sys.executable, "-c", child, pids, exit_after, "3"),

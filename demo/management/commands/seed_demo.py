@@ -85,8 +85,8 @@ class Command(BaseCommand):
                     for spec in fresh:
                         project = self._project_create(spec, admin)
                         memberships_ensure(projects=[project], users=members, actor=admin)
-                        plans.append(ProjectHistory(project=project, spec=spec, rows=spec.rows,
-                                                    ingest=functools.partial(self._ingest, project, spec.slug, admin=admin)))
+                        ingest = functools.partial(self._ingest, project, spec.slug, admin=admin)
+                        plans.append(ProjectHistory(project=project, spec=spec, rows=spec.rows, ingest=ingest))
                     histories = demo_history_simulate(projects=plans, users=users, clock=clock, today=now, seed=seed)
             for spec in projects:
                 project = self._project(spec, admin)
