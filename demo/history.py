@@ -118,12 +118,11 @@ class _History:
         jobs.sla_breaches_handle(now=now)
         jobs.waiting_assign(now=now)
 
-    def crowd(self, share: float) -> None:
-        """Crowd annotators label `share` of the open crowd slots (gold checks included, as they come),
-        round-robin until the budget is spent or nobody finds work."""
-        open_crowd = self.project.assignments.filter(kind=AssignmentKind.CROWD, status__in=OPEN_ASSIGNMENT_STATUSES)
-        budget = int(share * open_crowd.count())
-        active = list(workers.HISTORY_CROWD)
+    def _round_robin(self, people: Sequence[workers.DemoWorker], budget: int,
+                     act: Callable[[workers.DemoWorker, Any, Any], bool]) -> None:
+        """Each of `people` in turn claims their next assignment and `act`s on it, until `budget` actions
+        that count (`act` returns True) are done or nobody finds work."""
+        active = list(people)
         while budget > 0 and active:
             for worker in list(active):
                 user = self.users[worker.username]
@@ -131,60 +130,58 @@ class _History:
                 if assignment is None:
                     active.remove(worker)
                     continue
-                spent = int(self.rng.integers(*CROWD_TIME_MS))
-                self.clock.advance(dt.timedelta(milliseconds=spent))
-                submissions.assignment_submit(
-                    assignment_id=assignment.pk,
-                    user=user,
-                    label=self.label_for(assignment, worker.accuracy),
-                    confidence=int(self.rng.integers(2, 6)),
-                    time_spent_ms=spent,
-                    now=self.clock.now(),
-                )
-                self.counts.submitted[assignment.kind] += 1
-                budget -= 1
-                self._pause(CROWD_PAUSE_MINUTES)
+                if act(worker, user, assignment):
+                    budget -= 1
+
+    def _submit(self, assignment, user, *, time_ms: tuple[int, int], pause: tuple[float, float], **fields) -> None:
+        """Submit after the time the label takes, then pause before the next."""
+        spent = int(self.rng.integers(*time_ms))
+        self.clock.advance(dt.timedelta(milliseconds=spent))
+        submissions.assignment_submit(
+            assignment_id=assignment.pk, user=user, time_spent_ms=spent, now=self.clock.now(), **fields
+        )
+        self.counts.submitted[assignment.kind] += 1
+        self._pause(pause)
+
+    def crowd(self, share: float) -> None:
+        """Crowd annotators label `share` of the open crowd slots (gold checks included, as they come)."""
+        open_crowd = self.project.assignments.filter(kind=AssignmentKind.CROWD, status__in=OPEN_ASSIGNMENT_STATUSES)
+
+        def label(worker, user, assignment) -> bool:
+            self._submit(assignment, user, time_ms=CROWD_TIME_MS, pause=CROWD_PAUSE_MINUTES,
+                         label=self.label_for(assignment, worker.accuracy), confidence=int(self.rng.integers(2, 6)))
+            return True
+
+        self._round_robin(workers.HISTORY_CROWD, int(share * open_crowd.count()), label)
 
     def experts(self, share: float) -> None:
         """Experts label `share` of the escalated items: each takes their offers first, then what their
         expertise covers in the experts' queue (the first few expert slots are declined instead)."""
         escalated = Item.objects.filter(project=self.project, status=ItemStatus.ESCALATED).count()
-        budget = int(share * escalated)
-        active = list(workers.HISTORY_EXPERTS)
-        while budget > 0 and active:
-            for worker in list(active):
-                user = self.users[worker.username]
-                assignment = claims.assignment_claim_next(user=user, project=self.project, now=self.clock.now())
-                if assignment is None:
-                    active.remove(worker)
-                    continue
-                if self.declines_left > 0 and assignment.kind == AssignmentKind.EXPERT:
-                    self.clock.advance(dt.timedelta(minutes=1))
-                    submissions.assignment_decline(
-                        assignment_id=assignment.pk,
-                        user=user,
-                        reason=workers.DECLINE_REASONS[self.counts.declines % len(workers.DECLINE_REASONS)],
-                        now=self.clock.now(),
-                    )
-                    self.counts.declines += 1
-                    self.declines_left -= 1
-                    continue
-                label = self.label_for(assignment, worker.accuracy)
-                spent = int(self.rng.integers(*EXPERT_TIME_MS))
-                self.clock.advance(dt.timedelta(milliseconds=spent))
-                submissions.assignment_submit(
+
+        def label_or_decline(worker, user, assignment) -> bool:
+            if self.declines_left > 0 and assignment.kind == AssignmentKind.EXPERT:
+                self.clock.advance(dt.timedelta(minutes=1))
+                submissions.assignment_decline(
                     assignment_id=assignment.pk,
                     user=user,
-                    label=label,
-                    rationale=workers.rationale(self.spec.slug, label, self.rng),
-                    factors=list(self.spec.decision_factors[: int(self.rng.integers(0, 2))]),
-                    confidence=int(self.rng.integers(3, 6)),
-                    time_spent_ms=spent,
+                    reason=workers.DECLINE_REASONS[self.counts.declines % len(workers.DECLINE_REASONS)],
                     now=self.clock.now(),
                 )
-                self.counts.submitted[assignment.kind] += 1
-                budget -= 1
-                self._pause(EXPERT_PAUSE_MINUTES)
+                self.counts.declines += 1
+                self.declines_left -= 1
+                return False
+            label = self.label_for(assignment, worker.accuracy)
+            self._submit(
+                assignment, user, time_ms=EXPERT_TIME_MS, pause=EXPERT_PAUSE_MINUTES,
+                label=label,
+                rationale=workers.rationale(self.spec.slug, label, self.rng),
+                factors=list(self.spec.decision_factors[: int(self.rng.integers(0, 2))]),
+                confidence=int(self.rng.integers(3, 6)),
+            )
+            return True
+
+        self._round_robin(workers.HISTORY_EXPERTS, int(share * escalated), label_or_decline)
 
     def reviews(self, share: float) -> None:
         """The reviewer agrees with labels it judges right and overrides the others with a reason."""
