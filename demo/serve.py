@@ -28,15 +28,21 @@ STOP_GRACE_SECONDS = 20.0
 def terminal_foreground() -> Iterator[None]:
     """Own the controlling terminal's foreground while inside, as a job-control shell does for a job;
     nothing happens when stdin is not a terminal."""
-    fd = sys.stdin.fileno() if sys.stdin is not None else -1
-    if fd < 0 or not os.isatty(fd):
-        yield
-        return
     try:
-        previous = os.tcgetpgrp(fd)
-        os.setpgid(0, 0)
-    except OSError:
-        yield  # not our terminal, or already a group leader: Ctrl-C then reaches make as before
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):  # no stdin, or one without a descriptor
+        fd = -1
+    previous = None
+    if fd >= 0 and os.isatty(fd):
+        try:
+            # Started in the background (`make run &`) the terminal belongs to the shell: leave it there.
+            if os.tcgetpgrp(fd) == os.getpgrp():
+                previous = os.getpgrp()
+                os.setpgid(0, 0)
+        except OSError:
+            previous = None  # not our terminal, or already a group leader: Ctrl-C reaches make as before
+    if previous is None:
+        yield
         return
     # A process outside the foreground group that changes the foreground is stopped by SIGTTOU unless it
     # ignores it.
