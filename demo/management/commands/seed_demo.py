@@ -89,9 +89,7 @@ class Command(BaseCommand):
                         plans.append(ProjectHistory(project=project, spec=spec, rows=spec.rows, ingest=ingest))
                     histories = demo_history_simulate(projects=plans, users=users, clock=clock, today=now, seed=seed)
             for spec in projects:
-                project = self._project(spec, admin)
-                # Everyone in the demo works on (or reads) every demo project: core.access reads it.
-                memberships_ensure(projects=[project], users=members, actor=admin)
+                self._project(spec, admin, members)
             if histories:
                 # Measure everyone on the history just made, as the hourly job would.
                 accuracy_refresh()
@@ -160,9 +158,12 @@ class Command(BaseCommand):
         except IngestValidationError as exc:
             raise CommandError(f"demo rows of {slug} were rejected: {exc}") from exc
 
-    def _project(self, spec: demo.DemoProject, admin) -> Project:
+    def _project(self, spec: demo.DemoProject, admin, members) -> Project:
         """The demo project (created if missing), with the rows of `spec` not yet stored ingested now."""
         project = Project.objects.filter(slug=spec.slug).first() or self._project_create(spec, admin)
+        # Everyone in the demo works on (or reads) every demo project (core.access reads it); before the
+        # items arrive, since routing offers an item by name only to members of its project.
+        memberships_ensure(projects=[project], users=members, actor=admin)
         # Only rows not yet stored: re-sending stored ones would write nothing but would route them again.
         stored = set(item_list(project=project).values_list("external_id", flat=True))
         rows = [row for row in spec.rows if row["external_id"] not in stored]
