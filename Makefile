@@ -2,6 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# What is installed: the runtime packages alone for `make run`, the dev extra too (test tools, linters,
+# browser driver) for everything else. The dev stamp is made after the runtime one, so a venv that
+# `make run` made gets the dev extra at the first `make test`.
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
@@ -11,31 +15,37 @@ PORT ?= 8000
 migrate seed run screenshots: export DEBUG ?= true
 run: export ALLOWED_HOSTS ?= $(HOST),localhost,127.0.0.1,[::1]
 
-.PHONY: setup run test test-fast lint lint-imports migrate seed screenshots bench clean
+.PHONY: setup setup-runtime run test test-fast lint lint-imports migrate seed screenshots bench clean
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
+	@echo "Installing the runtime packages into $(VENV) (the first time takes a few minutes)..."
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
+	@echo "Installing the test and lint tools (the dev extra) into $(VENV)..."
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 # plotly.js is served from the installed plotly package (workbench.staticfinders), never from a CDN.
-setup: $(STAMP)
+setup-runtime: $(RUNTIME_STAMP)
 	mkdir -p var
 
-migrate: setup
+setup: setup-runtime $(STAMP)
+
+migrate: setup-runtime
 	$(PY) manage.py migrate --noinput
 
 seed: migrate
 	$(PY) manage.py seed_demo
 
-# Web server plus one background worker; Ctrl-C stops both.
+# Web server plus one background worker; Ctrl-C stops both and exits 0 (demo/serve.py says how).
 run: seed
 	$(PY) manage.py refresh_dashboards --full
-	@echo "Serving http://$(HOST):$(PORT)/  (demo logins in README.md)"
-	@trap 'kill 0' INT TERM EXIT; \
-	  $(PY) manage.py qcluster & \
-	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	@echo "Serving http://$(HOST):$(PORT)/  (demo logins in README.md; Ctrl-C stops)"
+	@$(PY) -m demo.serve $(HOST):$(PORT)
 
 lint-imports: setup
 	$(VENV)/bin/lint-imports

@@ -416,7 +416,8 @@ DEMO_POLICIES: Mapping[str, PolicyConfig] = {
         sla_hours=24.0,
     ),
     BIOPSY_SLUG: PolicyConfig(
-        triggers=(Trigger("margin", Comparison.LT, 0.15, "narrow_margin"),),
+        metadata_conflict_field="referral_impression",
+        triggers=(Trigger("margin", Comparison.LT, 0.5, "narrow_margin"),),
         crowd_overlap=2,
         max_crowd_labels=5,
         gold_check_rate=0.08,
@@ -428,7 +429,8 @@ DEMO_POLICIES: Mapping[str, PolicyConfig] = {
 DEMO_POLICY_NOTES: Mapping[str, str] = {
     DIGITS_SLUG: "Demo policy: a scanner tag contradicting the model, or a prediction spread over many digits "
     "(normalised entropy > 0.6), goes straight to an expert.",
-    BIOPSY_SLUG: "Demo policy: a record the model barely separates (margin < 0.15) goes straight to an expert.",
+    BIOPSY_SLUG: "Demo policy: a record the model does not clearly separate (margin < 0.5), or whose referral "
+    "impression contradicts the model, goes straight to an expert.",
 }
 
 

@@ -40,16 +40,25 @@ HISTORY_EXPERTS = (
 HISTORY_REVIEWER = DemoWorker("reviewer", 0.97)
 
 
-# How much work the seeding does: crowd labels as a share of the crowd slots open after ingest, expert
-# labels as a share of the escalated items, reviews as a share of the review slots. The rest stays open,
-# so every queue has work waiting when the demo starts.
+# How much work each round of a past week does (demo.history): crowd labels as a share of the open crowd
+# slots, reviews as a share of the open review slots; expert labels as a share of the escalated items, drawn
+# per week from HISTORY_EXPERT_PACE in the first rounds (slow weeks miss more SLA deadlines) and
+# HISTORY_EXPERT_SHARE in the week's last round. Some of every week stays open, and today's batch gets
+# TODAY_CROWD_SHARE of its crowd slots done and no expert work, so every queue has work waiting when the demo
+# starts.
 HISTORY_CROWD_SHARE = 0.7
 
 
-HISTORY_EXPERT_SHARE = 0.6
+HISTORY_EXPERT_PACE = (0.3, 0.8)
+
+
+HISTORY_EXPERT_SHARE = 0.9
 
 
 HISTORY_REVIEW_SHARE = 0.7
+
+
+TODAY_CROWD_SHARE = 0.5
 
 
 RATIONALES: Mapping[str, tuple[str, ...]] = {

@@ -17,6 +17,7 @@ from core.access import fields_hidden_from_work
 from core.bulk import columns, model_from_row, prepared_cursor
 from experts.availability import primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
+from experts.selectors import expert_ids_on_shift
 from labeling.models import Annotation, GoldLabel, Item, Prediction, Project, ProjectMembership
 from labeling.presentation import reasons_without_hidden, without_hidden
 from routing.engine.types import (
@@ -379,3 +380,54 @@ def assignment_payload(assignment: Assignment) -> dict[str, Any]:
             payload["item"]["final_label"] = item.final_label
             payload["item"]["final_source"] = item.final_source
     return payload
+
+
+@dataclass(frozen=True)
+class DeclinedWaiting:
+    """An expert slot handed back by a decline and not taken since, while nobody it is offered to is on
+    shift: the admin's "Needs attention" list."""
+
+    slot: Assignment  # the open slot, with its item, project and (if any) the off-shift expert offered it
+    declined_by: str  # username of the latest decliner
+    reason: str
+    declined_at: dt.datetime
+
+
+def declined_waiting(*, now: dt.datetime, limit: int = 20) -> tuple[int, list[DeclinedWaiting]]:
+    """(how many, the first `limit` by SLA deadline) expert slots of declined items still offered and not
+    started, either waiting in the experts' queue or offered to someone off shift at `now`. An item leaves
+    the list as soon as someone on shift is offered it (the waiting-queue job) or claims it."""
+    on_shift = Expert.objects.filter(id__in=expert_ids_on_shift(at=now)).values_list("user_id", flat=True)
+    waiting = (
+        Assignment.objects.filter(
+            kind=AssignmentKind.EXPERT,
+            status=AssignmentStatus.OFFERED,
+            item_id__in=Assignment.objects.filter(
+                kind=AssignmentKind.EXPERT, status=AssignmentStatus.DECLINED
+            ).values("item_id"),
+        )
+        # exclude() keeps the unassigned slots (assignee NULL) as well.
+        .exclude(assignee_id__in=list(on_shift))
+        .select_related("item", "project", "assignee")
+        .order_by("due_at", "id")
+    )
+    total = waiting.count()
+    slots = list(waiting[:limit])
+    latest: dict[int, Assignment] = {}
+    for declined in (
+        Assignment.objects.filter(
+            item_id__in=[s.item_id for s in slots], kind=AssignmentKind.EXPERT, status=AssignmentStatus.DECLINED
+        )
+        .select_related("assignee")
+        .order_by("completed_at", "id")
+    ):
+        latest[declined.item_id] = declined
+    return total, [
+        DeclinedWaiting(
+            slot=slot,
+            declined_by=latest[slot.item_id].assignee.username if latest[slot.item_id].assignee else "",
+            reason=latest[slot.item_id].decline_reason,
+            declined_at=latest[slot.item_id].completed_at,
+        )
+        for slot in slots
+    ]

@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.audit import audit_record
 from core.bulk import columns, datetime_value, json_value, model_from_row, prepared_cursor
 from experts.models import Role
+from experts.ranking import Ranking
 from labeling.models import (
     Annotation,
     Item,
@@ -226,6 +227,12 @@ def _annotation_complete(
     return annotation
 
 
+def nobody_on_shift(ranking: Ranking) -> bool:
+    """No other qualified expert is on shift to take a declined expert slot now: it waits in the experts'
+    queue, or for someone whose shift starts later."""
+    return not any(c.components.wait_hours == 0 for c in ranking.candidates)
+
+
 def assignment_decline(*, assignment_id: int, user: Any, reason: str, now: dt.datetime | None = None) -> Assignment:
     """Hand an open assignment back, saying why: an expert slot goes to the next best expert (or waits in
     the experts' queue), a crowd or review slot returns to its queue, a gold check simply ends. Audited."""
@@ -243,6 +250,7 @@ def assignment_decline(*, assignment_id: int, user: Any, reason: str, now: dt.da
         assignment.save(update_fields=["status", "decline_reason", "completed_at"])
         fresh, rankings = replacements([assignment], now=now)
         fresh = Assignment.objects.bulk_create(fresh)
+        ranking = rankings.get(assignment.pk)
         audit_record(
             actor=user,
             action="assignment.decline",
@@ -253,7 +261,10 @@ def assignment_decline(*, assignment_id: int, user: Any, reason: str, now: dt.da
                 "kind": assignment.kind,
                 "reason": reason,
                 "replacement_id": fresh[0].pk if fresh else None,
-                **ranking_summary(rankings.get(assignment.pk)),
+                **ranking_summary(ranking),
+                # The admin's "Needs attention" list (work.selectors.declined_waiting) shows such items
+                # while nobody on shift holds them.
+                **({"nobody_on_shift": nobody_on_shift(ranking)} if ranking is not None else {}),
             },
         )
         email_on_commit(offer_emails(fresh))

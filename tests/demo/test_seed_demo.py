@@ -183,3 +183,5 @@ def test_no_history_flag_only_ingests():
     seed("--no-history")
     assert not Annotation.objects.exists()
     assert Assignment.objects.exists()
+    # Memberships come before the items: routing offers expert slots by name only to project members.
+    assert Assignment.objects.filter(kind=AssignmentKind.EXPERT, assignee__isnull=False).exists()

@@ -7,27 +7,31 @@ published before its items arrive, and a short history of work (demo.history) fo
 from __future__ import annotations
 
 import datetime as dt
+import functools
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.db.models import Count
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from core.access import STAKEHOLDER_GROUP
 from demo import datasets as demo
-from demo.history import demo_history_simulate
+from demo.clock import SimulatedClock, simulated_time
+from demo.history import HistorySummary, ProjectHistory, demo_history_simulate, history_start
 from experts.models import Expert
 from experts.services import claim_counters_reset, domain_ensure, expert_create
 from labeling.memberships import memberships_ensure
-from labeling.models import Annotation, Project
+from labeling.models import Project
 from labeling.selectors import item_list
 from labeling.services import IngestValidationError, items_ingest, project_create
 from routing.models import RoutingDecision
 from routing.policies import policy_for_project, policy_version_publish
 from routing.reliabilities import accuracy_refresh
 from routing.services import projects_purge
+from work.selectors import queue_summary
 
 
 class Command(BaseCommand):
@@ -68,15 +72,24 @@ class Command(BaseCommand):
                 if person.on_roster:
                     self._roster_entry(person, users[person.username])
             admin = users["admin"]
-            histories = {}
+            members = [u for name, u in users.items() if name != "admin"]
+            histories: dict[str, HistorySummary] = {}
+            fresh = [spec for spec in projects if not Project.objects.filter(slug=spec.slug).exists()]
+            if fresh and not no_history:
+                # A new project gets its past: created, with its policy, weeks ago, its items arriving week by
+                # week since (demo.history). A project that exists keeps the past it has.
+                now = timezone.now()
+                clock = SimulatedClock(history_start(now))
+                with simulated_time(clock):
+                    plans = []
+                    for spec in fresh:
+                        project = self._project_create(spec, admin)
+                        memberships_ensure(projects=[project], users=members, actor=admin)
+                        ingest = functools.partial(self._ingest, project, spec.slug, admin=admin)
+                        plans.append(ProjectHistory(project=project, spec=spec, rows=spec.rows, ingest=ingest))
+                    histories = demo_history_simulate(projects=plans, users=users, clock=clock, today=now, seed=seed)
             for spec in projects:
-                project = self._project(spec, admin)
-                # Everyone in the demo works on (or reads) every demo project: core.access reads it.
-                memberships_ensure(projects=[project], users=[u for name, u in users.items() if name != "admin"],
-                                   actor=admin)
-                # History once per project: a rerun (or a larger --items later) adds no labels twice.
-                if not no_history and not Annotation.objects.filter(item__project=project).exists():
-                    histories[spec.slug] = demo_history_simulate(project=project, spec=spec, users=users, seed=seed)
+                self._project(spec, admin, members)
             if histories:
                 # Measure everyone on the history just made, as the hourly job would.
                 accuracy_refresh()
@@ -119,35 +132,44 @@ class Command(BaseCommand):
             ],
         )
 
-    def _project(self, spec: demo.DemoProject, admin) -> Project:
-        project = Project.objects.filter(slug=spec.slug).first()
-        if project is None:
-            project = project_create(
-                name=spec.name,
-                slug=spec.slug,
-                classes=list(spec.classes),
-                instructions=spec.instructions,
-                data_type=spec.data_type,
-                decision_factors=list(spec.decision_factors),
-                field_visibility={path: list(roles) for path, roles in spec.field_visibility.items()},
-                review_sample_rate=demo.DEMO_REVIEW_SAMPLE_RATE[spec.slug],
-                actor=admin,
-            )
-            # Before any item arrives, so the demo policy routes them all.
-            policy_version_publish(
-                policy=policy_for_project(project),
-                config=demo.DEMO_POLICIES[spec.slug],
-                author=admin,
-                change_note=demo.DEMO_POLICY_NOTES[spec.slug],
-            )
+    def _project_create(self, spec: demo.DemoProject, admin) -> Project:
+        project = project_create(
+            name=spec.name,
+            slug=spec.slug,
+            classes=list(spec.classes),
+            instructions=spec.instructions,
+            data_type=spec.data_type,
+            decision_factors=list(spec.decision_factors),
+            field_visibility={path: list(roles) for path, roles in spec.field_visibility.items()},
+            review_sample_rate=demo.DEMO_REVIEW_SAMPLE_RATE[spec.slug],
+            actor=admin,
+        )
+        # Before any item arrives, so the demo policy routes them all.
+        policy_version_publish(
+            policy=policy_for_project(project),
+            config=demo.DEMO_POLICIES[spec.slug],
+            author=admin,
+            change_note=demo.DEMO_POLICY_NOTES[spec.slug],
+        )
+        return project
+
+    def _ingest(self, project: Project, slug: str, rows, admin=None) -> None:
+        try:
+            items_ingest(project=project, rows=rows, actor=admin, source="seed_demo")
+        except IngestValidationError as exc:
+            raise CommandError(f"demo rows of {slug} were rejected: {exc}") from exc
+
+    def _project(self, spec: demo.DemoProject, admin, members) -> Project:
+        """The demo project (created if missing), with the rows of `spec` not yet stored ingested now."""
+        project = Project.objects.filter(slug=spec.slug).first() or self._project_create(spec, admin)
+        # Everyone in the demo works on (or reads) every demo project (core.access reads it); before the
+        # items arrive, since routing offers an item by name only to members of its project.
+        memberships_ensure(projects=[project], users=members, actor=admin)
         # Only rows not yet stored: re-sending stored ones would write nothing but would route them again.
         stored = set(item_list(project=project).values_list("external_id", flat=True))
         rows = [row for row in spec.rows if row["external_id"] not in stored]
         if rows:
-            try:
-                items_ingest(project=project, rows=rows, actor=admin, source="seed_demo")
-            except IngestValidationError as exc:
-                raise CommandError(f"demo rows of {spec.slug} were rejected: {exc}") from exc
+            self._ingest(project, spec.slug, rows, admin)
         return project
 
     def _report(self, projects: tuple[demo.DemoProject, ...], admin_token: str, histories: dict) -> None:
@@ -176,13 +198,20 @@ class Command(BaseCommand):
             if history is not None:
                 labels = ", ".join(f"{kind} {n}" for kind, n in sorted(history.annotations.items()))
                 verdicts = ", ".join(f"{verdict} {n}" for verdict, n in sorted(history.reviews.items())) or "none"
-                out.write(f"  history: labels {labels}; declines {history.declines}; reviews {verdicts}")
+                since = f" since {history.first_arrival:%Y-%m-%d}" if history.first_arrival else ""
+                out.write(f"  history: {history.weeks} weeks{since}; labels {labels}; declines {history.declines}; "
+                          f"reviews {verdicts}")
             for version, figures in demo.confidence_summary(spec).items():
                 out.write(
                     f"  model {version}: top probability > 0.95 on {figures['confident_share']:.0%}, "
                     f"< 0.7 on {figures['uncertain_share']:.0%} of {int(figures['items'])} generated items; "
                     f"accuracy on gold {figures['gold_accuracy']:.0%}"
                 )
+        out.write("\nOpen work in the experts' queues (offered to them by name + waiting in the queue for them):")
+        for person in demo.DEMO_PEOPLE:
+            if person.role == "expert":
+                queue = queue_summary(user=get_user_model().objects.get(username=person.username))
+                out.write(f"  {person.username:<12} {queue['assigned']} + {queue['open_for_you']}")
         out.write("\nLogins (password set when the user is first created; see docs/demo.md):")
         for person in demo.DEMO_PEOPLE:
             out.write(f"  {person.role:<12} {person.username:<12} {person.password}")
