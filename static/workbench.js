@@ -29,12 +29,16 @@
 
   // The time spent on the item shown: measured with the page's monotonic clock from when the panel
   // appeared (the server also bounds it by its own clock from the signed start it rendered).
+  // A panel shown again with errors carries the same signed start as before: the clock goes on.
   function startTimer(root) {
+    var previous = timer;
     if (timer) window.clearInterval(timer.interval);
     timer = null;
     var form = root.querySelector("[data-timed-form]");
     if (!form) return;
-    var start = performance.now();
+    var token = form.querySelector("input[name=started]");
+    token = token ? token.value : "";
+    var start = previous && token && previous.token === token ? previous.start : performance.now();
     var display = root.querySelector("[data-timer-display]");
     var tick = function () {
       var elapsed = Math.round(performance.now() - start);
@@ -44,7 +48,7 @@
       if (display) display.textContent = formatElapsed(elapsed);
     };
     tick();
-    timer = { interval: window.setInterval(tick, 1000), tick: tick };
+    timer = { interval: window.setInterval(tick, 1000), tick: tick, token: token, start: start };
   }
 
   // The control a field error belongs to: the one marked invalid in the error's field, else its checked

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from labeling.models import Annotation
 from routing.models import Assignment
 from tests.browser.state import build_workbench
 from work import claims, submissions
@@ -87,6 +88,7 @@ def test_an_expert_rationale_of_spaces_is_refused_in_place_and_the_item_then_sav
     page.keyboard.press("Tab")
     page.keyboard.type("   ")
     page.locator("input[name=factors][value=sarcasm]").check()
+    page.wait_for_timeout(700)  # time on the item before the refusal, still counted after it
     page.keyboard.press("Control+Enter")
 
     rationale = page.locator("#rationale")
@@ -100,6 +102,9 @@ def test_an_expert_rationale_of_spaces_is_refused_in_place_and_the_item_then_sav
     expect(page.locator("#work-status")).to_have_text("Saved “billing” for exp-0.")
     expect(page.locator("#item-heading")).to_have_text("exp-1")
     expect(page.locator(".field-error")).to_have_count(0)
+    saved = Annotation.objects.get(annotator=wb["expert"], item__external_id="exp-0")
+    assert (saved.rationale, saved.factors) == ("Two charges on one invoice.", ["sarcasm"])
+    assert saved.time_spent_ms >= 700
     assert violations == []
 
 
