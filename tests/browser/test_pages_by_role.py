@@ -40,8 +40,8 @@ def test_a_stakeholder_has_no_queue_and_a_refusal_is_the_workbench_403_page(page
     settings.DEBUG = debug
     wb = build_workbench(crowd_texts=("Dark mode?",))
     login_as(wb["stakeholder"])
-    page.goto(f"{live_server.url}/")
-    page.wait_for_url("**/dashboards/")
+    page.goto(f"{live_server.url}/", wait_until="domcontentloaded")  # the charts need not be drawn here
+    page.wait_for_url("**/dashboards/", wait_until="domcontentloaded")
     nav = page.get_by_role("navigation", name="Main")
     expect(nav.get_by_role("link", name="Dashboards")).to_be_visible()
     expect(nav.get_by_role("link", name="My queue")).to_have_count(0)
