@@ -184,9 +184,11 @@
   document.addEventListener("keydown", function (evt) {
     var work = panel();
     if (!work) return;
-    // Ctrl+Enter (Cmd+Enter on a Mac) submits the item from anywhere, the rationale box included.
+    // Ctrl+Enter (Cmd+Enter on a Mac) submits the item from anywhere, the rationale box included; from the
+    // decline form's reason (where a refused decline puts the cursor), the decline.
     if (evt.key === "Enter" && (evt.ctrlKey || evt.metaKey)) {
-      var form = work.querySelector("form[data-submit-shortcut]");
+      var own = evt.target && evt.target.form;
+      var form = own && work.contains(own) ? own : work.querySelector("form[data-submit-shortcut]");
       if (form) {
         evt.preventDefault();
         submitForm(form);

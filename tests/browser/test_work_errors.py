@@ -125,7 +125,7 @@ def test_a_decline_without_a_reason_is_answered_by_its_reason_box(page, live_ser
     expect(page.locator("details.decline")).to_have_attribute("open", "")
     expect(page.locator("#decline-reason")).to_be_focused()
     page.keyboard.type("Outside my expertise")
-    page.keyboard.press("Enter")
+    page.keyboard.press("Control+Enter")  # the decline it is in, not the label form
     expect(page.locator("#work-status")).to_have_text("Declined crowd-0.")
     assert violations == []
 
