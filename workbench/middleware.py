@@ -14,8 +14,7 @@ from django.utils.functional import SimpleLazyObject
 from core.http import LARGE_BODY_ATTRIBUTE
 from labeling import memberships
 from labeling.storable import text_problem
-from workbench import errors
-from workbench.errors import error_response
+from workbench.errors import error_response, page_not_found, permission_denied
 
 BODY_FIELD = "(body)"
 
@@ -124,7 +123,7 @@ class ExpectedRefusalMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, PermissionDenied):
-            return errors.permission_denied(request, exception)
+            return permission_denied(request, exception)
         if isinstance(exception, Http404):
-            return errors.page_not_found(request, exception)
+            return page_not_found(request, exception)
         return None
