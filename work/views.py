@@ -93,11 +93,14 @@ def _assignment_or_404(request: HttpRequest, assignment_id: int) -> Assignment:
 
 
 def _panel_context(request: HttpRequest, assignment: Assignment | None, *, scope: str, now: dt.datetime,
-                   **extra: Any) -> dict[str, Any]:
+                   started: str = "", **extra: Any) -> dict[str, Any]:
+    """`started`: the start token the panel was sent with, kept when it is this assignment's (a panel shown
+    again with errors), so the time spent counts from when the item first appeared."""
     context: dict[str, Any] = {"scope": scope, "queue_url": _queue_url(scope), "nav": "queue", **extra}
     if assignment is not None:
         context["panel"] = work_page_selectors.work_panel(assignment=assignment, user=request.user)
-        context["started"] = _started_token(assignment, now)
+        kept = started and _started_at(started, assignment.pk) is not None
+        context["started"] = started if kept else _started_token(assignment, now)
     return context
 
 
@@ -134,6 +137,7 @@ def _error_response(request: HttpRequest, assignment: Assignment, *, scope: str,
     """The same panel again, with what the person entered and what was wrong with it."""
     return _panel_response(
         request, assignment, scope=scope, status=status, errors=errors or {}, conflict=conflict, posted=posted,
+        started=request.POST.get("started", ""),
     )
 
 

@@ -3,6 +3,7 @@
 list of URL patterns or a traceback (those are DEBUG's pages, and DEBUG is off outside a local demo)."""
 from __future__ import annotations
 
+import json
 import logging
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -12,6 +13,7 @@ from django.urls import Resolver404
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api/"
+MESSAGE_HEADER = "X-Error-Message"
 # Bad request, length required, request too large.
 CONTENT_ERRORS = frozenset({400, 411, 413})
 
@@ -38,6 +40,11 @@ def error_response(request: HttpRequest, status: int, message: str, *, field: st
             return JsonResponse({"errors": [{"field": field, "message": message}]}, status=status)
         return JsonResponse({"detail": message}, status=status)
     context = {"status": status, "title": TITLES.get(status, "Error"), "message": message}
+    headers = {}
+    if request.headers.get("HX-Request") == "true":
+        # htmx does not swap an error page in (templates/_htmx_config.html): static/workbench.js shows this
+        # sentence by the form instead, read from a header (JSON keeps it ASCII) rather than by parsing the page.
+        headers[MESSAGE_HEADER] = json.dumps(message)
     try:
         body = render_to_string("error.html", context, request=request)
     except Exception:
@@ -45,7 +52,7 @@ def error_response(request: HttpRequest, status: int, message: str, *, field: st
         # what failed (a 500), the page goes out without the navigation rather than not at all.
         logger.exception("error page for %s rendered without the request", status)
         body = render_to_string("error.html", context)
-    return HttpResponse(body, status=status)
+    return HttpResponse(body, status=status, headers=headers)
 
 
 def _message(exception: BaseException | None, default: str) -> str:

@@ -1,18 +1,20 @@
 """Request checks made before any view runs: body limits (from the headers, before anything reads the body)
-and text in the URL that no database here can store; and the request's principal."""
+and text in the URL that no database here can store; the request's principal; and the pages of a view's
+expected refusals."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 
 from core.http import LARGE_BODY_ATTRIBUTE
 from labeling import memberships
 from labeling.storable import text_problem
-from workbench.errors import error_response
+from workbench.errors import error_response, page_not_found, permission_denied
 
 BODY_FIELD = "(body)"
 
@@ -102,3 +104,26 @@ class AccessMiddleware:
             lambda: memberships.principal_for(user=getattr(request, "user", None), auth=getattr(request, "auth", None))
         )
         return self.get_response(request)
+
+
+class ExpectedRefusalMiddleware:
+    """A view's "not found" (Http404) and "not for you" (PermissionDenied) answered with the workbench's own
+    page (its navigation, the view's sentence) with DEBUG on too: Django's DEBUG 404 page lists every URL
+    pattern, and `make run` serves the demo with DEBUG on. Answered here, before Django's exception handling,
+    these go to the log as django.request's one line per 4xx ("Forbidden: /queue/"), not with the traceback
+    Django attaches to a PermissionDenied: they are answers, not faults. An address that matches no URL
+    (Resolver404, raised before any view) keeps Django's handling: the styled 404 without DEBUG, the URL
+    list with it, which is what a developer mistyping an address wants."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, PermissionDenied):
+            return permission_denied(request, exception)
+        if isinstance(exception, Http404):
+            return page_not_found(request, exception)
+        return None

@@ -110,6 +110,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # request.principal (core.access), after the user is known.
     "workbench.middleware.AccessMiddleware",
+    # A view's 403 and 404: the styled pages, DEBUG or not, logged as one line.
+    "workbench.middleware.ExpectedRefusalMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",

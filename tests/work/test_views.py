@@ -186,6 +186,19 @@ def test_invalid_submit_shows_the_errors_keeps_the_input_and_stores_nothing(clie
     assert Assignment.objects.get(pk=first.pk).status == AssignmentStatus.ACTIVE
 
 
+def test_a_panel_shown_again_with_errors_keeps_its_start(client, wb):
+    """The time spent counts from when the item first appeared, not from the refusal; a forged start is not kept."""
+    login(client, wb["expert"])
+    first, location = start(client)
+    started = re.search(r'name="started" value="([^"]+)"', client.get(location).content.decode()).group(1)
+    url = reverse("work:submit", args=[first.pk])
+    refused = client.post(url, {"label": "bug", "rationale": " ", "started": started}, HTTP_HX_REQUEST="true")
+    assert refused.status_code == 400
+    assert re.search(r'name="started" value="([^"]+)"', refused.content.decode()).group(1) == started
+    forged = client.post(url, {"label": "bug", "rationale": " ", "started": "forged:token"}, HTTP_HX_REQUEST="true")
+    assert "forged:token" not in forged.content.decode()
+
+
 def test_submit_on_an_expired_lease_is_a_conflict(client, wb):
     login(client, wb["crowd1"])
     first, _ = start(client)
