@@ -18,16 +18,20 @@ At each size step (--sizes, ascending) the one project "scale" is grown to the s
                   .../submit (each submit routes the item again) for --http-seconds (bench/claim.py's loop).
   item list       GET /api/projects/scale/items: the first page and a deep page (a cursor at the item 90%
                   of the way through the id order), 100 items a page; median and p95 of --list-runs each.
-  export          GET /api/projects/scale/export?format=jsonl on a fresh one-worker gunicorn, read for at
-                  most --export-seconds (whole project when it finishes sooner; the output says which):
-                  items/s, and the worker's peak RSS (VmHWM) against its RSS before the request.
-  dashboard       the snapshot refresh after the growth (dashboards.services.snapshots_refresh, as the
-                  every-minute job runs it: here it covers every day the growth touched), then the project
-                  dashboard page through Django's test client: median server time of 5.
+  export          GET /api/projects/scale/export?format=jsonl on a fresh one-worker gunicorn started with
+                  deploy/gunicorn.conf.py, read for at most --export-seconds (whole project when it finishes
+                  sooner; the output says which): items/s, and the worker's peak RSS (VmHWM, sampled while
+                  streaming) against its RSS before the request.
+  dashboard       the snapshots (dashboards.services.snapshots_refresh): the full rebuild (the nightly
+                  job) while the project has at most --refresh-max-items items, beyond that only the newest
+                  --refresh-days filled days; then the every-minute refresh after one day's items changed
+                  (plus whatever the loops above touched); then the project's dashboard page through
+                  Django's test client: median server time of 5.
 
 Every figure is printed with the load average (the machine is shared). Only ingest+routing is measured
 on the real write path. The rest of the items are FILLED between steps, by INSERT ... SELECT on the
-server (the fastest faithful path: no Python per row), shaped like what routing and the work loop write:
+server (bench/scale_fill.py; the fastest faithful path: no Python per row, foreign keys not re-checked
+row by row), shaped like what routing and the work loop write:
 items with one prediction each; 55% accepted from the model; 35% labeled by crowd consensus (2 crowd
 labels, 2 completed crowd slots, 3 decisions); 3% open in the crowd queue (1 offered slot); 5% labeled by an
 expert after 2 crowd labels; 2% escalated and waiting in the expert queue. Decisions carry the inputs,
@@ -47,6 +51,7 @@ import os
 import pathlib
 import signal
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -72,26 +77,23 @@ django.setup()
 import claim as claim_bench  # noqa: E402  (bench/claim.py: claimer processes, gunicorn, the HTTP loop)
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.db import connection, connections, transaction  # noqa: E402
+from django.db import connection, connections  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
+from scale_fill import CLASSES, DOMAINS, fill  # noqa: E402
 
 from dashboards.services import snapshots_refresh  # noqa: E402
 from experts.models import Role  # noqa: E402
 from experts.services import expert_create  # noqa: E402
 from labeling.memberships import memberships_ensure  # noqa: E402
 from labeling.models import Item, Project  # noqa: E402
-from labeling.services import domains_ensure, items_ingest, project_create  # noqa: E402
-from routing.policies import policy_for_project  # noqa: E402
+from labeling.services import items_ingest, project_create  # noqa: E402
 from routing.services import projects_purge  # noqa: E402
 
 SLUG = "scale"
-CLASSES = ["cat", "dog", "bird"]
-DOMAINS = ("scale/a", "scale/b", "scale/b/deep", "scale/c")
 INGEST_BATCH = 2000
-FILL_CHUNK = 500_000
 FILL_DAYS = 365
 FILL_CROWD = 100
 FILL_EXPERTS = 10
@@ -192,218 +194,6 @@ def ingest_slice(project: Project, n: int, step: int) -> dict[str, float]:
     return {"items": n, "seconds": wall, "per_s": n / wall, "load": os.getloadavg()[0]}
 
 
-# --- the fill: server-side INSERT ... SELECT shaped like routing's rows --------------------------------------
-
-
-def reserve(cursor: Any, table: str, n: int) -> int:
-    """The first of n consecutive ids taken from `table`'s sequence."""
-    if n == 0:
-        return 0
-    cursor.execute("SELECT setval(pg_get_serial_sequence(%s, 'id'), nextval(pg_get_serial_sequence(%s, 'id')) "
-                   "+ %s - 1)", [table, table, n])
-    return cursor.fetchone()[0] - n + 1
-
-
-def templates(project: Project) -> dict[str, dict[str, str]]:
-    """inputs/posterior/reasons/signals of one real ingest decision per outcome (accept, crowd)."""
-    out = {}
-    for outcome in ("accept", "crowd"):
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT d.inputs::text, d.posterior::text, d.reasons::text, d.signals::text "
-                "FROM routing_routingdecision d JOIN labeling_item i ON i.id = d.item_id "
-                "WHERE i.project_id = %s AND d.outcome = %s ORDER BY d.id LIMIT 1", [project.pk, outcome])
-            row = cursor.fetchone()
-        if row is None:
-            raise SystemExit(f"no {outcome} decision to copy: run the first (small) step on the real path first")
-        out[outcome] = dict(zip(("inputs", "posterior", "reasons", "signals"), row))
-    return out
-
-
-# Per-item shape by category: (share in 1000, status, final_source, crowd labels, expert label, decisions,
-# open crowd slot, open expert slot).
-CATEGORIES = (
-    ("auto", 550, "labeled", "model", 0, 0, 1, 0, 0),
-    ("consensus", 350, "labeled", "consensus", 2, 0, 3, 0, 0),
-    ("queued", 30, "in_crowd_review", "", 0, 0, 1, 1, 0),
-    ("expert", 50, "labeled", "expert", 2, 1, 4, 0, 0),
-    ("escalated", 20, "escalated", "", 2, 0, 3, 0, 1),
-)
-
-
-def _category_sql() -> str:
-    """A SQL CASE giving each fill index g its category number, from a hash of g (seeded, stable)."""
-    parts, upper = [], 0
-    for number, (_, share, *_rest) in enumerate(CATEGORIES):
-        upper += share
-        parts.append(f"WHEN h < {upper} THEN {number}")
-    return "CASE " + " ".join(parts) + " END"
-
-
-def fill(project: Project, n: int, start_index: int, total_target: int, t0: dt.datetime) -> None:
-    """Add n filled items (fill indexes start_index..start_index+n-1) in chunks, one transaction each."""
-    tpl = templates(project)
-    domain_ids = domains_ensure(DOMAINS)
-    crowd = list(get_user_model().objects.filter(username__startswith="scale-crowd-").order_by("username")
-                 .values_list("id", flat=True))
-    experts = list(get_user_model().objects.filter(username__startswith="scale-expert-").order_by("username")
-                   .values_list("id", flat=True))
-    version_id = policy_for_project(project).live_version_id
-    span = FILL_DAYS * 86400.0 / max(total_target, 1)
-    done = 0
-    while done < n:
-        k = min(FILL_CHUNK, n - done)
-        g0 = start_index + done
-        t = time.perf_counter()
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit = off")
-            cursor.execute("SET LOCAL work_mem = '256MB'")
-            # The rows are built consistent (ids reserved, every reference inside the chunk or to existing
-            # rows); checking each foreign key at commit cost as much as writing the rows. Superuser only.
-            cursor.execute("SET LOCAL session_replication_role = replica")
-            times: dict[str, float] = {}
-            _fill_chunk(_Timed(cursor, times), project.pk, version_id, g0, k, span, t0, tpl, domain_ids, crowd, experts)
-        done += k
-        say(f"  filled {done:,}/{n:,} items ({k / (time.perf_counter() - t):,.0f} items/s this chunk; "
-            + ", ".join(f"{name.split()[-1]} {v:.1f}s" for name, v in times.items() if v > 0.5) + ")")
-
-
-class _Timed:
-    """A cursor whose execute adds each statement's seconds to `times` (the fill prints where time goes)."""
-
-    def __init__(self, cursor: Any, times: dict[str, float]) -> None:
-        self.cursor, self.times = cursor, times
-
-    def execute(self, sql: str, params: Any = None) -> None:
-        t = time.perf_counter()
-        self.cursor.execute(sql, params)
-        key = " ".join(sql.split()[:3])
-        self.times[key] = self.times.get(key, 0.0) + time.perf_counter() - t
-
-    def fetchone(self) -> Any:
-        return self.cursor.fetchone()
-
-
-def _fill_chunk(cursor, project_id, version_id, g0, k, span, t0, tpl, domain_ids, crowd, experts) -> None:
-    cats = CATEGORIES
-
-    def column(i: int, kind: str) -> str:
-        return f"(ARRAY{[c[i] for c in cats]}::{kind}[])[c + 1]"
-
-    # One row per new item: its fill index g, category c, label and time, and the offsets of its
-    # annotations, decisions and slots among the chunk's (their ids: a reserved range plus the offset).
-    cursor.execute(
-        f"""CREATE TEMP TABLE fill_facts ON COMMIT DROP AS
-        SELECT *, sum(crowd_n + expert_n) OVER w - (crowd_n + expert_n) AS a_off,
-                  sum(decision_n) OVER w - decision_n AS d_off,
-                  sum(crowd_n + expert_n + queued_n + expert_open_n) OVER w
-                      - (crowd_n + expert_n + queued_n + expert_open_n) AS s_off
-        FROM (SELECT g, c, {column(2, 'text')} AS status, {column(3, 'text')} AS source,
-                     {column(4, 'int')} AS crowd_n, {column(5, 'int')} AS expert_n,
-                     {column(6, 'int')} AS decision_n, {column(7, 'int')} AS queued_n,
-                     {column(8, 'int')} AS expert_open_n,
-                     (%s::text[])[(g %% 3) + 1] AS label, (%s::text[])[((g + 1) %% 3) + 1] AS second,
-                     (%s::text[])[((g + 2) %% 3) + 1] AS third,
-                     (%s::bigint[])[(g %% {len(domain_ids)}) + 1] AS domain_id,
-                     %s::timestamptz + make_interval(secs => g * %s) AS created_at
-              FROM (SELECT g, mod(abs(hashint8(g)), 1000) AS h
-                    FROM generate_series(%s::bigint, %s::bigint) g) s,
-                   LATERAL (SELECT {_category_sql()} AS c) cc) facts
-        WINDOW w AS (ORDER BY g)""",
-        [CLASSES, CLASSES, CLASSES, [domain_ids[d] for d in DOMAINS], t0, span, g0, g0 + k - 1],
-    )
-    cursor.execute("SELECT sum(crowd_n + expert_n), sum(decision_n), "
-                   "sum(crowd_n + expert_n + queued_n + expert_open_n) FROM fill_facts")
-    n_ann, n_dec, n_slot = (int(x) for x in cursor.fetchone())
-    item0 = reserve(cursor, "labeling_item", k)
-    ann0 = reserve(cursor, "labeling_annotation", n_ann)
-    dec0 = reserve(cursor, "routing_routingdecision", n_dec)
-    slot0 = reserve(cursor, "routing_assignment", n_slot)
-    ids = {"item0": item0 - g0, "ann0": ann0, "dec0": dec0, "slot0": slot0, "project": project_id}
-    # Items and their predictions (the top class is the final label's; confident on auto items).
-    cursor.execute(
-        """INSERT INTO labeling_item (id, project_id, external_id, data, metadata, domain_id, language, status,
-               final_label, final_source, final_confidence, created_at, updated_at, labeled_at)
-           SELECT %(item0)s + g, %(project)s, 'fill-' || lpad(g::text, 9, '0'),
-                  json_build_object('text', 'scale item ' || g), '{}', domain_id, 'en', status,
-                  CASE WHEN source = '' THEN '' ELSE label END, source,
-                  CASE source WHEN 'model' THEN 0.97 WHEN '' THEN NULL ELSE 0.93 END, created_at,
-                  created_at + make_interval(hours => decision_n - 1),
-                  CASE WHEN source = '' THEN NULL ELSE created_at + make_interval(hours => decision_n - 1) END
-           FROM fill_facts""",
-        ids,
-    )
-    cursor.execute(
-        """INSERT INTO labeling_prediction (item_id, model_name, model_version, probabilities, created_at)
-           SELECT %(item0)s + g, '', 'scale-1',
-                  json_build_object(label, p, second, round((1 - p) * 0.6, 6), third, round((1 - p) * 0.4, 6)),
-                  created_at
-           FROM fill_facts, LATERAL (SELECT CASE WHEN c = 0 THEN 0.97 ELSE 0.62 END AS p) pp""",
-        ids,
-    )
-    annotator = f"""CASE WHEN j < crowd_n THEN (%(crowd)s::bigint[])[((g * 7 + j * 13) %% {len(crowd)}) + 1]
-                         ELSE (%(experts)s::bigint[])[(g %% {len(experts)}) + 1] END"""
-    submitted = "created_at + make_interval(mins => 30 + 60 * j)"
-    # Annotations: crowd labels j = 0, 1 an hour apart; the expert's after them.
-    cursor.execute(
-        f"""INSERT INTO labeling_annotation (id, item_id, annotator_id, label, rationale, factors, confidence, unsure,
-               time_spent_ms, started_at, submitted_at, role)
-           SELECT %(ann0)s + a_off + j, %(item0)s + g, {annotator}, label, '', '[]', NULL, false,
-                  20000 + (g %% 9000), NULL, {submitted}, CASE WHEN j < crowd_n THEN 'crowd' ELSE 'expert' END
-           FROM fill_facts, generate_series(0, crowd_n + expert_n - 1) j WHERE crowd_n + expert_n > 0""",
-        {**ids, "crowd": crowd, "experts": experts},
-    )
-    # Decisions: ingest (accept or crowd), then one per label submitted (the last accepts or escalates). The
-    # copied JSON is parsed once (t), not once a row.
-    cursor.execute(
-        """INSERT INTO routing_routingdecision (id, item_id, policy_version_id, stage, inputs, inputs_digest, outcome,
-               final_label, final_source, confidence, posterior, reasons, signals, labels_requested,
-               expert_ranking, created_at, actor_id)
-           SELECT %(dec0)s + d_off + j, %(item0)s + g, %(version)s, CASE WHEN j = 0 THEN 'ingest' ELSE 'annotation' END,
-                  CASE WHEN c = 0 THEN t.a_inputs ELSE t.c_inputs END,
-                  md5(g::text || '/' || j) || md5(j || '/' || g::text), o.outcome,
-                  CASE WHEN o.outcome = 'accept' THEN label ELSE '' END,
-                  CASE WHEN o.outcome = 'accept' THEN source ELSE '' END,
-                  CASE WHEN o.outcome = 'accept' THEN 0.93 ELSE NULL END,
-                  CASE WHEN c = 0 THEN t.a_posterior ELSE t.c_posterior END,
-                  CASE WHEN c = 0 THEN t.a_reasons ELSE t.c_reasons END,
-                  CASE WHEN c = 0 THEN t.a_signals ELSE t.c_signals END,
-                  CASE WHEN o.outcome = 'crowd' THEN 1 ELSE 0 END,
-                  t.empty, created_at + make_interval(mins => 60 * j), NULL
-           FROM (SELECT %(a_inputs)s::jsonb AS a_inputs, %(c_inputs)s::jsonb AS c_inputs,
-                        %(a_posterior)s::jsonb AS a_posterior, %(c_posterior)s::jsonb AS c_posterior,
-                        %(a_reasons)s::jsonb AS a_reasons, %(c_reasons)s::jsonb AS c_reasons,
-                        %(a_signals)s::jsonb AS a_signals, %(c_signals)s::jsonb AS c_signals,
-                        '{}'::jsonb AS empty OFFSET 0) t,
-                fill_facts, generate_series(0, decision_n - 1) j,
-                LATERAL (SELECT CASE WHEN c = 0 THEN 'accept'
-                                     WHEN j = decision_n - 1 AND source <> '' THEN 'accept'
-                                     WHEN j = decision_n - 1 AND c = 4 THEN 'expert'
-                                     WHEN c = 3 AND j = 2 THEN 'expert'
-                                     ELSE 'crowd' END AS outcome) o""",
-        {**ids, "version": version_id, **{f"{o[0]}_{part}": tpl[o][part] for o in ("accept", "crowd")
-                                          for part in ("inputs", "posterior", "reasons", "signals")}},
-    )
-    # Slots: one completed per label given (crowd, then expert) with its annotation, then the open one: a
-    # crowd slot in the crowd's queue, or an expert slot in the experts' queue.
-    done = "j < crowd_n + expert_n"
-    cursor.execute(
-        f"""INSERT INTO routing_assignment (id, item_id, project_id, assignee_id, kind, status, lease_expires_at,
-               due_at, decision_id, annotation_id, decline_reason, created_at, claimed_at, completed_at)
-           SELECT %(slot0)s + s_off + j, %(item0)s + g, %(project)s, CASE WHEN {done} THEN {annotator} END,
-                  CASE WHEN j < crowd_n OR (NOT {done} AND queued_n = 1) THEN 'crowd' ELSE 'expert' END,
-                  CASE WHEN {done} THEN 'completed' ELSE 'offered' END, NULL,
-                  CASE WHEN {done} THEN created_at + interval '24 hours'
-                       ELSE now() + make_interval(secs => 3600 + (g %% 80000)) END,
-                  %(dec0)s + d_off + LEAST(j, decision_n - 1), CASE WHEN {done} THEN %(ann0)s + a_off + j END, '',
-                  created_at, CASE WHEN {done} THEN {submitted} - interval '5 minutes' END,
-                  CASE WHEN {done} THEN {submitted} END
-           FROM fill_facts, generate_series(0, crowd_n + expert_n + queued_n + expert_open_n - 1) j
-           WHERE crowd_n + expert_n + queued_n + expert_open_n > 0""",
-        {**ids, "crowd": crowd, "experts": experts},
-    )
-
-
 # --- measurements -----------------------------------------------------------------------------------------
 
 
@@ -495,6 +285,16 @@ def measure_list(project: Project, port: int, token: str, runs: int) -> dict[str
     return out
 
 
+def stop(server: subprocess.Popen) -> None:
+    """Stop a gunicorn started here: SIGTERM, then SIGKILL if a request (an abandoned export) holds it."""
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait(timeout=30)
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(x) for x in pathlib.Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
@@ -503,15 +303,39 @@ def _children(pid: int) -> list[int]:
 
 
 def _kib(pid: int, field: str) -> int:
-    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
+    try:
+        for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:  # the process is gone
+        pass
     return 0
 
 
-def measure_export(project: Project, token: str, seconds: float, total: int) -> dict[str, float]:
+def export_server(port: int) -> subprocess.Popen:
+    """One gunicorn worker with the deployment's settings (deploy/gunicorn.conf.py: its timeout on silence,
+    no worker recycling during the request)."""
+    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "HTTPS": "false", "LOG_LEVEL": "WARNING",
+           "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "1", "GUNICORN_ACCESS_LOG": "/dev/null",
+           "GUNICORN_PRELOAD": "false"}
+    config = str(ROOT / "deploy" / "gunicorn.conf.py")
+    process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", config, "workbench.wsgi"], cwd=ROOT,
+                               env=env, start_new_session=True)
+    for _ in range(300):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/accounts/login/")
+            if conn.getresponse().status == 200 and _children(process.pid):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    process.terminate()
+    raise RuntimeError("gunicorn did not start")
+
+
+def measure_export(project: Project, token: str, seconds: float, total: int) -> dict[str, Any]:
     port = claim_bench.free_port()
-    server = claim_bench.start_gunicorn(port, 1)
+    server = export_server(port)
     try:
         worker = _children(server.pid)[0]
         rss_before = _kib(worker, "VmRSS")
@@ -522,9 +346,15 @@ def measure_export(project: Project, token: str, seconds: float, total: int) -> 
         response = conn.getresponse()
         if response.status != 200:
             raise SystemExit(f"export answered {response.status}: {response.read()[:300]!r}")
-        lines, first_byte = 0, None
+        lines, first_byte, error, peak = 0, None, "", 0
         while True:
-            chunk = response.read1(1 << 20)
+            # Sampled while streaming: a worker killed mid-stream (gunicorn's timeout) takes its figures along.
+            peak = max(peak, _kib(worker, "VmHWM"))
+            try:
+                chunk = response.read1(1 << 20)
+            except (http.client.HTTPException, OSError) as exc:  # the worker killed mid-stream, say
+                error = f"stream broken after {lines:,} items: {exc!r}"
+                break
             if not chunk:
                 break
             if first_byte is None:
@@ -534,12 +364,12 @@ def measure_export(project: Project, token: str, seconds: float, total: int) -> 
                 break
         wall = time.perf_counter() - t
         whole = lines >= total
-        peak = _kib(worker, "VmHWM")
+        peak = max(peak, _kib(worker, "VmHWM"))
         conn.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-    return {"items": lines, "whole": whole, "seconds": wall, "per_s": lines / wall, "first_byte_s": first_byte or 0.0,
+        stop(server)
+    return {"items": lines, "whole": whole, "error": error, "seconds": wall, "per_s": lines / wall,
+            "first_byte_s": first_byte or 0.0,
             "rss_before_mib": rss_before / 1024, "peak_rss_mib": peak / 1024, "load": os.getloadavg()[0]}
 
 
@@ -605,7 +435,7 @@ def step(project: Project, size: int, args: argparse.Namespace, t0: dt.datetime,
     if to_fill > 0:
         filled_before = Item.objects.filter(project=project, external_id__startswith="fill-").count()
         t = time.perf_counter()
-        fill(project, to_fill, filled_before, total_target, t0)
+        fill(project, to_fill, filled_before, total_target, t0, days=FILL_DAYS, say=say)
         figures["fill"] = {"items": to_fill, "seconds": time.perf_counter() - t}
         say(f"  fill: {to_fill:,} items in {figures['fill']['seconds']:.0f} s")
     if real:
@@ -641,14 +471,13 @@ def step(project: Project, size: int, args: argparse.Namespace, t0: dt.datetime,
                 f"deep page (after id {li['deep_after_id']:,}) median {li['deep_median_ms']:.1f} ms "
                 f"(p95 {li['deep_p95_ms']:.1f})")
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
+            stop(server)
     if not args.skip_export:
         connections.close_all()
         e = figures["export"] = measure_export(project, token, args.export_seconds, figures["items"])
         say(f"  export: {e['items']:,} items ({'whole project' if e['whole'] else 'stopped after --export-seconds'})"
-            f" in {e['seconds']:.1f} s = {e['per_s']:,.0f} items/s; worker RSS {e['rss_before_mib']:.0f} MiB before,"
-            f" peak {e['peak_rss_mib']:.0f} MiB")
+            f" in {e['seconds']:.1f} s = {e['per_s']:,.0f} items/s, first byte after {e['first_byte_s']:.1f} s; "
+            f"worker RSS {e['rss_before_mib']:.0f} MiB before, peak {e['peak_rss_mib']:.0f} MiB {e['error']}")
     return figures
 
 
@@ -667,7 +496,9 @@ def main() -> None:
     parser.add_argument("--http-seconds", type=float, default=15.0)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the HTTP loop")
     parser.add_argument("--list-runs", type=int, default=20)
-    parser.add_argument("--export-seconds", type=float, default=60.0)
+    parser.add_argument("--export-seconds", type=float, default=50.0,
+                        help="stop reading the export after this long (gunicorn's sync worker is killed after "
+                             "deploy/gunicorn.conf.py's timeout, 60 s, however much it streams)")
     parser.add_argument("--skip-claims", action="store_true")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-export", action="store_true")
