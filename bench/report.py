@@ -173,9 +173,9 @@ def scale_section(f: dict[str, Any], *, started: dt.datetime, version: str, comm
     taken at (1 minute)."""
     steps = f["steps"]
 
-    def cell(step: dict[str, Any], part: str, text: Callable[[dict[str, Any]], str]) -> str:
+    def cell(step: dict[str, Any], part: str, text: Callable[[dict[str, Any]], str], load: str = "load") -> str:
         value = step.get(part)
-        return f"{text(value)} (load {value['load']:.1f})" if value else "not measured"
+        return f"{text(value)} (load {value.get(load, value['load']):.1f})" if value else "not measured"
 
     rows = [
         ("ingest + routing, real path (items/s)", lambda s: cell(s, "ingest", lambda v: f"{v['per_s']:,.0f}/s "
@@ -189,13 +189,16 @@ def scale_section(f: dict[str, Any], *, started: dt.datetime, version: str, comm
                                                                    f"({v['first_p95_ms']:.0f})")),
         ("item list, deep page (90%): median (p95)", lambda s: cell(s, "list", lambda v: f"{v['deep_median_ms']:.0f}"
                                                                         f" ms ({v['deep_p95_ms']:.0f})")),
-        ("export, jsonl (items/s)", lambda s: cell(s, "export", lambda v: f"{v['per_s']:,.0f}/s over "
-                                                        f"{v['items']:,}{'' if v['whole'] else ' (first part)'}")),
-        ("export: worker peak RSS (before)", lambda s: cell(s, "export", lambda v: f"{v['peak_rss_mib']:.0f} MiB "
-                                                                 f"({v['rss_before_mib']:.0f})")),
+        ("export, jsonl (items/s)", lambda s: cell(s, "export", lambda v: (
+            f"{v['per_s']:,.0f}/s over {v['items']:,}{'' if v['whole'] else ' (first part)'}"
+            + ("; the worker was killed mid-stream" if v.get("error") else "")))),
+        ("export: worker peak RSS (before)", lambda s: cell(s, "export", lambda v: (
+            f"{v['peak_rss_mib']:.0f} MiB ({v['rss_before_mib']:.0f})" if v["peak_rss_mib"] else
+            f"not read ({v['rss_before_mib']:.0f})"))),
         ("dashboard page: median", lambda s: cell(s, "dashboard", lambda v: f"{v['page_median_ms']:.0f} ms")),
         ("dashboard snapshots", lambda s: cell(s, "dashboard", lambda v: f"{v['refresh_scope']}: "
-                                                    f"{v['refresh_s']:.0f} s for {v['refresh_items']:,} items")),
+                                                    f"{v['refresh_s']:.0f} s for {v['refresh_items']:,} items",
+                                                    load="refresh_load")),
         ("dashboard refresh of one changed day", lambda s: cell(s, "dashboard", lambda v: (
             f"{v['day_refresh_s']:.1f} s for {v['day_refresh_items']:,} items" if "day_refresh_s" in v else "none"))),
     ]
