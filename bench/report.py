@@ -199,8 +199,9 @@ def scale_section(f: dict[str, Any], *, started: dt.datetime, version: str, comm
         ("dashboard snapshots", lambda s: cell(s, "dashboard", lambda v: f"{v['refresh_scope']}: "
                                                     f"{v['refresh_s']:.0f} s for {v['refresh_items']:,} items",
                                                     load="refresh_load")),
-        ("dashboard refresh of one changed day", lambda s: cell(s, "dashboard", lambda v: (
-            f"{v['day_refresh_s']:.1f} s for {v['day_refresh_items']:,} items" if "day_refresh_s" in v else "none"))),
+        ("dashboard every-minute refresh (one day touched, plus the loops' submits)", lambda s: cell(
+            s, "dashboard", lambda v: (f"{v['day_refresh_s']:.1f} s for {v['day_refresh_items']:,} items"
+                                       if "day_refresh_s" in v else "none"))),
     ]
     lines = [
         SCALE_HEADING,
