@@ -158,27 +158,30 @@ def _claimer(user_id: int, project_id: int, seconds: float, start_at: float, out
     out.put((latencies, time.process_time() - cpu))
 
 
+def run_claimers(user_ids: list[int], project_id: int, seconds: float) -> tuple[list[float], float, float]:
+    """One claimer process per user, started together, claiming for `seconds` or until the queue is empty:
+    (seconds of every claim, the claimers' CPU seconds, wall seconds)."""
+    connections.close_all()
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    start_at = time.time() + 0.5
+    procs = [ctx.Process(target=_claimer, args=(user_id, project_id, seconds, start_at, out)) for user_id in user_ids]
+    for p in procs:
+        p.start()
+    gathered = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.time() - start_at
+    return [x for lat, _ in gathered for x in lat], sum(c for _, c in gathered), wall
+
+
 def bench_claims(slots: int, seconds: float) -> list[dict[str, float]]:
     results = []
-    ctx = multiprocessing.get_context("fork")
     for level in LEVELS:
         # Fresh annotators per level: what one level's claimers hold does not weigh on the next.
         users = crowd_users(level, f"bench-crowd-{level}x")
         project = queue_project(f"bench-claim-{level}-{time.time_ns()}", slots, crowd_overlap=1)
-        connections.close_all()
-        out = ctx.Queue()
-        start_at = time.time() + 0.5
-        procs = [
-            ctx.Process(target=_claimer, args=(users[i].pk, project.pk, seconds, start_at, out)) for i in range(level)
-        ]
-        for p in procs:
-            p.start()
-        gathered = [out.get() for _ in procs]
-        for p in procs:
-            p.join()
-        wall = time.time() - start_at
-        latencies = [x for lat, _ in gathered for x in lat]
-        cpu = sum(c for _, c in gathered)
+        latencies, cpu, wall = run_claimers([u.pk for u in users[:level]], project.pk, seconds)
         claimed = Assignment.objects.filter(project=project, status=AssignmentStatus.ACTIVE)
         taken = claimed.count()
         twice = taken - claimed.values("item_id").distinct().count()

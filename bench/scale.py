@@ -46,7 +46,6 @@ import base64
 import datetime as dt
 import http.client
 import json
-import multiprocessing
 import os
 import pathlib
 import signal
@@ -207,20 +206,9 @@ def vacuum() -> float:
 
 
 def measure_claims(project: Project, seconds: float) -> dict[str, float]:
-    claimers = list(get_user_model().objects.filter(username__startswith="scale-claimer-").order_by("username"))
-    connections.close_all()
-    ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    start_at = time.time() + 0.5
-    procs = [ctx.Process(target=claim_bench._claimer, args=(u.pk, project.pk, seconds, start_at, out))
-             for u in claimers]
-    for p in procs:
-        p.start()
-    gathered = [out.get() for _ in procs]
-    for p in procs:
-        p.join()
-    wall = time.time() - start_at
-    latencies = [x for lat, _ in gathered for x in lat]
+    claimers = list(get_user_model().objects.filter(username__startswith="scale-claimer-").order_by("username")
+                    .values_list("id", flat=True))
+    latencies, _, wall = claim_bench.run_claimers(claimers, project.pk, seconds)
     return {"claimers": len(claimers), "claims": len(latencies), "median_ms": 1000 * statistics.median(latencies),
             "p95_ms": 1000 * pct(latencies, 95), "per_s": len(latencies) / wall, "load": os.getloadavg()[0]}
 

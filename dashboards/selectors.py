@@ -162,6 +162,19 @@ def items_search(
     return qs.select_related("project", "domain", "gold").order_by("-created_at", "-pk")
 
 
+def _period_parts(scope: Scope, base: Q, week_model: Any, day_model: Any) -> list[QuerySet]:
+    """The snapshot rows matching `base` over the scope's days: weekly rows for its whole weeks, daily
+    rows for the odd days at either end (one queryset each, when there are any)."""
+    split = periods(scope.since, scope.until)
+    parts = []
+    if split.weeks is not None:
+        parts.append(week_model.objects.filter(base & _range_q("week", *split.weeks)))
+    days_q = _days_q(split)
+    if days_q is not None:
+        parts.append(day_model.objects.filter(base & days_q))
+    return parts
+
+
 ANNOTATOR_SUMS = ("annotations", "items", "time_ms", "escalated_items", "disagreement_items", "gold_items",
     "gold_correct")
 
@@ -169,14 +182,7 @@ ANNOTATOR_SUMS = ("annotations", "items", "time_ms", "escalated_items", "disagre
 def annotator_stats(scope: Scope) -> list[dict[str, Any]]:
     """Per annotator and role, the sums of their snapshot rows in scope (the route filter does not apply:
     one person's work spans routes)."""
-    split = periods(scope.since, scope.until)
-    base = _stats_q(scope, route=False)
-    parts = []
-    if split.weeks is not None:
-        parts.append(AnnotatorWeekStats.objects.filter(base & _range_q("week", *split.weeks)))
-    days_q = _days_q(split)
-    if days_q is not None:
-        parts.append(AnnotatorDayStats.objects.filter(base & days_q))
+    parts = _period_parts(scope, _stats_q(scope, route=False), AnnotatorWeekStats, AnnotatorDayStats)
     totals: dict[tuple[int, str], dict[str, Any]] = {}
     for qs in parts:
         for row in qs.values("annotator_id",
@@ -234,14 +240,8 @@ def crowd_pair_labels(scope: Scope, annotator_ids: Sequence[int]) -> list[tuple[
     ids = sorted(set(annotator_ids))
     if len(ids) < 2:
         return []
-    split = periods(scope.since, scope.until)
     base = _stats_q(scope) & Q(annotator_a_id__in=ids, annotator_b_id__in=ids)
-    parts = []
-    if split.weeks is not None:
-        parts.append(CrowdPairWeekStats.objects.filter(base & _range_q("week", *split.weeks)))
-    days_q = _days_q(split)
-    if days_q is not None:
-        parts.append(CrowdPairDayStats.objects.filter(base & days_q))
+    parts = _period_parts(scope, base, CrowdPairWeekStats, CrowdPairDayStats)
     cells: Counter[tuple[int, int, str, str]] = Counter()
     for qs in parts:
         for a, b, label_a, label_b, n in (
