@@ -279,6 +279,21 @@ def _client(port: int, token: str, slug: str, seconds: float, seed: int, out: di
         out["errors"] += errors
 
 
+def run_clients(port: int, tokens: list[str], slug: str, seconds: float) -> tuple[dict[str, Any], float]:
+    """One client thread per token looping next + submit for `seconds`: ({"next": [ms], "submit": [ms],
+    "errors": n}, wall seconds)."""
+    out: dict[str, Any] = {"next": [], "submit": [], "errors": 0}
+    lock = threading.Lock()
+    threads = [threading.Thread(target=_client, args=(port, token, slug, seconds, i, out, lock))
+               for i, token in enumerate(tokens)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out, time.perf_counter() - started
+
+
 def bench_http(users: list[Any], items: int, seconds: float, workers: int, clients: int) -> dict[str, float]:
     project = queue_project(f"bench-http-{time.time_ns()}", items, crowd_overlap=2)
     tokens = [Token.objects.get_or_create(user=u)[0].key for u in users[:clients]]
@@ -286,18 +301,7 @@ def bench_http(users: list[Any], items: int, seconds: float, workers: int, clien
     port = free_port()
     server = start_gunicorn(port, workers)
     try:
-        out: dict[str, Any] = {"next": [], "submit": [], "errors": 0}
-        lock = threading.Lock()
-        threads = [
-            threading.Thread(target=_client, args=(port, tokens[i], project.slug, seconds, i, out, lock))
-            for i in range(clients)
-        ]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - started
+        out, wall = run_clients(port, tokens[:clients], project.slug, seconds)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -52,7 +52,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from typing import Any
 from urllib.parse import urlencode
@@ -233,16 +232,7 @@ def get(port: int, path: str, token: str) -> tuple[int, bytes, float]:
 def measure_submit(project: Project, port: int, seconds: float) -> dict[str, float]:
     people = list(get_user_model().objects.filter(username__startswith="scale-http-").order_by("username"))
     tokens = [Token.objects.get_or_create(user=u)[0].key for u in people]
-    out: dict[str, Any] = {"next": [], "submit": [], "errors": 0}
-    lock = threading.Lock()
-    threads = [threading.Thread(target=claim_bench._client, args=(port, tokens[i], project.slug, seconds, i, out, lock))
-               for i in range(len(tokens))]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    wall = time.perf_counter() - t
+    out, wall = claim_bench.run_clients(port, tokens, project.slug, seconds)
     return {"annotations": len(out["submit"]), "per_s": len(out["submit"]) / wall, "errors": out["errors"],
             "next_p95_ms": pct(out["next"], 95), "submit_median_ms": statistics.median(out["submit"] or [float("nan")]),
             "submit_p95_ms": pct(out["submit"], 95), "load": os.getloadavg()[0]}
