@@ -215,7 +215,7 @@ def scale_section(f: dict[str, Any], *, started: dt.datetime, version: str, comm
         f"- machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
         f"- command: `{command}`",
         "",
-        "| figure | " + " | ".join(f"{s['size']:,} items" for s in steps) + " |",
+        "| figure | " + " | ".join(s.get("label") or f"{s['size']:,} items" for s in steps) + " |",
         "|---|" + "---|" * len(steps),
     ]
     lines += [f"| {name} | " + " | ".join(text(s) for s in steps) + " |" for name, text in rows]
