@@ -111,27 +111,30 @@ def _claimer(user_id: int, project_id: int, seconds: float, start_at: float, out
     out.put((latencies, time.process_time() - cpu))
 
 
+def run_claimers(user_ids: list[int], project_id: int, seconds: float) -> tuple[list[float], float, float]:
+    """One claimer process per user, started together, claiming for `seconds` or until the queue is empty:
+    (seconds of every claim, the claimers' CPU seconds, wall seconds)."""
+    connections.close_all()
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    start_at = time.time() + 0.5
+    procs = [ctx.Process(target=_claimer, args=(user_id, project_id, seconds, start_at, out)) for user_id in user_ids]
+    for p in procs:
+        p.start()
+    gathered = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.time() - start_at
+    return [x for lat, _ in gathered for x in lat], sum(c for _, c in gathered), wall
+
+
 def bench_claims(slots: int, seconds: float) -> list[dict[str, float]]:
     results = []
-    ctx = multiprocessing.get_context("fork")
     for level in LEVELS:
         # Fresh annotators per level: what one level's claimers hold does not weigh on the next.
         users = crowd_users(level, f"bench-crowd-{level}x")
         project = queue_project(f"bench-claim-{level}-{time.time_ns()}", slots, crowd_overlap=1)
-        connections.close_all()
-        out = ctx.Queue()
-        start_at = time.time() + 0.5
-        procs = [
-            ctx.Process(target=_claimer, args=(users[i].pk, project.pk, seconds, start_at, out)) for i in range(level)
-        ]
-        for p in procs:
-            p.start()
-        gathered = [out.get() for _ in procs]
-        for p in procs:
-            p.join()
-        wall = time.time() - start_at
-        latencies = [x for lat, _ in gathered for x in lat]
-        cpu = sum(c for _, c in gathered)
+        latencies, cpu, wall = run_claimers([u.pk for u in users[:level]], project.pk, seconds)
         claimed = Assignment.objects.filter(project=project, status=AssignmentStatus.ACTIVE)
         taken = claimed.count()
         twice = taken - claimed.values("item_id").distinct().count()
@@ -229,6 +232,21 @@ def _client(port: int, token: str, slug: str, seconds: float, seed: int, out: di
         out["errors"] += errors
 
 
+def run_clients(port: int, tokens: list[str], slug: str, seconds: float) -> tuple[dict[str, Any], float]:
+    """One client thread per token looping next + submit for `seconds`: ({"next": [ms], "submit": [ms],
+    "errors": n}, wall seconds)."""
+    out: dict[str, Any] = {"next": [], "submit": [], "errors": 0}
+    lock = threading.Lock()
+    threads = [threading.Thread(target=_client, args=(port, token, slug, seconds, i, out, lock))
+               for i, token in enumerate(tokens)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out, time.perf_counter() - started
+
+
 def bench_http(users: list[Any], items: int, seconds: float, workers: int, clients: int) -> dict[str, float]:
     project = queue_project(f"bench-http-{time.time_ns()}", items, crowd_overlap=2)
     tokens = [Token.objects.get_or_create(user=u)[0].key for u in users[:clients]]
@@ -236,18 +254,7 @@ def bench_http(users: list[Any], items: int, seconds: float, workers: int, clien
     port = free_port()
     server = start_gunicorn(port, workers)
     try:
-        out: dict[str, Any] = {"next": [], "submit": [], "errors": 0}
-        lock = threading.Lock()
-        threads = [
-            threading.Thread(target=_client, args=(port, tokens[i], project.slug, seconds, i, out, lock))
-            for i in range(clients)
-        ]
-        started = time.perf_counter()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - started
+        out, wall = run_clients(port, tokens[:clients], project.slug, seconds)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)

@@ -5,6 +5,7 @@ Usage:
         [--ingest-items 20000] [--claim-slots 1000] [--claim-seconds 5] [--http-items 2000]
         [--http-seconds 10] [--auth-requests 2000] [--simulate-items 10000] [--page-requests 30]
         [--page-items 300] [--dashboard-items 30000] [--dashboard-annotations 100000]
+        [--scale [--scale-url URL] [--scale-sizes 10000,1000000,10000000] | --scale-from FILE]
 
 Runs each script of bench/ in its own process with `--json`, in this order: ingest (SQLite, then
 PostgreSQL), claim latency, the HTTP next/submit loop and token authentication (PostgreSQL), the
@@ -12,6 +13,11 @@ simulator's replay (no database), the labeling page (the demo, SQLite), the dash
 runs use scratch files in a temporary folder; PostgreSQL runs use --pg-url (created if missing; the
 scripts delete the projects they make). The 1-minute load average is read before and after each script
 and printed next to its figures: on a shared machine it says how much the figures are worth.
+
+The section "Scale: 10 million items" comes from bench/scale.py, which takes hours (it grows a project to
+10M items on PostgreSQL), so it is opt-in: --scale runs it (on --scale-url, kept and resumed between
+runs), --scale-from renders a run saved by `bench/scale.py --json FILE`; without either the section already
+in the page is kept as it is.
 
 The page records the machine (CPU model, cores), the date, the git commit (marked "+ uncommitted changes"
 when the tree is dirty) and the sizes used. The defaults finish in a few minutes on a 2-core machine;
@@ -154,6 +160,80 @@ def dashboard_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
     ]
 
 
+SCALE_HEADING = "## Scale: 10 million items"
+
+
+def _ms(step: dict[str, Any], part: str, key: str) -> str:
+    value = (step.get(part) or {}).get(key)
+    return f"{value:,.1f} ms" if value is not None else "not measured"
+
+
+def scale_section(f: dict[str, Any], *, started: dt.datetime, version: str, command: str) -> str:
+    """bench/scale.py's figures, one column per size step, each figure with the load average it was
+    taken at (1 minute)."""
+    steps = f["steps"]
+
+    def cell(step: dict[str, Any], part: str, text: Callable[[dict[str, Any]], str], load: str = "load") -> str:
+        value = step.get(part)
+        return f"{text(value)} (load {value.get(load, value['load']):.1f})" if value else "not measured"
+
+    rows = [
+        ("ingest + routing, real path (items/s)", lambda s: cell(s, "ingest", lambda v: f"{v['per_s']:,.0f}/s "
+                                                                      f"over {v['items']:,}")),
+        ("claim, 16 claimers: p95 (median)", lambda s: cell(s, "claims", lambda v: f"{v['p95_ms']:.1f} ms "
+                                                               f"({v['median_ms']:.1f})")),
+        ("submit over HTTP: p95 (median)", lambda s: cell(s, "submit", lambda v: f"{v['submit_p95_ms']:.0f} ms "
+                                                              f"({v['submit_median_ms']:.0f}); {v['per_s']:.0f} "
+                                                              "annotations/s")),
+        ("item list, first page: median (p95)", lambda s: cell(s, "list", lambda v: f"{v['first_median_ms']:.0f} ms "
+                                                                   f"({v['first_p95_ms']:.0f})")),
+        ("item list, deep page (90%): median (p95)", lambda s: cell(s, "list", lambda v: f"{v['deep_median_ms']:.0f}"
+                                                                        f" ms ({v['deep_p95_ms']:.0f})")),
+        ("export, jsonl (items/s)", lambda s: cell(s, "export", lambda v: (
+            f"{v['per_s']:,.0f}/s over {v['items']:,}{'' if v['whole'] else ' (first part)'}"
+            + ("; the worker was killed mid-stream" if v.get("error") else "")))),
+        ("export: worker peak RSS (before)", lambda s: cell(s, "export", lambda v: (
+            f"{v['peak_rss_mib']:.0f} MiB ({v['rss_before_mib']:.0f})" if v["peak_rss_mib"] else
+            f"not read ({v['rss_before_mib']:.0f})"))),
+        ("dashboard page: median", lambda s: cell(s, "dashboard", lambda v: f"{v['page_median_ms']:.0f} ms")),
+        ("dashboard snapshots", lambda s: cell(s, "dashboard", lambda v: f"{v['refresh_scope']}: "
+                                                    f"{v['refresh_s']:.0f} s for {v['refresh_items']:,} items",
+                                                    load="refresh_load")),
+        ("dashboard every-minute refresh (one day touched, plus the loops' submits)", lambda s: cell(
+            s, "dashboard", lambda v: (f"{v['day_refresh_s']:.1f} s for {v['day_refresh_items']:,} items"
+                                       if "day_refresh_s" in v else "none"))),
+    ]
+    lines = [
+        SCALE_HEADING,
+        "",
+        "Written by `bench/report.py --scale` or `--scale-from` from `bench/scale.py` (see its `--help`: what is",
+        "measured on the real write path and what is filled in bulk). One project grown to each size on",
+        "PostgreSQL; each figure with the 1-minute load average when it was taken.",
+        "",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC; database {f.get('database', '?')}",
+        f"- commit: {version}",
+        f"- machine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        f"- command: `{command}`",
+        "",
+        "| figure | " + " | ".join(s.get("label") or f"{s['size']:,} items" for s in steps) + " |",
+        "|---|" + "---|" * len(steps),
+    ]
+    lines += [f"| {name} | " + " | ".join(text(s) for s in steps) + " |" for name, text in rows]
+    return "\n".join(lines) + "\n"
+
+
+def kept_scale_section(out: pathlib.Path) -> str:
+    """The scale section already in the page (empty when none): a run without --scale keeps it."""
+    if not out.exists():
+        return ""
+    text = out.read_text()
+    start = text.find(SCALE_HEADING)
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + len(SCALE_HEADING))
+    return text[start:] if end < 0 else text[start:end + 1]
+
+
 # --- the page ---------------------------------------------------------------------------------------------
 
 
@@ -227,6 +307,12 @@ def main() -> None:
     parser.add_argument("--page-items", type=int, default=300)
     parser.add_argument("--dashboard-items", type=int, default=30_000)
     parser.add_argument("--dashboard-annotations", type=int, default=100_000)
+    parser.add_argument("--scale", action="store_true", help="also run bench/scale.py (hours; see above)")
+    parser.add_argument("--scale-url", default="postgres://postgres@127.0.0.1:5432/workbench_scale")
+    parser.add_argument("--scale-sizes", default="10000,1000000,10000000")
+    parser.add_argument("--scale-from", help="render the scale section from this `bench/scale.py --json` file")
+    parser.add_argument("--only-scale", action="store_true", help="run or render only the scale section, "
+                        "keeping the rest of the page")
     args = parser.parse_args()
 
     started = dt.datetime.now(dt.UTC)
@@ -256,16 +342,34 @@ def main() -> None:
          ["--items", str(args.dashboard_items), "--annotations", str(args.dashboard_annotations)],
          sqlite["dashboard"], dashboard_rows),
     ]
+    if args.only_scale:
+        plan = []
     runs = []
     for name, database, script, script_args, url, rows in plan:
         run = run_script(name, script, script_args, database_url=url)
         if run.figures:
             run.rows = rows(run.figures)
         runs.append((database, run))
-    shutil.rmtree(scratch)
     command = "bench/report.py " + " ".join(sys.argv[1:]) if sys.argv[1:] else "make bench"
     out = pathlib.Path(args.out)
-    out.write_text(render(runs, pg=pg, started=started, version=version, command=command))
+    scale = kept_scale_section(out)
+    if args.scale:
+        ensure_postgres_database(args.scale_url)
+        run = run_script("scale", "scale.py", ["--sizes", args.scale_sizes], database_url=args.scale_url)
+        runs.append(("PostgreSQL", run))
+        if run.figures:
+            scale = scale_section(run.figures, started=started, version=version, command=command)
+    elif args.scale_from:
+        figures = json.loads(pathlib.Path(args.scale_from).read_text())
+        scale = scale_section(figures, started=started, version=version, command=command)
+    shutil.rmtree(scratch)
+    if args.only_scale:
+        text = out.read_text()
+        head = text[: text.find(SCALE_HEADING)] if SCALE_HEADING in text else text.rstrip("\n") + "\n\n"
+        out.write_text(head + scale)
+    else:
+        page = render(runs, pg=pg, started=started, version=version, command=command)
+        out.write_text(page + ("\n" + scale if scale else ""))
     failed = [run.name for _, run in runs if run.error]
     print(f"wrote {out}" + (f"; failed: {', '.join(failed)}" if failed else ""))
     if failed:

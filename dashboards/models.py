@@ -135,6 +135,47 @@ class AnnotatorWeekStats(AnnotatorStats):
         return f"{self.project_id} week of {self.week} {self.annotator_id} {self.role}"
 
 
+class CrowdPairStats(models.Model):
+    """How often annotator a (the lower id) gave label_a where annotator b gave label_b on the same item,
+    over the crowd labels of one project's items ingested in one period, in one domain, on one route:
+    the contingency tables of the agreement report's Cohen's kappa between its top annotators. Read from
+    here rather than from annotations, whose number grows with the project."""
+
+    project = models.ForeignKey("labeling.Project", on_delete=models.CASCADE, related_name="+")
+    domain = models.ForeignKey("experts.Domain", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    route = models.CharField(max_length=16, choices=[(r, r) for r in ALL_ROUTES])
+    annotator_a = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    annotator_b = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    label_a = models.CharField(max_length=200)
+    label_b = models.CharField(max_length=200)
+    pairs = models.PositiveIntegerField(default=0, help_text="Pairs of their labels on the same item.")
+
+    class Meta:
+        abstract = True
+
+
+class CrowdPairDayStats(CrowdPairStats):
+    day = models.DateField()
+
+    class Meta:
+        verbose_name_plural = "crowd pair day stats"
+        indexes = [models.Index(fields=("project", "day"))]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} {self.day} {self.annotator_a_id}/{self.annotator_b_id}"
+
+
+class CrowdPairWeekStats(CrowdPairStats):
+    week = models.DateField()
+
+    class Meta:
+        verbose_name_plural = "crowd pair week stats"
+        indexes = [models.Index(fields=("project", "week"))]
+
+    def __str__(self) -> str:
+        return f"{self.project_id} week of {self.week} {self.annotator_a_id}/{self.annotator_b_id}"
+
+
 class SnapshotState(models.Model):
     """The one row recording how far the snapshots are refreshed."""
 

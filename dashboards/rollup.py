@@ -2,7 +2,9 @@
 
 The dashboard never scans annotations on a request. A scheduled job (see services.snapshots_refresh)
 turns each item into an `ItemFacts` and sums the items of one project, ingest day (UTC), domain and
-route into one `ItemDayStats` row, and each annotator's work on them into `AnnotatorDayStats` rows.
+route into one `ItemDayStats` row, each annotator's work on them into `AnnotatorDayStats` rows, and the
+pairs of crowd labels given to the same item into `CrowdPairDayStats` rows (Cohen's kappa between
+annotators).
 Every figure stored is additive (a count, a sum, a histogram, `metrics.AgreementStats`), so any filter
 the page offers (a range of days, a domain subtree, a route) is answered exactly by summing rows.
 
@@ -16,8 +18,9 @@ Terms used everywhere on the dashboard:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,19 +246,25 @@ class PartitionRows:
 
     items: list[dict[str, Any]] = field(default_factory=list)
     annotators: list[dict[str, Any]] = field(default_factory=list)
+    crowd_pairs: list[dict[str, Any]] = field(default_factory=list)
 
 
 def partition_rows(facts: Iterable[ItemFacts], classes: Mapping[int, Sequence[str]]) -> PartitionRows:
-    """Sum items into one row per (project, day, domain, route), and annotators' work into one row per
-    (project, day, domain, annotator, role). `classes` maps project id to its class order."""
+    """Sum items into one row per (project, day, domain, route), annotators' work into one row per
+    (project, day, domain, annotator, role), and pairs of crowd labels on the same item into one row per
+    (project, day, domain, route, annotator a < b, label a, label b). `classes` maps project id to its
+    class order."""
     cells: dict[tuple, dict[str, Any]] = {}
     people: dict[tuple, dict[str, int]] = {}
+    pairs: Counter[tuple] = Counter()
     for item in facts:
         key = (item.project_id, item.day, item.domain_id, item.route)
         cell = cells.get(key)
         if cell is None:
             cell = cells[key] = _cell()
         _add_item(cell, item)
+        for pair in crowd_label_pairs(item):
+            pairs[(*key, *pair)] += 1
 
         seen: set[tuple[int, str]] = set()
         disagreement = item.disagreement
@@ -289,7 +298,21 @@ def partition_rows(facts: Iterable[ItemFacts], classes: Mapping[int, Sequence[st
             "project_id": project_id, "day": day, "domain_id": domain_id, "annotator_id": annotator_id,
             "role": role, **person,
         })
+    for (project_id, day, domain_id, route, a, b, label_a, label_b), n in pairs.items():
+        rows.crowd_pairs.append({
+            "project_id": project_id, "day": day, "domain_id": domain_id, "route": route, "annotator_a_id": a,
+            "annotator_b_id": b, "label_a": label_a, "label_b": label_b, "pairs": n,
+        })
     return rows
+
+
+def crowd_label_pairs(item: ItemFacts) -> Iterator[tuple[int, int, str, str]]:
+    """(annotator a, annotator b, a's label, b's label) for every two crowd labels of the item by different
+    annotators, a < b; an annotator who labelled the item twice pairs each label."""
+    labels = sorted((f.annotator_id, f.label) for f in item.labels if f.role == ROLE_CROWD for _ in range(f.count))
+    for (a, label_a), (b, label_b) in itertools.combinations(labels, 2):
+        if a != b:
+            yield a, b, label_a, label_b
 
 
 def week_of(day: dt.date) -> dt.date:

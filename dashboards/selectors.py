@@ -8,8 +8,7 @@ the annotations of a handful of annotators).
 from __future__ import annotations
 
 import datetime as dt
-import itertools
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,11 +17,19 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, F, Q, QuerySet, Sum
 
 from core.models import AuditEvent
-from dashboards.models import AnnotatorDayStats, AnnotatorWeekStats, ItemDayStats, ItemWeekStats, SnapshotState
-from dashboards.rollup import ALL_ROUTES, ROLE_CROWD
+from dashboards.models import (
+    AnnotatorDayStats,
+    AnnotatorWeekStats,
+    CrowdPairDayStats,
+    CrowdPairWeekStats,
+    ItemDayStats,
+    ItemWeekStats,
+    SnapshotState,
+)
+from dashboards.rollup import ALL_ROUTES
 from experts.models import Domain, Expert, Role
 from experts.selectors import expert_snapshots
-from labeling.models import Annotation, FinalSource, Item, ItemStatus, Prediction, Project
+from labeling.models import FinalSource, Item, ItemStatus, Prediction, Project
 from routing.engine.types import PolicyConfig
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, EscalationPolicy
 
@@ -155,6 +162,19 @@ def items_search(
     return qs.select_related("project", "domain", "gold").order_by("-created_at", "-pk")
 
 
+def _period_parts(scope: Scope, base: Q, week_model: Any, day_model: Any) -> list[QuerySet]:
+    """The snapshot rows matching `base` over the scope's days: weekly rows for its whole weeks, daily
+    rows for the odd days at either end (one queryset each, when there are any)."""
+    split = periods(scope.since, scope.until)
+    parts = []
+    if split.weeks is not None:
+        parts.append(week_model.objects.filter(base & _range_q("week", *split.weeks)))
+    days_q = _days_q(split)
+    if days_q is not None:
+        parts.append(day_model.objects.filter(base & days_q))
+    return parts
+
+
 ANNOTATOR_SUMS = ("annotations", "items", "time_ms", "escalated_items", "disagreement_items", "gold_items",
     "gold_correct")
 
@@ -162,14 +182,7 @@ ANNOTATOR_SUMS = ("annotations", "items", "time_ms", "escalated_items", "disagre
 def annotator_stats(scope: Scope) -> list[dict[str, Any]]:
     """Per annotator and role, the sums of their snapshot rows in scope (the route filter does not apply:
     one person's work spans routes)."""
-    split = periods(scope.since, scope.until)
-    base = _stats_q(scope, route=False)
-    parts = []
-    if split.weeks is not None:
-        parts.append(AnnotatorWeekStats.objects.filter(base & _range_q("week", *split.weeks)))
-    days_q = _days_q(split)
-    if days_q is not None:
-        parts.append(AnnotatorDayStats.objects.filter(base & days_q))
+    parts = _period_parts(scope, _stats_q(scope, route=False), AnnotatorWeekStats, AnnotatorDayStats)
     totals: dict[tuple[int, str], dict[str, Any]] = {}
     for qs in parts:
         for row in qs.values("annotator_id",
@@ -222,23 +235,20 @@ def crowd_pair_labels(scope: Scope, annotator_ids: Sequence[int]) -> list[tuple[
     """(annotator a, annotator b, a's label, b's label, items) for a < b among `annotator_ids`, over crowd
     labels of items in scope: the contingency tables of Cohen's kappa.
 
-    Reads only the named annotators' crowd labels (item, annotator, label; found through the annotator
-    index) and pairs them up here: a self-join in SQL reads the same rows twice and costs more."""
+    Summed from the crowd pair snapshots (whole weeks from the weekly rows), so the cost follows the
+    number of annotator pairs and days in scope, not the number of labels."""
     ids = sorted(set(annotator_ids))
     if len(ids) < 2:
         return []
-    by_item: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for item_id, annotator_id, label in Annotation.objects.filter(
-        _items_q(scope, "item__"), role=ROLE_CROWD, annotator_id__in=ids
-    ).order_by().values_list("item_id", "annotator_id", "label"):
-        by_item[item_id].append((annotator_id, label))
+    base = _stats_q(scope) & Q(annotator_a_id__in=ids, annotator_b_id__in=ids)
+    parts = _period_parts(scope, base, CrowdPairWeekStats, CrowdPairDayStats)
     cells: Counter[tuple[int, int, str, str]] = Counter()
-    for labels in by_item.values():
-        if len(labels) < 2:
-            continue
-        for (a, label_a), (b, label_b) in itertools.combinations(sorted(labels), 2):
-            if a != b:
-                cells[(a, b, label_a, label_b)] += 1
+    for qs in parts:
+        for a, b, label_a, label_b, n in (
+            qs.values_list("annotator_a_id", "annotator_b_id", "label_a", "label_b").annotate(n=Sum("pairs"))
+            .order_by()
+        ):
+            cells[(a, b, label_a, label_b)] += n
     return [(*key, n) for key, n in sorted(cells.items())]
 
 
@@ -252,9 +262,14 @@ class OpenWork:
 
 
 def open_expert_work(scope: Scope, *, now: dt.datetime) -> OpenWork:
+    # By the slot's own project (the assignment_project_open_idx index holds exactly the open slots):
+    # joining every open slot to its item to test the item's project cost time in proportion to the backlog
+    # of all projects. The item is joined only when the scope filters on the item's other fields.
     qs = Assignment.objects.filter(
-        _items_q(scope, "item__"), kind=AssignmentKind.EXPERT, status__in=OPEN_ASSIGNMENT_STATUSES
+        project_id__in=scope.project_ids, kind=AssignmentKind.EXPERT, status__in=OPEN_ASSIGNMENT_STATUSES
     )
+    if scope.since or scope.until or scope.domain or scope.route:
+        qs = qs.filter(_items_q(scope, "item__"))
     overdue = qs.filter(due_at__lt=now)
     oldest = overdue.order_by("due_at").values_list("due_at", flat=True).first()
     return OpenWork(open=qs.count(), overdue=overdue.count(), oldest_overdue_at=oldest)

@@ -23,7 +23,15 @@ from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
-from dashboards.models import AnnotatorDayStats, AnnotatorWeekStats, ItemDayStats, ItemWeekStats, SnapshotState
+from dashboards.models import (
+    AnnotatorDayStats,
+    AnnotatorWeekStats,
+    CrowdPairDayStats,
+    CrowdPairWeekStats,
+    ItemDayStats,
+    ItemWeekStats,
+    SnapshotState,
+)
 from dashboards.rollup import (
     ANNOTATOR_COUNTERS,
     ITEM_COUNTERS,
@@ -207,9 +215,13 @@ def _replace(project_id: int, days: Sequence[dt.date], classes: Sequence[str]) -
     rows = partition_rows(facts, {project_id: classes})
     ItemDayStats.objects.filter(project_id=project_id, day__in=days).delete()
     AnnotatorDayStats.objects.filter(project_id=project_id, day__in=days).delete()
+    CrowdPairDayStats.objects.filter(project_id=project_id, day__in=days).delete()
     ItemDayStats.objects.bulk_create([ItemDayStats(**row) for row in rows.items], batch_size=INSERT_BATCH)
     AnnotatorDayStats.objects.bulk_create(
         [AnnotatorDayStats(**row) for row in rows.annotators], batch_size=INSERT_BATCH
+    )
+    CrowdPairDayStats.objects.bulk_create(
+        [CrowdPairDayStats(**row) for row in rows.crowd_pairs], batch_size=INSERT_BATCH
     )
     return len(facts)
 
@@ -246,6 +258,20 @@ def _replace_weeks(project_id: int, weeks: Iterable[dt.date]) -> None:
         ],
         batch_size=INSERT_BATCH,
     )
+    CrowdPairWeekStats.objects.filter(project_id=project_id, week__in=weeks).delete()
+    pair_keys = ("project_id", "domain_id", "route", "annotator_a_id", "annotator_b_id", "label_a", "label_b")
+    pair_weeks = (
+        CrowdPairDayStats.objects.filter(in_weeks, project_id=project_id)
+        .annotate(week=TruncWeek("day"))
+        .values("week", *pair_keys)
+        .annotate(total=Sum("pairs"))
+        .order_by()
+    )
+    CrowdPairWeekStats.objects.bulk_create(
+        [CrowdPairWeekStats(week=row["week"], pairs=row["total"], **{k: row[k] for k in pair_keys})
+         for row in pair_weeks],
+        batch_size=INSERT_BATCH,
+    )
 
 
 def snapshots_refresh(*, full: bool = False, now: dt.datetime | None = None) -> RefreshResult:
@@ -264,12 +290,14 @@ def snapshots_refresh(*, full: bool = False, now: dt.datetime | None = None) -> 
             for project_id, day in stale:
                 ItemDayStats.objects.filter(project_id=project_id, day=day).delete()
                 AnnotatorDayStats.objects.filter(project_id=project_id, day=day).delete()
+                CrowdPairDayStats.objects.filter(project_id=project_id, day=day).delete()
             stale_weeks = set(ItemWeekStats.objects.values_list("project_id", "week").distinct()) - {
                 (project_id, week_of(day)) for project_id, day in partitions
             }
             for project_id, week in stale_weeks:
                 ItemWeekStats.objects.filter(project_id=project_id, week=week).delete()
                 AnnotatorWeekStats.objects.filter(project_id=project_id, week=week).delete()
+                CrowdPairWeekStats.objects.filter(project_id=project_id, week=week).delete()
         else:
             partitions = changed_partitions(since=state.changes_since)
         classes = {p.pk: p.class_names for p in Project.objects.filter(pk__in={p for p, _ in partitions})}

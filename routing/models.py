@@ -215,6 +215,11 @@ class Assignment(models.Model):
                 fields=("project", "kind", "due_at", "id"), condition=QUEUED, name="assignment_queue_idx"
             ),
             models.Index(fields=("kind", "due_at", "id"), condition=QUEUED, name="assignment_queue_all_idx"),
+            # The dashboard's open expert work of a project: how many, how many overdue, the oldest due.
+            models.Index(
+                fields=("project", "kind", "due_at"), condition=models.Q(status__in=["offered", "active"]),
+                name="assignment_project_open_idx",
+            ),
             # SLA checks: open slots of a kind by deadline.
             models.Index(
                 fields=("kind", "due_at"), condition=models.Q(status__in=["offered", "active"]),

@@ -6,15 +6,19 @@ against statsmodels' implementation.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+from collections import Counter, defaultdict
 
 import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 from core.audit import audit_record
-from dashboards import reports
+from dashboards import reports, selectors
 from dashboards.selectors import Scope
 from dashboards.services import snapshots_refresh
+from labeling.models import Annotation
 from labeling.services import project_create
+from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind
 from tests.dashboards.builders import CONFIDENT, LATER, NOW, UNSURE, ingest_at, project, row
 
 
@@ -344,3 +348,51 @@ class TestAcrossProjects:
             by_project["Fruit"]["macro_f1"]) == (
             2, 1.0, 1.0)
         assert by_project["Fruit"]["items_filter"] == {"project": "orchard"}
+
+
+class TestOpenExpertWork:
+    """The backlog's open expert work is read by the slot's own project (no join to items) unless the scope
+    filters on items: the figures must be those of the items' scope either way."""
+
+    @pytest.mark.parametrize("filters", [{}, {"domain": "pets/dogs"}, {"domain": "pets/cats"}, {"route": "expert"},
+                                         {"since": NOW.date(), "until": NOW.date()}])
+    def test_counts_match_the_items_in_scope(self, s, filters):
+        other = project("other")
+        # Open expert work of another project is not counted.
+        Assignment.objects.create(item=s.project.items.first(), project=other, kind=AssignmentKind.EXPERT,
+                                  status="offered", due_at=NOW)
+        scope = Scope(projects=(s.project,), **filters)
+        work = selectors.open_expert_work(scope, now=LATER)
+        reference = Assignment.objects.filter(selectors._items_q(scope, "item__"), kind=AssignmentKind.EXPERT,
+                                              status__in=OPEN_ASSIGNMENT_STATUSES, project=s.project)
+        overdue = reference.filter(due_at__lt=LATER)
+        assert (work.open, work.overdue) == (reference.count(), overdue.count())
+        assert work.oldest_overdue_at == min(overdue.values_list("due_at", flat=True), default=None)
+        if not filters:
+            assert work.open == 1
+
+
+def live_crowd_pair_labels(scope, annotator_ids):
+    """The contingency cells read straight from the annotations (what the snapshots must sum to)."""
+    by_item = defaultdict(list)
+    for item_id, annotator_id, label in Annotation.objects.filter(
+        selectors._items_q(scope, "item__"), role="crowd", annotator_id__in=annotator_ids
+    ).values_list("item_id", "annotator_id", "label"):
+        by_item[item_id].append((annotator_id, label))
+    cells = Counter()
+    for labels in by_item.values():
+        for (a, label_a), (b, label_b) in itertools.combinations(sorted(labels), 2):
+            if a != b:
+                cells[(a, b, label_a, label_b)] += 1
+    return [(*key, n) for key, n in sorted(cells.items())]
+
+
+@pytest.mark.parametrize("filters", [{}, {"domain": "pets/dogs"}, {"route": "crowd"}, {"route": "expert"},
+                                     {"since": NOW.date(), "until": NOW.date()}, {"since": NOW.date()}])
+def test_crowd_pair_labels_from_snapshots_match_the_annotations(s, filters):
+    scope = Scope(projects=(s.project,), **filters)
+    annotators = sorted(set(Annotation.objects.filter(role="crowd").values_list("annotator_id", flat=True)))
+    expected = live_crowd_pair_labels(scope, annotators)
+    assert selectors.crowd_pair_labels(scope, annotators) == expected
+    if not filters:
+        assert expected  # the scenario has items labelled by two crowd annotators

@@ -141,3 +141,15 @@ D = dt.date
 )
 def test_periods_split_whole_weeks_from_odd_days(since, until, expected):
     assert periods(since, until) == expected
+
+
+def test_crowd_label_pairs_pair_different_crowd_annotators_lower_id_first():
+    item = facts(labels=(crowd(3, "cat"), crowd(1, "dog"), LabelFact(2, "crowd", "cat", count=2),
+                         LabelFact(9, "expert", "dog")))
+    assert sorted(rollup.crowd_label_pairs(item)) == sorted([
+        (1, 2, "dog", "cat"), (1, 2, "dog", "cat"), (1, 3, "dog", "cat"), (2, 3, "cat", "cat"), (2, 3, "cat", "cat"),
+    ])
+    rows = rollup.partition_rows([item, item], {1: ["cat", "dog"]}).crowd_pairs
+    assert {(r["annotator_a_id"], r["annotator_b_id"], r["label_a"], r["label_b"]): r["pairs"] for r in rows} == {
+        (1, 2, "dog", "cat"): 4, (1, 3, "dog", "cat"): 2, (2, 3, "cat", "cat"): 4,
+    }
