@@ -10,11 +10,13 @@ import os
 bind = [os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")]
 # Processes (each holds a database connection per thread). gunicorn's own WEB_CONCURRENCY variable.
 workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
-# More than one thread per process switches to the gthread worker: requests that wait on the database
-# overlap without another process's memory.
-threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-# A request that takes longer is killed and logged; streaming exports write continuously, so the limit
-# is on silence, not on the whole download.
+# Two or more threads per process select the gthread worker, which must stay the default: its main thread
+# tells the arbiter it is alive while requests run, where the sync worker (threads = 1) does so only
+# between requests and is killed `timeout` seconds into any long export stream (tests/test_deploy.py).
+# Requests that wait on the database also overlap without another process's memory.
+threads = max(2, int(os.environ.get("GUNICORN_THREADS", "2")))
+# A worker whose main loop is silent this long is killed and restarted (a hung process, not a long
+# request: with gthread a streaming export may run for as long as it keeps writing).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On SIGTERM (systemctl stop/restart) running requests get this long to finish.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))

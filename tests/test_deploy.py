@@ -1,6 +1,7 @@
 """What a deployment needs happens in the standard commands, with nothing only the Makefile knows:
 `migrate` creates the job schedules, `collectstatic` gathers plotly.js; deploy/gunicorn.conf.py serves
 the app behind a TLS proxy (docs/deploy.md)."""
+import http.client
 import json
 import os
 import pathlib
@@ -147,3 +148,51 @@ def test_gunicorn_freezes_the_preloaded_objects_before_forking_a_worker():
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+SLOW_STREAM_APP = '''
+import time
+
+def app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    def chunks():
+        for i in range(8):  # 4 s of steady output, twice the timeout the test sets
+            time.sleep(0.5)
+            yield b"chunk %d\\n" % i
+    return chunks()
+'''
+
+
+def test_the_deploy_config_lets_a_long_export_stream_past_the_worker_timeout(tmp_path):
+    """An export of a big project streams for minutes. gunicorn's sync worker (one thread) reports to its
+    arbiter only between requests, so it was killed GUNICORN_TIMEOUT seconds into any stream (a 1M-item
+    export broke after 38,000 items); the configured default must keep a worker alive while it streams."""
+    (tmp_path / "slowstream.py").write_text(SLOW_STREAM_APP)
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES and not k.startswith("GUNICORN_")}
+    env.update(GUNICORN_BIND=f"127.0.0.1:{port}", WEB_CONCURRENCY="1", GUNICORN_TIMEOUT="2",
+               GUNICORN_PRELOAD="false", GUNICORN_ACCESS_LOG=str(tmp_path / "access.log"),
+               PYTHONPATH=str(tmp_path))
+    server = subprocess.Popen(
+        [str(pathlib.Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "deploy" / "gunicorn.conf.py"),
+         "slowstream:app"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        for _ in range(150):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=20) as response:
+                    body = response.read()
+                break
+            except (ConnectionError, urllib.error.URLError):
+                if server.poll() is not None:
+                    pytest.fail(server.stdout.read().decode())
+                time.sleep(0.2)
+        else:
+            pytest.fail("gunicorn did not answer")
+    except http.client.IncompleteRead as exc:
+        pytest.fail(f"the stream was cut after {exc.partial!r}")
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+    assert body == b"".join(b"chunk %d\n" % i for i in range(8))
