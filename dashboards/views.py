@@ -1,7 +1,8 @@
 """The stakeholder dashboard pages: across projects (/dashboards/) and per project (/dashboards/<slug>/).
 
 Filters travel in the query string; the filter form re-requests the panels with htmx. `?format=csv&table=
-<name>` downloads the numbers of one table with the same filters.
+<name>` downloads the numbers of one table with the same filters. Every page reads from the read replica
+when one is configured (core.replicas): a dashboard may be seconds behind the primary.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from core import access
+from core.replicas import replica_reads
 from dashboards import reports, selectors
 from dashboards.forms import DashboardFilterForm, ItemSearchForm
 from dashboards.presentation import reports_for
@@ -24,11 +26,13 @@ ITEMS_PER_PAGE = 50
 
 
 @login_required
+@replica_reads()
 def index(request: HttpRequest) -> HttpResponse:
     return _dashboard(request, project=None, principal=access.require(request, access.DASHBOARDS))
 
 
 @login_required
+@replica_reads()
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     access.require(request, access.DASHBOARDS)
     project = get_object_or_404(Project, slug=slug)
@@ -84,6 +88,7 @@ def _dashboard(request: HttpRequest, *, project: Project | None, principal: acce
 
 
 @login_required
+@replica_reads()
 def item_search(request: HttpRequest) -> HttpResponse:
     """Items by external id and by the dashboard's filters, each linked to its trail; the dashboards' rows
     and chart points link here with their filters."""
