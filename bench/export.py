@@ -14,7 +14,7 @@ Per round:
    JSON written. Measured with psycopg directly, in this process.
 2. in-process: labeling.selectors.item_export_rows written by labeling.formats.write_rows, per format, the
    text encoded as the API sends it.
-3. HTTP: gunicorn (1 sync worker, as bench/claim.py starts it) serves GET .../export?format=jsonl to one
+3. HTTP: gunicorn (1 sync worker, started by bench/claim.py's start_gunicorn) serves GET .../export?format=jsonl to one
    client reading 1 MiB at a time, first for --n/10 items (a second project) then for --n; the worker's
    peak resident memory (VmHWM) after each tells whether memory grows with the number of items.
 
@@ -33,17 +33,9 @@ import sys
 import time
 from typing import Any
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
-os.environ.setdefault("DEBUG", "false")
-os.environ.setdefault("SECRET_KEY", "bench-only-key-that-signs-nothing-real")
-os.environ.setdefault("HTTPS", "false")
-
-import django  # noqa: E402
-
-django.setup()
-
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+# bench/claim.py sets Django up as a production run (DEBUG off) and starts gunicorn as this script wants.
+from claim import free_port, start_gunicorn  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -146,26 +138,6 @@ def in_process(p: Project, fmt: str) -> tuple[float, int]:
     return time.perf_counter() - start, size
 
 
-def start_gunicorn(port: int) -> subprocess.Popen:
-    env = {**os.environ, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1", "HTTPS": "false",
-           "CONN_MAX_AGE": "600", "API_THROTTLE_USER": "off"}
-    process = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "gunicorn"), "workbench.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--timeout", "600", "--log-level", "warning"],
-        cwd=ROOT, env=env, start_new_session=True,
-    )
-    for _ in range(300):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return process
-        except OSError:
-            time.sleep(0.1)
-    process.terminate()
-    raise RuntimeError("gunicorn did not start")
-
-
 def worker_peak_rss_mb(master: subprocess.Popen) -> float:
     """VmHWM (peak resident set) of the gunicorn worker, the master's child."""
     children = pathlib.Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
@@ -216,8 +188,8 @@ def main() -> None:
             wall, size = in_process(big, fmt)
             print(f"{'in-process export, ' + fmt:46}{wall:7.2f}s {args.n / wall:10,.0f} items/s "
                   f"{size / wall / 1e6:7.1f} MB/s  {args.n / wall / floor_rate:.2f} of floor")
-        port = 20000 + os.getpid() % 20000
-        server = start_gunicorn(port)
+        port = free_port()
+        server = start_gunicorn(port, 1)
         try:
             over_http(port, token.key, small.slug)  # warm-up: the worker's first request imports and connects
             for p in (small, big):
