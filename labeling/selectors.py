@@ -101,6 +101,8 @@ def item_export_rows(*, project: Project, subset: str | None = None, chunk_size:
 def _export_rows_postgresql(db: Any, ids: list[int]) -> Iterator[dict[str, Any]]:
     with db.cursor() as cursor:
         # Streamed, not fetched whole: the database builds the next documents while these are written out.
+        # psycopg's stream is not in Django's cursor wrapper, so this statement is not in its query log; a
+        # stream closed early (a client gone) is cancelled and leaves the connection idle.
         for document, final_confidence in cursor.cursor.stream(_postgresql_row_sql(), [ids], size=_STREAM_ROWS):
             row = json.loads(document)
             # A float8 in json_build_object prints as the shortest number ("1" for 1.0), Python's json "1.0".

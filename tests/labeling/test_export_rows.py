@@ -98,6 +98,14 @@ def test_timestamps_keep_six_fraction_digits_as_python_writes_them(awkward):
     ]
 
 
+def test_an_export_abandoned_midway_leaves_the_connection_usable(awkward, monkeypatch):
+    monkeypatch.setattr(selectors, "EXPORT_CHUNK_SIZE", 3)
+    rows = selectors.item_export_rows(project=awkward)
+    assert next(rows)["external_id"] == "plain"
+    rows.close()  # as Django closes a streamed response whose client went away
+    assert Item.objects.filter(project=awkward).count() == 4
+
+
 def test_encoded_blocks_join_small_pieces_without_changing_the_text():
     pieces = ["é" * 3, "ab", "", "x" * 10, "ü"]
     blocks = list(formats.encoded_blocks(pieces, size=5))
