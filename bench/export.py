@@ -2,9 +2,10 @@
 
 Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_export .venv/bin/python bench/export.py
-        [--n 50000] [--rounds 2] [--formats jsonl,csv,label-studio] [--seed 7]
+        [--n 50000] [--rounds 2] [--formats jsonl,csv,label-studio] [--keep] [--json FILE]
 
-Set-up (once per database and --n; later runs reuse the project `bench-export-<n>`): --n items ingested
+Set-up (the projects `bench-export-<n>` and `-<n/10>`, deleted at the end unless --keep, which lets the
+next run reuse them): --n items ingested
 through labeling.services.items_ingest, each with a prediction, two crowd annotations (with rationale and
 factors) and metadata, one in ten with a gold label, in four domains: what a labelled project exports.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import os
 import pathlib
 import signal
@@ -44,6 +46,7 @@ from rest_framework.authtoken.models import Token  # noqa: E402
 from labeling import formats, selectors, services  # noqa: E402
 from labeling.models import Project  # noqa: E402
 from labeling.signals import items_ingested  # noqa: E402
+from routing.services import projects_purge  # noqa: E402
 
 CLASSES = ["cat", "dog", "bird"]
 DOMAINS = ("bench/a", "bench/b", "bench/b/deep", "bench/c")
@@ -168,6 +171,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--formats", default="jsonl,csv,label-studio")
+    parser.add_argument("--keep", action="store_true", help="keep the projects for the next run (set-up is slow)")
+    parser.add_argument("--json", metavar="FILE", help="also write the last round's figures here (bench/report.py)")
     args = parser.parse_args()
     if connection.vendor != "postgresql":
         raise SystemExit("bench/export.py runs on PostgreSQL (DATABASE_URL=postgres://...)")
@@ -178,31 +183,44 @@ def main() -> None:
     print(f"set-up: {time.perf_counter() - t:.1f}s")
     admin, _ = get_user_model().objects.get_or_create(username="bench-export-admin", defaults={"is_staff": True})
     token, _ = Token.objects.get_or_create(user=admin)
-    for r in range(1, args.rounds + 1):
-        print(f"\nround {r}  load before: {load()}")
-        wall, size = floor(big)
-        floor_rate = args.n / wall
-        print(f"{'floor: bare COPY TO STDOUT of the rows':46}{wall:7.2f}s {floor_rate:10,.0f} items/s "
-              f"{size / wall / 1e6:7.1f} MB/s")
-        for fmt in args.formats.split(","):
-            wall, size = in_process(big, fmt)
-            print(f"{'in-process export, ' + fmt:46}{wall:7.2f}s {args.n / wall:10,.0f} items/s "
-                  f"{size / wall / 1e6:7.1f} MB/s  {args.n / wall / floor_rate:.2f} of floor")
-        port = free_port()
-        server = start_gunicorn(port, 1)
-        try:
-            over_http(port, token.key, small.slug)  # warm-up: the worker's first request imports and connects
-            for p in (small, big):
-                n = p.items.count()
-                wall, size, lines = over_http(port, token.key, p.slug)
-                if lines != n:
-                    raise RuntimeError(f"expected {n} lines, got {lines}")
-                print(f"{f'HTTP export jsonl, {n:,} items':46}{wall:7.2f}s {n / wall:10,.0f} items/s "
-                      f"{size / wall / 1e6:7.1f} MB/s  worker peak RSS {worker_peak_rss_mb(server):6.1f} MB")
-        finally:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
-        print(f"load after: {load()}")
+    figures: dict[str, Any] = {}
+    try:
+        for r in range(1, args.rounds + 1):
+            figures = {"items": args.n, "load_before": os.getloadavg()[0]}
+            print(f"\nround {r}  load before: {load()}")
+            wall, size = floor(big)
+            figures["floor_per_s"] = floor_rate = args.n / wall
+            print(f"{'floor: bare COPY TO STDOUT of the rows':46}{wall:7.2f}s {floor_rate:10,.0f} items/s "
+                  f"{size / wall / 1e6:7.1f} MB/s")
+            for fmt in args.formats.split(","):
+                wall, size = in_process(big, fmt)
+                figures[f"in_process_{fmt}_per_s"] = args.n / wall
+                print(f"{'in-process export, ' + fmt:46}{wall:7.2f}s {args.n / wall:10,.0f} items/s "
+                      f"{size / wall / 1e6:7.1f} MB/s  {args.n / wall / floor_rate:.2f} of floor")
+            port = free_port()
+            server = start_gunicorn(port, 1)
+            try:
+                over_http(port, token.key, small.slug)  # warm-up: the worker's first request imports and connects
+                for key, p in (("small", small), ("big", big)):
+                    n = p.items.count()
+                    wall, size, lines = over_http(port, token.key, p.slug)
+                    if lines != n:
+                        raise RuntimeError(f"expected {n} lines, got {lines}")
+                    rss = worker_peak_rss_mb(server)
+                    figures[f"http_{key}_items"], figures[f"http_{key}_per_s"] = n, n / wall
+                    figures[f"http_{key}_peak_rss_mb"] = rss
+                    print(f"{f'HTTP export jsonl, {n:,} items':46}{wall:7.2f}s {n / wall:10,.0f} items/s "
+                          f"{size / wall / 1e6:7.1f} MB/s  worker peak RSS {rss:6.1f} MB")
+            finally:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
+            figures["load_after"] = os.getloadavg()[0]
+            print(f"load after: {load()}")
+        if args.json:
+            pathlib.Path(args.json).write_text(json.dumps(figures))
+    finally:
+        if not args.keep:
+            projects_purge(slugs=[big.slug, small.slug])
 
 
 if __name__ == "__main__":
