@@ -6,6 +6,10 @@ when one is configured (core.replicas): a dashboard may be seconds behind the pr
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
@@ -25,14 +29,25 @@ FILTER_FIELDS = ("since", "until", "domain", "route")
 ITEMS_PER_PAGE = 50
 
 
+def _reads_replica(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The page's reads go to the read replica (core.replicas), but who may see it is decided first, on the
+    primary: a replica seconds behind must not show a dashboard to someone just removed from its project."""
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        access.require(request, access.DASHBOARDS)  # reads request.principal, kept for the rest of the request
+        with replica_reads():
+            return view(request, *args, **kwargs)
+    return wrapper
+
+
 @login_required
-@replica_reads()
+@_reads_replica
 def index(request: HttpRequest) -> HttpResponse:
     return _dashboard(request, project=None, principal=access.require(request, access.DASHBOARDS))
 
 
 @login_required
-@replica_reads()
+@_reads_replica
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     access.require(request, access.DASHBOARDS)
     project = get_object_or_404(Project, slug=slug)
@@ -88,7 +103,7 @@ def _dashboard(request: HttpRequest, *, project: Project | None, principal: acce
 
 
 @login_required
-@replica_reads()
+@_reads_replica
 def item_search(request: HttpRequest) -> HttpResponse:
     """Items by external id and by the dashboard's filters, each linked to its trail; the dashboards' rows
     and chart points link here with their filters."""

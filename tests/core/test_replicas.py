@@ -13,6 +13,7 @@ import sys
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.test import override_settings
@@ -21,9 +22,11 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from core import bulk
+from core.access import STAKEHOLDER_GROUP
 from core.models import AuditEvent
 from core.replicas import REPLICA, ReplicaRouter, read_alias, replica_alias, replica_reads
 from experts.models import Role
+from labeling.memberships import membership_add, membership_remove
 from labeling.models import Item, Project
 from routing.models import Assignment, AssignmentStatus
 from tests.routing.assignment_helpers import MIDDLING, ingest_at, person, project, row
@@ -207,6 +210,21 @@ def test_dashboard_pages_and_metrics_read_the_replica(client, staff):
     assert any("dashboards_" in q["sql"] for q in replica_queries.captured_queries)
     # Not on the primary: the same slug is unknown there.
     assert not Project.objects.filter(slug="replica-only").exists()
+
+
+@both
+def test_who_may_see_a_dashboard_is_decided_on_the_primary(replica_database, client):
+    proj = project()
+    on_replica(proj)  # the replica has the project, but not the viewer, their group or their membership
+    viewer = get_user_model().objects.create_user("viewer")
+    viewer.groups.add(Group.objects.get_or_create(name=STAKEHOLDER_GROUP)[0])
+    membership_add(project=proj, user=viewer)
+    client.force_login(viewer)
+    assert client.get(f"/dashboards/{proj.slug}/").status_code == 200
+    assert client.get("/dashboards/").status_code == 200
+    assert client.get("/items/").status_code == 200
+    membership_remove(project=proj, user=viewer)
+    assert client.get(f"/dashboards/{proj.slug}/").status_code == 403
 
 
 @both
