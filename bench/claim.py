@@ -46,16 +46,9 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
-# As in production: with DEBUG on, Django would also log every query of every claim.
-os.environ.setdefault("DEBUG", "false")
-# A local run with production's settings: a throwaway key (DEBUG is off) and plain HTTP, not HTTPS.
-os.environ.setdefault("SECRET_KEY", "bench-only-key-that-signs-nothing-real")
-os.environ.setdefault("HTTPS", "false")
+from bench.workload import bench_environment, crowd_project, crowd_users
 
-import django
-
-django.setup()
+bench_environment()
 
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
@@ -66,18 +59,12 @@ from django.utils.module_loading import import_string
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
-from experts.models import Role
-from experts.services import expert_create
 from labeling.memberships import memberships_ensure
 from labeling.models import Project
-from labeling.services import items_ingest, project_create
-from routing import policies
-from routing.engine.types import PolicyConfig
 from routing.models import Assignment, AssignmentStatus
 from routing.services import projects_purge
 from work import claims
 
-CLASSES = ["cat", "dog", "bird"]
 LEVELS = tuple(int(x) for x in os.environ.get("CLAIM_LEVELS", "1,4,16").split(","))
 DEFAULT_HTTP_CLIENTS = 8
 # The API's token check, timed next to DRF's own TokenAuthentication, which it specialises.
@@ -88,43 +75,9 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-def crowd_users(n: int, prefix: str) -> list[Any]:
-    User = get_user_model()
-    users = []
-    for i in range(n):
-        user, created = User.objects.get_or_create(username=f"{prefix}-{i}")
-        if created:
-            expert_create(user=user, display_name=user.username, role=Role.CROWD, capacity=100_000, languages=["en"])
-        users.append(user)
-    return users
-
-
 def queue_project(slug: str, n: int, *, crowd_overlap: int) -> Project:
     """A project whose `n` items all go to the crowd (routing creates the slots on ingest)."""
-    project = project_create(name=slug, slug=slug, classes=CLASSES)
-    policies.policy_version_publish(
-        policy=policies.policy_for_project(project),
-        config=PolicyConfig(crowd_overlap=crowd_overlap, max_crowd_labels=max(3, crowd_overlap)),
-        author=None,
-        change_note="benchmark",
-    )
-    rng = np.random.default_rng(7)
-    rows = []
-    for i in range(n):
-        top = float(rng.uniform(0.45, 0.8))
-        rest = 1.0 - top
-        rows.append(
-            {
-                "external_id": f"item-{i}",
-                "data": {"text": f"benchmark item {i}"},
-                "language": "en",
-                "predictions": [
-                    {"model_version": "bench-1", "probabilities": {"cat": top, "dog": rest * 0.6, "bird": rest * 0.4}}
-                ],
-            }
-        )
-    for start in range(0, n, 2000):
-        items_ingest(project=project, rows=rows[start : start + 2000])
+    project = crowd_project(slug, n, crowd_overlap=crowd_overlap)
     # Claims take only from projects the claimer is a member of (core.access).
     bench_crowd = get_user_model().objects.filter(username__startswith="bench-crowd")
     memberships_ensure(projects=[project], users=list(bench_crowd))

@@ -16,12 +16,13 @@ Roles, highest first (a person has one):
                decisions and next-to-label of its projects (a training pipeline).
   none         signed in without any of these: the home page, which says so.
   anonymous    not signed in (or inactive): the login page.
-Nobody but staff sees the fields a project hides (Project.hidden_fields), except experts and reviewers on
-their own expert and review work, which needs them.
+Item fields follow the project's field_visibility: a field listed there is shown, on one's own labeling
+work, only to the roles it names (crowd, expert, reviewer), and in reads outside that work (trails,
+decisions, next-to-label) to staff only; a field not listed is shown to everyone who sees the item.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -110,16 +111,27 @@ EVIDENCE = Rule(
 )
 
 
-def sees_hidden_fields(principal: Principal) -> bool:
-    """Whether reads outside one's own labeling work (trails, decisions, next-to-label) show a project's
-    hidden fields: staff only."""
-    return principal.role == Role.STAFF
+# Who an item field can be shown to on labeling work (Project.field_visibility names some of them).
+FIELD_AUDIENCES: tuple[Role, ...] = (Role.CROWD, Role.EXPERT, Role.REVIEWER)
+# The role whose view a kind of work presents ("review" work is the reviewer's).
+_WORK_AUDIENCE = {"crowd": Role.CROWD, "expert": Role.EXPERT, "review": Role.REVIEWER}
 
 
-def work_shows_hidden_fields(*, work_kind: str) -> bool:
-    """Whether the panel of one's own assignment shows the hidden fields: expert and review work need
-    them; crowd work (gold checks included, which look like crowd work) does not."""
-    return work_kind in ("expert", "review")
+def fields_hidden_from_work(field_visibility: Mapping[str, Iterable[str]], *, work_kind: str) -> list[str]:
+    """The item fields the panel (and the API payload) of one's own `work_kind` work ("crowd", "expert",
+    "review") leaves out: those whose audience does not name the work's role. Decided by the work as
+    presented, not by the person's roster role, so a gold check (presented as crowd work) shows exactly
+    what crowd work shows; any other kind of work is shown no restricted field."""
+    audience = _WORK_AUDIENCE.get(work_kind)
+    return [path for path, roles in field_visibility.items() if audience is None or audience not in set(roles)]
+
+
+def fields_hidden_from_reader(principal: Principal, field_visibility: Mapping[str, Iterable[str]]) -> list[str]:
+    """The item fields left out of reads outside one's own labeling work (trails, decisions,
+    next-to-label): none for staff; for everyone else every field not shown to all of FIELD_AUDIENCES."""
+    if principal.role == Role.STAFF:
+        return []
+    return [path for path, roles in field_visibility.items() if not set(FIELD_AUDIENCES) <= set(roles)]
 
 
 def sees_names(principal: Principal) -> bool:

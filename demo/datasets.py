@@ -71,6 +71,8 @@ class DemoProject:
     rows: tuple[dict[str, Any], ...]  # wire-format item rows
     # external_id -> the true label of every row (gold or not): the simulated history labels from it.
     truth: Mapping[str, str] = field(default_factory=dict)
+    # Project.field_visibility: who sees each restricted item field on their labeling work.
+    field_visibility: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -306,6 +308,8 @@ def digits_project(*, seed: int = DEFAULT_SEED, max_items: int | None = None) ->
         ),
         classes=tuple({"name": c, "hotkey": c} for c in classes),
         decision_factors=("ambiguous stroke", "smudge", "cropped"),
+        # The scanner's OCR guess would anchor the crowd's answer; experts and reviewers weigh it.
+        field_visibility={"metadata.scanner_tag": ("expert", "reviewer")},
         domains=(
             DemoDomain("postal", "Postal"),
             DemoDomain("postal/zip-codes", "ZIP codes"),

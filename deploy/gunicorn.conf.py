@@ -3,6 +3,7 @@
 Every value comes from the environment (the systemd unit reads /etc/workbench/env), so one file serves
 every host; the variables are listed in docs/deploy.md, "gunicorn".
 """
+import gc
 import os
 
 # Behind the reverse proxy on the same host; a proxy on another host needs the host's private address here.
@@ -21,6 +22,14 @@ keepalive = 5
 # Load the application once in the master and fork: the workers share its memory pages. A code upgrade
 # then needs a restart (systemctl restart), not a HUP.
 preload_app = os.environ.get("GUNICORN_PRELOAD", "true").lower() in {"1", "true", "yes", "on"}
+
+
+def pre_fork(server, worker):
+    """Before each worker is forked: move every object the master holds (the preloaded application) out of
+    the garbage collector's reach. A collection in a worker would otherwise write to those objects' headers
+    and so copy every page they share with the master (bench/memory.py: docs/deploy.md, "Memory")."""
+    gc.freeze()
+
 # Recycle a worker after this many requests (with jitter so they do not all restart at once), so slow
 # growth of one process's memory cannot build up.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "5000"))
@@ -35,3 +44,7 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Temporary files of the worker heartbeat in RAM: a slow disk must not make gunicorn kill healthy workers.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 proc_name = "workbench-web"
+# gunicorn 25.1+ opens a control socket for `gunicornc` under $HOME/.gunicorn/, which is the read-only
+# /srv/workbench for the service user ("Control server error: Permission denied" at every start). systemctl
+# is the control here; older gunicorn ignores the setting.
+control_socket_disable = True

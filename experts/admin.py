@@ -1,11 +1,18 @@
-"""Roster admin: experts with their expertise, shifts, time off and (read-only) accuracy; domains; on-call."""
+"""Roster admin: everyone who labels (crowd annotators, experts, reviewers; `role` says which) with their
+expertise, shifts, time off and (read-only) accuracy; domains; on-call."""
 
+from typing import Any
+
+from django import forms
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.admin.widgets import FilteredSelectMultiple
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
 from core.admin import AuditedModelAdmin
+from core.formatting import rounded
 from experts.availability import is_on_shift, on_call
 from experts.models import (
     Domain,
@@ -43,6 +50,47 @@ class OnShiftNowFilter(admin.SimpleListFilter):
         return queryset.exclude(pk__in=on_shift)
 
 
+def bcp47_case(code: str) -> str:
+    """Django's lower-case language codes in BCP 47's conventional case, as the roster stores them:
+    pt-br -> pt-BR, zh-hans -> zh-Hans."""
+    first, *rest = code.split("-")
+    subtags = [first.lower()]
+    for tag in rest:
+        subtags.append(tag.upper() if len(tag) == 2 or tag.isdigit() else tag.title() if len(tag) == 4 else tag.lower())
+    return "-".join(subtags)
+
+
+def language_choices(stored: Any = ()) -> list[tuple[str, str]]:
+    """The languages a roster member can be given: settings.LANGUAGES (Django's list unless the deployment
+    sets its own), plus any code already stored that the list lacks, so saving the form never drops it."""
+    choices = [(bcp47_case(code), f"{name} ({bcp47_case(code)})") for code, name in settings.LANGUAGES]
+    known = {code for code, _ in choices}
+    extra = [str(c) for c in (stored if isinstance(stored, list) else ()) if str(c) not in known]
+    return sorted(choices, key=lambda c: c[1]) + [(code, f"{code} (not in the list)") for code in extra]
+
+
+class RosterMemberForm(forms.ModelForm):
+    """Languages picked from a list instead of typed as JSON; still stored as the JSON list of codes."""
+
+    languages = forms.MultipleChoiceField(
+        required=False,
+        widget=FilteredSelectMultiple("languages", is_stacked=False),
+        error_messages={"invalid_choice": "%(value)r is not a language code of the list (e.g. 'en', 'pt-BR')."},
+        help_text="Items in a language go to people speaking it; 'pt' and 'pt-BR' match each other.",
+    )
+
+    class Meta:
+        model = Expert
+        fields = ("user", "display_name", "time_zone", "languages", "role", "capacity", "active", "email_notifications")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["languages"].choices = language_choices(self.instance.languages if self.instance.pk else ())
+
+    def clean_languages(self) -> list[str]:
+        return list(self.cleaned_data["languages"])
+
+
 class ExpertiseInline(admin.TabularInline):
     model = Expertise
     extra = 0
@@ -68,7 +116,8 @@ class ExpertAccuracyInline(admin.TabularInline):
 
     model = ExpertAccuracy
     extra = 0
-    fields = ("domain", "accuracy", "gold_correct", "gold_total", "agreement_correct", "agreement_total", "updated_at")
+    fields = ("domain", "accuracy_shown", "gold_correct", "gold_total", "agreement_correct", "agreement_total",
+              "updated_at")
     readonly_fields = fields
     can_delete = False
 
@@ -78,11 +127,16 @@ class ExpertAccuracyInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="accuracy")
+    def accuracy_shown(self, obj: ExpertAccuracy) -> str:
+        return rounded(obj.accuracy)
+
 
 @admin.register(Expert)
 class ExpertAdmin(AuditedModelAdmin):
-    """Edits and deletes are audited (role, capacity, active and the rest, before and after); only the
-    changed columns are written, so claims bumping claims_made while the form is open are kept."""
+    """The roster: crowd annotators, experts and reviewers alike (filter by role). Edits and deletes are
+    audited (role, capacity, active and the rest, before and after); only the changed columns are written,
+    so claims bumping claims_made while the form is open are kept."""
 
     list_display = (
         "display_name",
@@ -100,7 +154,8 @@ class ExpertAdmin(AuditedModelAdmin):
     list_select_related = ("user",)
     search_fields = ("display_name", "user__username", "user__email")
     autocomplete_fields = ("user",)
-    fields = ("user", "display_name", "time_zone", "languages", "role", "capacity", "active", "email_notifications")
+    form = RosterMemberForm
+    fields = RosterMemberForm.Meta.fields
     inlines = (ExpertiseInline, ShiftInline, TimeOffInline, ExpertAccuracyInline)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Expert]:
@@ -118,7 +173,7 @@ class ExpertAdmin(AuditedModelAdmin):
     @admin.display(description="accuracy (all domains)")
     def overall_accuracy(self, obj: Expert) -> str:
         overall = next((a.accuracy for a in obj.accuracy.all() if a.domain_id is None), None)
-        return "–" if overall is None else f"{overall:.2f}"
+        return rounded(overall)
 
 
 @admin.register(Domain)

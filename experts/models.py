@@ -7,6 +7,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from core.formatting import rounded
 from experts.availability import covers_domain
 
 # A loose BCP 47 shape (language, then subtags of letters/digits): enough to catch "english" or "en_US".
@@ -93,6 +94,9 @@ class Expert(models.Model):
     claims_made = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
+        # The admin and the docs call these people the roster: crowd annotators and reviewers as well as experts.
+        verbose_name = "roster member"
+        verbose_name_plural = "roster members"
         ordering = ("display_name",)
         indexes = [models.Index(fields=("role", "active"))]
 
@@ -224,4 +228,4 @@ class ExpertAccuracy(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.expert} · {self.domain or 'all'}: {self.accuracy}"
+        return f"{self.expert} · {self.domain or 'all'}: {rounded(self.accuracy)}"

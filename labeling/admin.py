@@ -1,21 +1,122 @@
+import json
+from collections.abc import Mapping
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
+from core.access import FIELD_AUDIENCES
 from core.admin import AuditedModelAdmin
-from labeling import memberships, services
+from labeling import memberships, selectors, services
 from labeling.models import Annotation, GoldLabel, ImportJob, Item, Prediction, Project, ProjectMembership, Review
 
 PROJECT_FIELDS = (
     "name", "slug", "instructions", "data_type", "classes", "decision_factors", "show_suggestion_to_crowd",
-    "hidden_fields", "rationale_required", "review_sample_rate",
+    "field_visibility", "rationale_required", "review_sample_rate",
 )
 
 
+# Empty rows under the known fields, for a field no item has yet or a nested one ("metadata.patient.name").
+NEW_FIELD_ROWS = 2
+
+
+def _as_mapping(value: Any) -> Mapping[str, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value or "{}")
+        except json.JSONDecodeError:
+            return {}
+    return value if isinstance(value, Mapping) else {}
+
+
+class FieldVisibilityWidget(forms.Widget):
+    """One row per item field with a checkbox per role that sees it (all ticked: everyone sees it), and
+    empty rows to name another field (fields no sampled item has are editable text, clear one to drop it).
+    Posts `<name>-rows` and, per row i, `<name>-i-path` and `<name>-i-roles`."""
+
+    template_name = "admin/labeling/field_visibility_widget.html"
+
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        # The fields the project's items have (ProjectAdminForm sets them).
+        self.paths: list[str] = []
+
+    def get_context(self, name: str, value: Any, attrs: dict[str, Any] | None) -> dict[str, Any]:
+        context = super().get_context(name, value, attrs)
+        shown = _as_mapping(value)
+        everyone = [str(r) for r in FIELD_AUDIENCES]
+        paths = sorted(set(self.paths) | set(shown))
+        # A field no sampled item has (nested, misspelt, or not yet ingested) stays editable: clear it to drop it.
+        rows = [{"path": path, "roles": list(shown.get(path, everyone)), "new": path not in self.paths}
+                for path in paths]
+        rows += [{"path": "", "roles": everyone, "new": True} for _ in range(NEW_FIELD_ROWS)]
+        context["widget"].update(rows=rows, audiences=everyone, row_count=len(rows))
+        return context
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        if f"{name}-rows" not in data:
+            # A JSON object posted as the field itself (scripts, tests), as the model stores it.
+            return data.get(name)
+        try:
+            count = int(data[f"{name}-rows"])
+        except (TypeError, ValueError):
+            count = 0
+        value = {}
+        for i in range(max(0, min(count, 1000))):
+            path = (data.get(f"{name}-{i}-path") or "").strip()
+            if path:
+                roles = data.getlist(f"{name}-{i}-roles") if hasattr(data, "getlist") else data.get(f"{name}-{i}-roles")
+                value[path] = list(roles or ())
+        return value
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return f"{name}-rows" not in data and name not in data
+
+
+class FieldVisibilityField(forms.Field):
+    """Project.field_visibility, checked and normalised by labeling.services (the API's rule too)."""
+
+    widget = FieldVisibilityWidget
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value or "{}")
+            except json.JSONDecodeError as exc:
+                raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from exc
+        return {} if value is None else value
+
+    def clean(self, value: Any) -> dict[str, list[str]]:
+        try:
+            return services.project_check_field_visibility(self.to_python(value))
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from exc
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        try:
+            return self.clean(data) != services.project_check_field_visibility(_as_mapping(initial))
+        except (forms.ValidationError, ValidationError):
+            return True
+
+
 class ProjectAdminForm(forms.ModelForm):
+    field_visibility = FieldVisibilityField(
+        required=False,
+        label="Field visibility",
+        help_text="Who sees each item field on their labeling work. Untick the crowd for a field that would "
+        "anchor their answer (a scanner's guess, a model's tag). Staff see every field; trails and decisions "
+        "show a field to others only when every role sees it.",
+    )
+
     class Meta:
         model = Project
         fields = PROJECT_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["field_visibility"].widget.paths = selectors.item_field_paths(project=self.instance)
 
     def clean_classes(self):
         project = self.instance if self.instance.pk else None

@@ -26,10 +26,14 @@ class Project(models.Model):
     show_suggestion_to_crowd = models.BooleanField(
         default=False, help_text="Show the model's suggestion to crowd annotators (off by default to avoid anchoring)."
     )
-    hidden_fields = models.JSONField(
-        default=list,
+    # Shown by core.access (fields_hidden_from_work, fields_hidden_from_reader); checked by
+    # labeling.presentation.field_visibility_problems.
+    field_visibility = models.JSONField(
+        default=dict,
         blank=True,
-        help_text='Fields hidden from crowd annotators, as "data.<key>" or "metadata.<key>".',
+        help_text='Who sees each restricted item field on their labeling work, e.g. {"metadata.scanner_tag": '
+        '["expert", "reviewer"]} (roles: crowd, expert, reviewer). A field not listed is seen by everyone; staff '
+        "see every field; in trails and decisions only staff see a restricted field.",
     )
     rationale_required = models.BooleanField(
         default=False, help_text="Require a rationale on every item (it is always required on escalated items)."

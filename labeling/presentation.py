@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from core.access import FIELD_AUDIENCES
+
 TEXT_KEY = "text"
 CAPTION_KEY = "caption"
 # Keys that hold an image on image projects, in order of preference.
@@ -87,6 +89,36 @@ def without_hidden(
         if root in roots and rest:
             removed += _remove_path(roots[root], rest.split("."))
     return roots["data"], roots["metadata"], removed
+
+
+def field_visibility_problems(value: Any) -> list[str]:
+    """What is wrong with a project's field_visibility, one message per bad path or role; [] if nothing."""
+    roles = ", ".join(FIELD_AUDIENCES)
+    if not isinstance(value, dict):
+        return ['expected an object of field paths to roles, e.g. {"metadata.scanner_tag": ["expert", "reviewer"]}']
+    problems = []
+    for path, audience in value.items():
+        root, _, rest = str(path).strip().partition(".")
+        if root not in HIDDEN_ROOTS or not rest or any(not part for part in rest.split(".")):
+            problems.append(f"{path!r}: a field path is data.<key> or metadata.<key> (nested keys joined by '.')")
+        if not isinstance(audience, list):
+            problems.append(f"{path!r}: expected a list of roles among {roles}")
+            continue
+        bad = [r for r in audience if r not in FIELD_AUDIENCES]
+        if bad:
+            problems.append(f"{path!r}: {', '.join(map(repr, bad))} is not a role ({roles})")
+    return problems
+
+
+def field_visibility_normalised(value: Mapping[str, Iterable[str]]) -> dict[str, list[str]]:
+    """Paths trimmed, roles once each in FIELD_AUDIENCES' order; a field every role sees is not stored,
+    being the same as not listed."""
+    normalised = {}
+    for path, audience in value.items():
+        roles = [str(r) for r in FIELD_AUDIENCES if r in set(audience)]
+        if len(roles) < len(FIELD_AUDIENCES):
+            normalised[str(path).strip()] = roles
+    return normalised
 
 
 def reasons_without_hidden(reasons: Iterable[Any], hidden_fields: Iterable[str]) -> list[Any]:

@@ -24,6 +24,20 @@ def project_list() -> QuerySet[Project]:
     return Project.objects.order_by("name", "id")
 
 
+# Items whose keys the project admin offers for field visibility: the newest few, since one image item's
+# data can weigh megabytes and a project's items usually share their keys.
+FIELD_PATH_SAMPLE = 50
+
+
+def item_field_paths(*, project: Project, sample: int = FIELD_PATH_SAMPLE) -> list[str]:
+    """The top-level fields of the project's newest `sample` items, as "data.<key>" and "metadata.<key>"."""
+    paths: set[str] = set()
+    for data, metadata in Item.objects.filter(project=project).order_by("-id").values_list("data", "metadata")[:sample]:
+        paths.update(f"data.{key}" for key in (data if isinstance(data, dict) else {}))
+        paths.update(f"metadata.{key}" for key in (metadata if isinstance(metadata, dict) else {}))
+    return sorted(paths)
+
+
 def project_get(*, slug: str) -> Project:
     """The project with this slug (Project.DoesNotExist when there is none), by one prepared statement:
     the annotators' API looks it up on every claim."""

@@ -37,7 +37,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         model = Project
         fields = (
             "name", "slug", "classes", "label_classes", "instructions", "data_type", "decision_factors",
-            "show_suggestion_to_crowd", "hidden_fields", "rationale_required", "review_sample_rate", "created_at",
+            "show_suggestion_to_crowd", "field_visibility", "rationale_required", "review_sample_rate", "created_at",
         )
         read_only_fields = fields
 
@@ -55,7 +55,11 @@ class ProjectCreateSerializer(serializers.Serializer):
     data_type = serializers.ChoiceField(choices=DataType.choices, required=False, default=DataType.TEXT)
     decision_factors = serializers.ListField(child=StrictCharField(), required=False, default=list)
     show_suggestion_to_crowd = serializers.BooleanField(required=False, default=False)
-    hidden_fields = serializers.ListField(child=StrictCharField(), required=False, default=list)
+    field_visibility = serializers.DictField(
+        child=serializers.ListField(child=StrictCharField()), required=False, default=dict,
+        help_text='Who sees each restricted item field on their labeling work: {"metadata.scanner_tag": '
+        '["expert", "reviewer"]} (roles: crowd, expert, reviewer); fields not listed are seen by everyone.',
+    )
     rationale_required = serializers.BooleanField(required=False, default=False)
     review_sample_rate = serializers.FloatField(required=False, default=0.0, min_value=0.0, max_value=1.0)
 

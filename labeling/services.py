@@ -35,6 +35,7 @@ from core.bulk import insert_rows, json_value, select_in
 from experts.models import Domain
 from labeling.formats import read_rows
 from labeling.models import Annotation, DataType, GoldLabel, Item, Prediction, Project
+from labeling.presentation import field_visibility_normalised, field_visibility_problems
 from labeling.signals import items_ingested
 from labeling.validation import (
     ItemRow,
@@ -120,7 +121,7 @@ def project_create(
     data_type: str = DataType.TEXT,
     decision_factors: Sequence[str] = (),
     show_suggestion_to_crowd: bool = False,
-    hidden_fields: Sequence[str] = (),
+    field_visibility: Mapping[str, Sequence[str]] | None = None,
     rationale_required: bool = False,
     review_sample_rate: float = 0.0,
     actor: Any = None,
@@ -134,7 +135,7 @@ def project_create(
         data_type=data_type,
         decision_factors=_factors_or_raise(decision_factors),
         show_suggestion_to_crowd=show_suggestion_to_crowd,
-        hidden_fields=list(hidden_fields),
+        field_visibility=project_check_field_visibility(field_visibility or {}),
         rationale_required=rationale_required,
         review_sample_rate=review_sample_rate,
     )
@@ -149,7 +150,7 @@ def project_create(
 
 PROJECT_UPDATABLE_FIELDS = frozenset({
     "name", "instructions", "data_type", "classes", "decision_factors", "show_suggestion_to_crowd",
-    "hidden_fields", "rationale_required", "review_sample_rate",
+    "field_visibility", "rationale_required", "review_sample_rate",
 })
 
 
@@ -166,6 +167,8 @@ def project_update(*, project: Project, actor: Any = None, **changes: Any) -> Pr
         changes["classes"] = project_check_classes(project=project, classes=changes["classes"])
     if "decision_factors" in changes:
         changes["decision_factors"] = _factors_or_raise(changes["decision_factors"])
+    if "field_visibility" in changes:
+        changes["field_visibility"] = project_check_field_visibility(changes["field_visibility"])
     before = {k: getattr(project, k) for k in changes}
     for key, value in changes.items():
         setattr(project, key, value)
@@ -177,6 +180,15 @@ def project_update(*, project: Project, actor: Any = None, **changes: Any) -> Pr
         data={"before": before, "after": after},
     )
     return project
+
+
+def project_check_field_visibility(field_visibility: Any) -> dict[str, list[str]]:
+    """The normalised field_visibility (labeling.presentation), or ValidationError naming each bad path
+    and role. Forms call it to show the error beside the field before saving."""
+    problems = field_visibility_problems(field_visibility)
+    if problems:
+        raise ValidationError({"field_visibility": problems})
+    return field_visibility_normalised(field_visibility)
 
 
 def project_check_classes(*, project: Project | None, classes: Any) -> list[dict[str, str]]:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sklearn.isotonic import IsotonicRegression
 
 from pilot.curves import CURVE_POSTERIORS, CURVE_TOP_PROBABILITIES
 from pilot.readers import PilotData
@@ -128,6 +127,10 @@ def with_accuracy_trend(candidates: Sequence[Candidate]) -> list[Candidate]:
     """
     if not candidates:
         return []
+    # Imported here: scikit-learn brings scipy, pandas and pyarrow (~60 MiB), and this module is loaded by
+    # the policy admin in every web process while only a calibration run (a background task) fits.
+    from sklearn.isotonic import IsotonicRegression
+
     cost = np.array([c.calibration["cost_per_item"] + 1e-6 * c.calibration["labels_per_item"] for c in candidates])
     accuracy = np.array([c.calibration["accuracy"] for c in candidates])
     trend = IsotonicRegression(increasing=True).fit_transform(cost, accuracy)

@@ -18,7 +18,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import ngettext
 
+from core.formatting import rounded
 from routing import policies, selectors, services
 from routing.engine.policy import policy_errors
 from routing.engine.rules import OPERATORS, validate_rule
@@ -67,10 +69,19 @@ HELP = {
 
 
 def _shown(value: Any) -> str:
-    """A stored config value as an admin reads it: JSON for lists, the plain value otherwise."""
+    """A stored config value as an admin reads it: JSON for lists, numbers rounded (core.formatting; the
+    version's page shows them whole), the plain value otherwise."""
     if isinstance(value, (list, dict)):
         return json.dumps(value, indent=1)
-    return "—" if value is None else str(value)
+    return rounded(value)
+
+
+def _shown_pair(before: Any, after: Any) -> tuple[str, str]:
+    """A change's two values as _shown writes them, unless rounding makes them look equal: then whole."""
+    shown = _shown(before), _shown(after)
+    if shown[0] == shown[1] and before != after:
+        return str(before), str(after)
+    return shown
 
 
 class PolicyConfigForm(forms.Form):
@@ -283,8 +294,9 @@ class EscalationPolicyAdmin(admin.ModelAdmin):
                 {
                     "version": row.version,
                     "is_live": row.version.pk == policy.live_version_id,
+                    "status": selectors.policy_version_status(row.version),
                     "predecessor": row.predecessor,
-                    "changes": [(c.field, _shown(c.before), _shown(c.after)) for c in row.changes],
+                    "changes": [(c.field, *_shown_pair(c.before, c.after)) for c in row.changes],
                 }
                 for row in selectors.policy_history(policy)
             ],
@@ -344,16 +356,16 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 class PolicyVersionAdmin(_ReadOnlyAdmin):
     """Versions are immutable: viewable here, created only by publishing on the policy's page."""
 
-    list_display = ("__str__", "number", "is_draft", "author", "published_at", "change_note")
+    list_display = ("__str__", "number", "status", "author", "published_at", "change_note")
     list_filter = ("policy__project",)
-    # __str__ shows the project of each row's policy.
+    # __str__ shows the project of each row's policy, and the status compares with its live version.
     list_select_related = ("policy__project", "author")
-    fields = ("policy_link", "number", "author", "created_at", "published_at", "change_note", "config_json")
+    fields = ("policy_link", "number", "status", "author", "created_at", "published_at", "change_note", "config_json")
     readonly_fields = fields
 
-    @admin.display(boolean=True, description="draft")
-    def is_draft(self, obj: PolicyVersion) -> bool:
-        return obj.is_draft
+    @admin.display(description="status")
+    def status(self, obj: PolicyVersion) -> str:
+        return selectors.policy_version_status(obj)
 
     @admin.display(description="policy")
     def policy_link(self, obj: PolicyVersion) -> str:
@@ -380,7 +392,7 @@ class PolicyVersionFilter(admin.SimpleListFilter):
 
 @admin.register(RoutingDecision)
 class RoutingDecisionAdmin(_ReadOnlyAdmin):
-    list_display = ("id", "item", "stage", "outcome", "final_label", "confidence", "version_number", "created_at")
+    list_display = ("id", "item", "stage", "outcome", "final_label", "confidence_shown", "version_number", "created_at")
     list_filter = ("outcome", "stage", PolicyVersionFilter)
     # Each row prints the item (with its project's slug) and the version number.
     list_select_related = ("item__project", "policy_version")
@@ -393,7 +405,7 @@ class RoutingDecisionAdmin(_ReadOnlyAdmin):
         "outcome",
         "final_label",
         "final_source",
-        "confidence",
+        "confidence_shown",
         "labels_requested",
         "reasons_list",
         "signals_json",
@@ -407,6 +419,10 @@ class RoutingDecisionAdmin(_ReadOnlyAdmin):
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("item__project", "policy_version__policy__project")
+
+    @admin.display(description="confidence", ordering="confidence")
+    def confidence_shown(self, obj: RoutingDecision) -> str:
+        return rounded(obj.confidence)
 
     @admin.display(description="version")
     def version_number(self, obj: RoutingDecision) -> str:
@@ -461,7 +477,7 @@ class AssignmentAdmin(_ReadOnlyAdmin):
 class RoutedItemAdmin(admin.ModelAdmin):
     """Items with routing actions; labeling's Item admin cannot offer them (labeling must not import routing)."""
 
-    list_display = ("external_id", "project", "status", "final_label", "final_source", "final_confidence", "updated_at")
+    list_display = ("external_id", "project", "status", "final_label", "final_source", "confidence_shown", "updated_at")
     list_filter = ("project", "status", "final_source")
     # Every row shows its project.
     list_select_related = ("project",)
@@ -473,7 +489,7 @@ class RoutedItemAdmin(admin.ModelAdmin):
         "status",
         "final_label",
         "final_source",
-        "final_confidence",
+        "confidence_shown",
         "labeled_at",
         "trail",
     )
@@ -484,6 +500,10 @@ class RoutedItemAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description="final confidence", ordering="final_confidence")
+    def confidence_shown(self, obj: RoutedItem) -> str:
+        return rounded(obj.final_confidence)
 
     @admin.display(description="decision trail")
     def trail(self, obj: RoutedItem) -> str:
@@ -514,7 +534,9 @@ class RoutedItemAdmin(admin.ModelAdmin):
             item_ids=list(queryset.values_list("id", flat=True)), actor=request.user, note="admin re-route"
         )
         summary = ", ".join(f"{n} {outcome}" for outcome, n in result.counts.items())
-        self.message_user(request, f"Re-routed {len(result.decisions)} items: {summary}.", messages.SUCCESS)
+        count = len(result.decisions)
+        message = ngettext("Re-routed %(count)d item", "Re-routed %(count)d items", count) % {"count": count}
+        self.message_user(request, f"{message}: {summary}." if summary else f"{message}.", messages.SUCCESS)
 
     @admin.action(description="Override the final label of selected items…", permissions=("change",))
     def override_final_label(self, request: HttpRequest, queryset: Any) -> HttpResponse | None:
@@ -531,11 +553,12 @@ class RoutedItemAdmin(admin.ModelAdmin):
                 services.item_final_label_override(
                     item=item, label=form.cleaned_data["label"], actor=request.user, reason=form.cleaned_data["reason"]
                 )
-            self.message_user(
-                request,
-                f"Set the final label of {len(items)} items to {form.cleaned_data['label']!r}.",
-                messages.SUCCESS,
-            )
+            message = ngettext(
+                "Set the final label of %(count)d item to %(label)r.",
+                "Set the final label of %(count)d items to %(label)r.",
+                len(items),
+            ) % {"count": len(items), "label": form.cleaned_data["label"]}
+            self.message_user(request, message, messages.SUCCESS)
             return None
         context = {
             **self.admin_site.each_context(request),

@@ -46,7 +46,7 @@ class ItemDecisionTrailView(APIView):
     def get(self, request: Request, slug: str, external_id: str) -> Response:
         project, principal = _evidence_project(request, slug)
         item = get_object_or_404(Item.objects.select_related("project"), project=project, external_id=external_id)
-        hidden = () if access.sees_hidden_fields(principal) else project.hidden_fields
+        hidden = access.fields_hidden_from_reader(principal, project.field_visibility or {})
         return Response(
             {
                 "project": item.project.slug,
@@ -167,6 +167,7 @@ class NextToLabelView(APIView):
         )
         offset = api_support.int_param(request, "offset", default=0, minimum=0, maximum=NEXT_TO_LABEL_MAX_OFFSET)
         rows = selectors.next_to_label_rows(
-            project=project, limit=limit, offset=offset, hide_fields=not access.sees_hidden_fields(principal)
+            project=project, limit=limit, offset=offset,
+            hidden_fields=access.fields_hidden_from_reader(principal, project.field_visibility or {}),
         )
         return Response({"project": project.slug, "limit": limit, "offset": offset, "results": rows})

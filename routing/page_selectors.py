@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q
 
-from core.access import Principal, sees_hidden_fields
+from core.access import Principal, fields_hidden_from_reader
 from core.models import AuditEvent
 from labeling.models import Annotation, Item, Prediction, Review
-from labeling.presentation import ItemView, item_view
+from labeling.presentation import ItemView, item_view, reasons_without_hidden
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, RoutingDecision
 
 
@@ -71,8 +72,9 @@ _KIND_ORDER = {k: i for i, k in enumerate(
 _SAME_STEP = dt.timedelta(seconds=2)
 
 
-def item_trail(*, item: Item) -> list[TrailEntry]:
-    """One timeline of everything that happened to `item`, oldest first, in a fixed number of queries."""
+def item_trail(*, item: Item, hidden_fields: Iterable[str] = ()) -> list[TrailEntry]:
+    """One timeline of everything that happened to `item`, oldest first, in a fixed number of queries;
+    a routing reason quoting one of `hidden_fields` (the reader's) keeps the field's name, not its value."""
     entries: list[TrailEntry] = [
         TrailEntry(
             at=item.created_at,
@@ -111,7 +113,7 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
             title=f"Routing decision: {d.outcome}",
             actor=_name(d.actor),
             facts=tuple(facts),
-            reasons=tuple(r for r in d.reasons if isinstance(r, dict)),
+            reasons=tuple(r for r in reasons_without_hidden(d.reasons, hidden_fields) if isinstance(r, dict)),
             text=explanation,
         ))
     assignments = list(Assignment.objects.filter(item=item).select_related("assignee").order_by("created_at", "id"))
@@ -186,7 +188,7 @@ def item_trail(*, item: Item) -> list[TrailEntry]:
 
 
 def trail_item_view(*, item: Item, principal: Principal) -> ItemView:
-    """The item's content as the trail shows it: whole for staff, without the project's hidden fields for
-    everyone else."""
-    hidden = () if sees_hidden_fields(principal) else item.project.hidden_fields
+    """The item's content as the trail shows it: whole for staff, without the project's restricted fields
+    for everyone else (core.access)."""
+    hidden = fields_hidden_from_reader(principal, item.project.field_visibility or {})
     return item_view(data=item.data, metadata=item.metadata, data_type=item.project.data_type, hidden_fields=hidden)

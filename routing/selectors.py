@@ -61,7 +61,7 @@ def decision_trail(item: Item) -> list[RoutingDecision]:
 
 def decision_trail_row(decision: RoutingDecision, *, hidden_fields: Iterable[str] = ()) -> dict[str, Any]:
     """The API/JSON form of one decision in an item's trail; reasons quoting a field in `hidden_fields`
-    (the project's, for readers who do not see them) keep the field's name but not its value."""
+    (those the reader does not see) keep the field's name but not its value."""
     return {
         "id": decision.id,
         "policy_version": decision.policy_version.number,
@@ -107,10 +107,10 @@ def items_next_to_label(*, project: Project) -> QuerySet[Item]:
 
 
 def next_to_label_rows(
-    *, project: Project, limit: int, offset: int = 0, hide_fields: bool = True
+    *, project: Project, limit: int, offset: int = 0, hidden_fields: Iterable[str]
 ) -> list[dict[str, Any]]:
-    """One page of `items_next_to_label` with each item's latest decision's signals (two queries); the
-    project's hidden fields are left out of `data` unless `hide_fields` is False (staff)."""
+    """One page of `items_next_to_label` with each item's latest decision's signals (two queries), leaving
+    `hidden_fields` (the reader's, core.access.fields_hidden_from_reader) out of `data`."""
     if not 0 <= limit <= NEXT_TO_LABEL_MAX:
         raise ValueError(f"limit must be between 0 and {NEXT_TO_LABEL_MAX}")
     if offset < 0:
@@ -126,7 +126,7 @@ def next_to_label_rows(
         .values_list("item_id", "signals")
     ):
         signals.setdefault(item_id, values)
-    hidden = project.hidden_fields if hide_fields else ()
+    hidden = list(hidden_fields)
     return [
         {
             "external_id": i.external_id,
@@ -162,6 +162,14 @@ def config_diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> l
         for name in names
         if before.get(name) != after.get(name)
     ]
+
+
+def policy_version_status(version: PolicyVersion) -> str:
+    """"draft" (never routed), "live" (the version its policy routes with now) or "retired" (published,
+    since replaced; earlier decisions still cite it)."""
+    if version.is_draft:
+        return "draft"
+    return "live" if version.policy.live_version_id == version.pk else "retired"
 
 
 def policy_history(policy: EscalationPolicy) -> list[VersionHistoryRow]:

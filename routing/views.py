@@ -29,7 +29,9 @@ def item_trail(request: HttpRequest, project: str, external_id: str) -> HttpResp
     principal = access.require(request, access.EVIDENCE, project_id=item.project_id)
     return render(request, "routing/trail.html", {
         "item": item,
-        "entries": page_selectors.item_trail(item=item),
+        "entries": page_selectors.item_trail(
+            item=item, hidden_fields=access.fields_hidden_from_reader(principal, item.project.field_visibility or {})
+        ),
         "view": page_selectors.trail_item_view(item=item, principal=principal),
     })
 

@@ -43,6 +43,24 @@ def test_plotly_js_is_served_from_our_static_files(client):
     assert b"".join(response.streaming_content) == PLOTLY_JS.read_bytes()
 
 
+def test_production_serves_collectstatics_compressed_copy(settings, tmp_path):
+    """Without DEBUG the web processes serve STATIC_ROOT, so a client that accepts gzip gets the .gz copy."""
+    from django.test import RequestFactory
+    from whitenoise.middleware import WhiteNoiseMiddleware
+
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", interactive=False, verbosity=0)
+    production = run(["-c", "import django; django.setup(); from django.conf import settings as s; "
+                            "print(s.WHITENOISE_USE_FINDERS)"], **PRODUCTION)
+    assert production.stdout.strip().splitlines()[-1] == "False", production.stderr
+    settings.WHITENOISE_USE_FINDERS = False
+    middleware = WhiteNoiseMiddleware(lambda request: None)
+    request = RequestFactory().get("/static/vendor/plotly.min.js", HTTP_ACCEPT_ENCODING="gzip")
+    response = middleware(request)
+    assert response.status_code == 200 and response["Content-Encoding"] == "gzip"
+    assert int(response["Content-Length"]) == (tmp_path / "vendor" / "plotly.min.js.gz").stat().st_size
+
+
 def storage_settings(**env: str) -> dict:
     show = ("import json, django; django.setup(); from django.conf import settings as s; "
             "print(json.dumps({'STORAGES': s.STORAGES, 'MEDIA_ROOT': str(s.MEDIA_ROOT)}))")
@@ -114,3 +132,18 @@ def test_gunicorn_config_serves_behind_the_tls_proxy(tmp_path):
         server.wait(timeout=30)
     log = (tmp_path / "access.log").read_text()
     assert "GET /accounts/login/ HTTP/1.0\" 200" in log or "GET /accounts/login/ HTTP/1.1\" 200" in log
+
+
+def test_gunicorn_freezes_the_preloaded_objects_before_forking_a_worker():
+    import gc
+    import runpy
+
+    config = runpy.run_path(str(ROOT / "deploy" / "gunicorn.conf.py"))
+    assert config["preload_app"] is True
+    gc.unfreeze()
+    try:
+        config["pre_fork"](None, None)
+        # What the master holds is out of the collector's reach: a worker's collections leave its pages shared.
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -9,9 +9,9 @@ from typing import Any
 
 from django.db.models import F, Q
 
-from core.access import work_shows_hidden_fields
+from core.access import fields_hidden_from_work
 from labeling.models import Annotation, Item, Prediction, Project
-from labeling.presentation import ItemView, item_view
+from labeling.presentation import ItemView, item_view, reasons_without_hidden
 from routing.models import OPEN_ASSIGNMENT_STATUSES, Assignment, AssignmentKind, AssignmentStatus, RoutingDecision
 from routing.page_selectors import decision_explanation
 from work.selectors import DUE_SOON, claimable_slots, presented_kind, worker_for
@@ -141,12 +141,8 @@ def work_panel(*, assignment: Assignment, user: Any) -> WorkPanel:
     project = item.project
     presentation = presentation_for(kind=assignment.kind)
     # The same rule as the API's assignment payload (core.access).
-    view = item_view(
-        data=item.data,
-        metadata=item.metadata,
-        data_type=project.data_type,
-        hidden_fields=() if work_shows_hidden_fields(work_kind=presentation) else project.hidden_fields,
-    )
+    hidden = fields_hidden_from_work(project.field_visibility or {}, work_kind=presentation)
+    view = item_view(data=item.data, metadata=item.metadata, data_type=project.data_type, hidden_fields=hidden)
     shows_model = presentation != "crowd" or project.show_suggestion_to_crowd
     prediction = _latest_prediction(item) if shows_model else None
     suggestion = prediction.top_label if prediction is not None else ""
@@ -163,7 +159,7 @@ def work_panel(*, assignment: Assignment, user: Any) -> WorkPanel:
         # Why it came here: the decision that created this assignment (else the item's latest one).
         decision = assignment.decision if assignment.decision_id else _latest_decision(item)
         if decision is not None:
-            reasons = tuple(r for r in decision.reasons if isinstance(r, dict))
+            reasons = tuple(r for r in reasons_without_hidden(decision.reasons, hidden) if isinstance(r, dict))
         explanation = decision_explanation(decision)
     annotations: tuple[ShownAnnotation, ...] = ()
     if presentation == "review":

@@ -13,12 +13,12 @@ from django.db import connection
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from core.access import work_shows_hidden_fields
+from core.access import fields_hidden_from_work
 from core.bulk import columns, model_from_row, prepared_cursor
 from experts.availability import primary_subtag
 from experts.models import Domain, Expert, Expertise, Role
 from labeling.models import Annotation, GoldLabel, Item, Prediction, Project, ProjectMembership
-from labeling.presentation import without_hidden
+from labeling.presentation import reasons_without_hidden, without_hidden
 from routing.engine.types import (
     PolicyConfig,
 )
@@ -338,16 +338,16 @@ def presented_kind(kind: str) -> str:
 def assignment_payload(assignment: Assignment) -> dict[str, Any]:
     """The API form of a claimed assignment: the item as its assignee may see it, and the lease.
 
-    Crowd work (gold checks included) loses the project's hidden fields, and shows the model's prediction
-    only when the project allows it; experts and reviewers see everything and why the item was routed.
+    The item keeps only the fields the project shows to this kind of work (core.access, the same rule as
+    the labeling page); crowd work (gold checks included) shows the model's prediction only when the
+    project allows it; experts and reviewers also see why the item was routed.
     """
     item = assignment.item
     project = item.project
     kind = presented_kind(assignment.kind)
     crowd = kind == AssignmentKind.CROWD
-    data, metadata = item.data, item.metadata
-    if not work_shows_hidden_fields(work_kind=kind):
-        data, metadata, _ = without_hidden(item.data or {}, item.metadata or {}, project.hidden_fields or ())
+    hidden = fields_hidden_from_work(project.field_visibility or {}, work_kind=kind)
+    data, metadata, _ = without_hidden(item.data or {}, item.metadata or {}, hidden)
     payload: dict[str, Any] = {
         "assignment": assignment.pk,
         "kind": kind,
@@ -374,7 +374,7 @@ def assignment_payload(assignment: Assignment) -> dict[str, Any]:
         ]
     if not crowd:
         decision = assignment.decision
-        payload["reasons"] = list(decision.reasons) if decision is not None else []
+        payload["reasons"] = reasons_without_hidden(decision.reasons, hidden) if decision is not None else []
         if assignment.kind == AssignmentKind.REVIEW:
             payload["item"]["final_label"] = item.final_label
             payload["item"]["final_source"] = item.final_source

@@ -326,8 +326,10 @@ Q_CLUSTER = {
     "name": "workbench",
     "orm": "default",
     "workers": int(os.environ.get("Q_WORKERS", "2")),
-    "timeout": 600,
-    "retry": 720,
+    # A task running longer is killed; one a worker took but never acknowledged (the worker died) is
+    # handed out again after `retry` seconds, which must exceed `timeout`.
+    "timeout": int(os.environ.get("Q_TIMEOUT", "600")),
+    "retry": int(os.environ.get("Q_RETRY", "720")),
     "max_attempts": 3,
     "catch_up": False,
     "label": "Background jobs",
@@ -344,7 +346,10 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
 }
-WHITENOISE_USE_FINDERS = True
+# Production serves collectstatic's copies and their .gz/.br siblings from STATIC_ROOT; with the finders on
+# WhiteNoise would serve the source files over them, uncompressed (4.8 MB of plotly.js instead of 1.7 MB).
+# Development (DEBUG, `make run`) and the tests serve straight from the sources, with no collectstatic.
+WHITENOISE_USE_FINDERS = DEBUG
 
 # The dashboard flags drift when the population stability index of model confidence or predicted
 # classes (last 7 days against the 28 before) exceeds this.

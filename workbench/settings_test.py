@@ -9,3 +9,6 @@ os.environ.setdefault("SECRET_KEY", "tests-only-key-that-signs-nothing-real-0123
 os.environ.setdefault("HTTPS", "false")
 
 from workbench.settings import *  # noqa: E402,F403
+
+# The test client and the live server serve static files from their sources, as development does.
+WHITENOISE_USE_FINDERS = True

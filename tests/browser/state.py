@@ -75,7 +75,7 @@ def build_workbench(
         classes=list(CLASSES),
         instructions="Which team should answer the ticket?",
         decision_factors=list(FACTORS),
-        hidden_fields=["metadata.customer_email"],
+        field_visibility={"metadata.customer_email": ["expert", "reviewer"]},
         review_sample_rate=review_sample_rate,
         actor=admin,
     )

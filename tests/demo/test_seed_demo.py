@@ -87,6 +87,8 @@ def test_builds_projects_with_valid_spread_predictions_and_a_gold_sample():
     assert {c["name"]: c["hotkey"] for c in digits.classes}["0"] == "0"
     assert "smudge" in digits.decision_factors and "conflicting features" in biopsy.decision_factors
     assert Domain.objects.get(path="finance/cheques/amounts").parent.path == "finance/cheques"
+    # The scanner's OCR guess would anchor the crowd: only experts and reviewers see it.
+    assert digits.field_visibility == {"metadata.scanner_tag": ["expert", "reviewer"]}
 
     tops = []
     for project in (digits, biopsy):

@@ -88,7 +88,7 @@ def expert_form(expert, **fields):
         "user": expert.user_id,
         "display_name": "Ada",
         "time_zone": "Europe/Berlin",
-        "languages": '["en"]',
+        "languages": ["en"],
         "role": "expert",
         "capacity": 5,
         "active": "on",
@@ -156,3 +156,54 @@ def test_change_page_says_on_call_pages_ignore_the_email_setting(admin_client, r
     help_text = str(response.context["adminform"].form.fields["email_notifications"].help_text)
     assert "on-call" in help_text and "even when off" in help_text
     assert help_text in response.content.decode()
+
+
+def test_the_roster_is_named_for_everyone_on_it(admin_client, roster, make_expert):
+    make_expert("Crowd Carl", role="crowd")
+    response = admin_client.get(reverse("admin:experts_expert_changelist"))
+    body = response.content.decode()
+    assert "4 roster members" in body and "experts" not in body.split("<title>")[1].split("</title>")[0].lower()
+    assert "Roster members" in admin_client.get(reverse("admin:index")).content.decode()
+
+
+def test_the_roster_shows_accuracy_rounded(admin_client, roster):
+    services.expert_accuracy_record(
+        expert=roster["night"], domain=None, gold_correct=5, gold_total=6, agreement_correct=0, agreement_total=0
+    )
+    body = admin_client.get(reverse("admin:experts_expert_changelist")).content.decode()
+    overall = Expert.objects.get(pk=roster["night"].pk).accuracy.get(domain=None).accuracy
+    assert repr(overall) not in body and f"{overall:.3g}" in body
+    page = admin_client.get(reverse("admin:experts_expert_change", args=[roster["night"].pk])).content.decode()
+    assert repr(overall) not in page and f"{overall:.3g}" in page
+
+
+def test_languages_are_picked_from_the_list_and_stored_as_codes(admin_client, roster):
+    expert = roster["day"]
+    url = reverse("admin:experts_expert_change", args=[expert.pk])
+    page = admin_client.get(url).content.decode()
+    assert 'value="pt-BR"' in page and "Brazilian Portuguese (pt-BR)" in page
+    response = admin_client.post(url, expert_form(expert, languages=["pt-BR", "de"]))
+    assert response.status_code == 302
+    expert.refresh_from_db()
+    assert sorted(expert.languages) == ["de", "pt-BR"]
+
+
+def test_a_language_not_in_the_list_is_refused_by_name(admin_client, roster):
+    expert = roster["day"]
+    before = list(expert.languages)
+    url = reverse("admin:experts_expert_change", args=[expert.pk])
+    response = admin_client.post(url, expert_form(expert, languages=["en", "klingon"]))
+    assert response.status_code == 200
+    assert "klingon" in str(response.context["adminform"].form.errors["languages"])
+    expert.refresh_from_db()
+    assert expert.languages == before
+
+
+def test_a_stored_language_the_list_lacks_survives_an_edit(admin_client, roster):
+    expert = roster["day"]
+    Expert.objects.filter(pk=expert.pk).update(languages=["zh", "en"])
+    url = reverse("admin:experts_expert_change", args=[expert.pk])
+    assert "zh (not in the list)" in admin_client.get(url).content.decode()
+    assert admin_client.post(url, expert_form(expert, languages=["zh", "en"], capacity=7)).status_code == 302
+    expert.refresh_from_db()
+    assert (expert.languages, expert.capacity) == (["zh", "en"], 7)

@@ -21,7 +21,7 @@ def admin_user_client(client):
 def project_form(**overrides):
     data = {
         "name": "Birds", "slug": "birds", "instructions": "", "data_type": "text",
-        "classes": json.dumps(["owl", "crow"]), "decision_factors": "[]", "hidden_fields": "[]",
+        "classes": json.dumps(["owl", "crow"]), "decision_factors": "[]", "field_visibility": "{}",
         "review_sample_rate": "0",
         # The members inline, empty.
         "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",

@@ -3,9 +3,12 @@ evidence never show a project's hidden fields to anyone but staff."""
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.urls import reverse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core.access import STAKEHOLDER_GROUP
 from core.models import AuditEvent
 from experts.models import Expert, Role
 from labeling.models import Annotation, Item, Project
@@ -66,7 +69,7 @@ def test_roster_changes_are_audited_and_keep_the_claim_counter(admin_client):
     page = admin_client.get(f"/admin/experts/expert/{expert.pk}/change/")
     assert page.status_code == 200
     Expert.objects.filter(pk=expert.pk).update(claims_made=7)  # claims made while the form was open
-    form = {"user": crowd.pk, "display_name": expert.display_name, "time_zone": "UTC", "languages": '["en"]',
+    form = {"user": crowd.pk, "display_name": expert.display_name, "time_zone": "UTC", "languages": ["en"],
             "role": "reviewer", "capacity": "3", "email_notifications": "on"}  # active unticked: off duty
     for prefix in ("expertise", "shifts", "time_off", "accuracy"):
         form.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
@@ -89,7 +92,7 @@ HIDDEN_RULE = PolicyConfig(
 
 @pytest.fixture
 def secretive():
-    pets = project(policy=HIDDEN_RULE, hidden_fields=["data.secret"])
+    pets = project(policy=HIDDEN_RULE, field_visibility={"data.secret": ["expert", "reviewer"]})
     ingest_at(pets, [row("a", MIDDLING)])
     return pets
 
@@ -112,3 +115,15 @@ def test_evidence_reads_never_show_hidden_fields_but_to_staff(secretive, path):
     if "decisions" in path:
         reasons = [r for d in shown.json()["decisions"] for r in d["reasons"] if r["code"] == "secret_flag"]
         assert reasons and all(r["evidence"] == "data.secret (a field hidden from you)" for r in reasons)
+
+
+def test_the_trail_page_withholds_a_restricted_fields_value_from_stakeholders(client, secretive):
+    stakeholder = get_user_model().objects.create_user("stakeholder")
+    stakeholder.groups.add(Group.objects.create(name=STAKEHOLDER_GROUP))
+    members_everywhere()
+    client.force_login(stakeholder)
+    body = client.get(reverse("routing:trail", args=["pets", "a"])).content.decode()
+    assert "secret_flag" in body and "data.secret (a field hidden from you)" in body
+    assert "hidden from the crowd" not in body
+    client.force_login(get_user_model().objects.create_user("boss", is_staff=True))
+    assert "hidden from the crowd" in client.get(reverse("routing:trail", args=["pets", "a"])).content.decode()

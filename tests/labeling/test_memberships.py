@@ -59,7 +59,7 @@ def test_the_admin_inline_adds_and_removes_members_through_the_services(admin_cl
     sam = get_user_model().objects.create_user("sam")
     form = {
         "name": "Pets", "instructions": "", "data_type": "text", "classes": '["cat", "dog", "bird"]',
-        "decision_factors": "[]", "hidden_fields": "[]", "review_sample_rate": "0",
+        "decision_factors": "[]", "field_visibility": "{}", "review_sample_rate": "0",
         "memberships-TOTAL_FORMS": "1", "memberships-INITIAL_FORMS": "0", "memberships-0-user": str(sam.pk),
     }
     url = f"/admin/labeling/project/{pets.pk}/change/"

@@ -232,3 +232,62 @@ def test_the_form_starts_from_every_field_of_a_version_that_predates_later_field
     posted.update({k: ("on" if v is True else v) for k, v in initial.items() if k in LATER_FIELDS and v is not False})
     response = admin_client.post(change_url(policy), {**posted, "_preview": "1"})
     assert 'class="preview-counts"' in response.content.decode()
+
+
+def _messages(response):
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+@pytest.mark.parametrize("count, message", [(1, "Re-routed 1 item: "), (2, "Re-routed 2 items: ")])
+def test_action_messages_count_in_the_right_number(admin_client, policy, count, message):
+    items = list(Item.objects.filter(external_id__startswith="unsure").values_list("id", flat=True))[:count]
+    changelist = reverse("admin:routing_routeditem_changelist")
+    response = admin_client.post(changelist, {"action": "reroute", "_selected_action": items}, follow=True)
+    assert any(m.startswith(message) for m in _messages(response)), _messages(response)
+    response = admin_client.post(
+        changelist,
+        {"action": "override_final_label", "_selected_action": items, "apply": "1", "label": "dog", "reason": "vet"},
+        follow=True,
+    )
+    noun = "item" if count == 1 else "items"
+    assert f"Set the final label of {count} {noun} to 'dog'." in _messages(response)
+
+
+def test_version_list_says_draft_live_or_retired_in_words(admin_client, policy):
+    for margin, button in (("0.4", "_publish"), ("0.3", "_save_draft")):
+        data = form_data(auto_accept_min_margin=margin, change_note="x")
+        admin_client.post(change_url(policy), {**data, button: "1"})
+    response = admin_client.get(reverse("admin:routing_policyversion_changelist"))
+    body = response.content.decode()
+    assert "icon-no.svg" not in body and "icon-yes.svg" not in body
+    statuses = {v.number: response.context["cl"].model_admin.status(v) for v in response.context["cl"].result_list}
+    assert statuses == {1: "retired", 2: "live", 3: "draft"}
+    assert all(f'<td class="field-status">{s}</td>' in body for s in ("retired", "live", "draft"))
+    history = admin_client.get(change_url(policy)).content.decode()
+    assert "(retired)" in history and "(live)" in history and "(draft)" in history
+
+
+def test_lists_show_confidences_rounded(admin_client, policy):
+    decisions = RoutingDecision.objects.exclude(confidence=None)
+    RoutingDecision.objects.filter(pk=decisions.first().pk).update(confidence=0.875182990433)
+    Item.objects.filter(external_id="sure-0").update(final_confidence=0.8333333333333334)
+    body = admin_client.get(reverse("admin:routing_routingdecision_changelist")).content.decode()
+    assert "0.875182990433" not in body and ">0.875<" in body
+    body = admin_client.get(reverse("admin:routing_routeditem_changelist")).content.decode()
+    assert "0.8333333333333334" not in body and ">0.833<" in body
+
+
+def test_the_version_history_rounds_changed_numbers(admin_client, policy):
+    data = form_data(auto_accept_min_margin="0.875182990433", change_note="calibrated")
+    assert admin_client.post(change_url(policy), {**data, "_publish": "1"}).status_code == 302
+    history = admin_client.get(change_url(policy)).content.decode().split('id="history"')[1]
+    assert "<pre>0.875</pre>" in history and "0.875182990433" not in history
+
+
+def test_the_history_shows_whole_numbers_when_rounding_would_hide_the_change(admin_client, policy):
+    live = policy.live_version.config.get("auto_accept_min_margin", DEFAULT_POLICY.auto_accept_min_margin)
+    nudged = round(live + 1e-6, 9)
+    data = form_data(auto_accept_min_margin=str(nudged), change_note="nudged")
+    assert admin_client.post(change_url(policy), {**data, "_publish": "1"}).status_code == 302
+    history = admin_client.get(change_url(policy)).content.decode().split('id="history"')[1]
+    assert f"<pre>{nudged}</pre>" in history and f"<pre>{live}</pre>" in history

@@ -37,3 +37,35 @@ def test_the_check_sees_an_import_of_the_pilot():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "pilot" in out.stdout
+
+
+# Loading the whole application, as gunicorn's preload does in every web host's master (every app installed,
+# the admin's modules and the URLs), imports none of these: scikit-learn (with scipy, pandas and pyarrow) is
+# imported only by a calibration's fit, plotly only to draw a pilot chart (bench/memory.py measures why).
+HEAVY = ("sklearn", "scipy", "pandas", "pyarrow", "plotly", "statsmodels")
+
+APP_LOAD = """
+import os, sys
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "workbench.settings")
+import workbench.wsgi
+from django.urls import get_resolver
+get_resolver().url_patterns
+{extra}
+print(sorted({{name.split(".")[0] for name in sys.modules}} & set({heavy!r})))
+"""
+
+
+def _heavy_after_load(extra: str = "") -> str:
+    out = subprocess.run([sys.executable, "-c", APP_LOAD.format(extra=extra, heavy=HEAVY)], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_loading_the_application_imports_no_heavy_package():
+    assert _heavy_after_load() == "[]"
+
+
+def test_the_load_check_sees_a_heavy_import():
+    # The demo's data sets are built with scikit-learn at import: the check above could fail.
+    assert "sklearn" in _heavy_after_load("import demo.datasets")

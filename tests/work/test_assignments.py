@@ -483,7 +483,8 @@ class TestReview:
 
 class TestGoldChecks:
     def test_a_crowd_claim_can_be_a_gold_check_that_looks_like_crowd_work(self):
-        proj = project(policy=PolicyConfig(gold_check_rate=1.0), hidden_fields=["data.secret"])
+        proj = project(policy=PolicyConfig(gold_check_rate=1.0),
+                       field_visibility={"data.secret": ["expert", "reviewer"]})
         crowd = person(Role.CROWD)
         [gold_item] = ingest_at(proj, [row("g", CONFIDENT, gold="dog")])
         [work_item] = ingest_at(proj, [row("w", MIDDLING)])

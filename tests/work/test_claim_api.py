@@ -40,7 +40,7 @@ def now_ingest(proj, rows):
 class TestNext:
     def test_claims_and_returns_the_item_without_hidden_fields_for_the_crowd(self):
         crowd = person(Role.CROWD)
-        proj = project(hidden_fields=["data.secret", "metadata.source"])
+        proj = project(field_visibility={"data.secret": ["expert", "reviewer"], "metadata.source": ["reviewer"]})
         now_ingest(proj, [row("a", MIDDLING)])
         response = client_for(crowd).post(f"/api/projects/{proj.slug}/next")
         assert response.status_code == 200
@@ -56,13 +56,21 @@ class TestNext:
 
     def test_experts_see_every_field_the_prediction_and_the_reasons(self):
         ada = person(Role.EXPERT, name="ada")
-        proj = project(policy=ESCALATE_UNSURE, hidden_fields=["data.secret"])
+        proj = project(policy=ESCALATE_UNSURE, field_visibility={"data.secret": ["expert", "reviewer"]})
         now_ingest(proj, [row("a", UNSURE)])
         body = client_for(ada).post(f"/api/projects/{proj.slug}/next").json()
         assert body["kind"] == "expert" and body["rationale_required"] is True
         assert body["item"]["data"]["secret"] == "hidden from the crowd"
         assert body["item"]["predictions"][0]["probabilities"] == UNSURE
         assert body["reasons"][0]["code"] == "low_top_probability"
+
+    def test_experts_do_not_see_a_field_shown_to_reviewers_alone(self):
+        ada = person(Role.EXPERT, name="ada")
+        proj = project(policy=ESCALATE_UNSURE, field_visibility={"data.secret": ["reviewer"], "metadata.source": []})
+        now_ingest(proj, [row("a", UNSURE)])
+        response = client_for(ada).post(f"/api/projects/{proj.slug}/next")
+        assert response.json()["item"]["data"] == {"text": "text of a"} and response.json()["item"]["metadata"] == {}
+        assert "hidden from the crowd" not in response.content.decode()
 
     def test_nothing_to_do_is_204(self):
         crowd = person(Role.CROWD)

@@ -89,7 +89,7 @@ def test_crowd_sees_no_suggestion_nor_hidden_fields_and_experts_see_both(client,
     assert "data-model-suggestion" not in crowd_page and "ticket-clf" not in crowd_page
     assert not re.search(r"\bv3\b", crowd_page)
     assert ESCALATION_REASON not in crowd_page
-    assert "customer.example" not in crowd_page and "1 field hidden for privacy" in crowd_page
+    assert "customer.example" not in crowd_page and "1 field hidden from this view" in crowd_page
     assert 'required' not in re.search(r'<textarea id="rationale"[^>]*>', crowd_page).group(0)
 
     login(client, wb["expert"])
@@ -99,6 +99,21 @@ def test_crowd_sees_no_suggestion_nor_hidden_fields_and_experts_see_both(client,
     assert ESCALATION_REASON in expert_page
     assert "exp-0@customer.example" in expert_page
     assert 'required' in re.search(r'<textarea id="rationale"[^>]*>', expert_page).group(0)
+
+
+def test_field_visibility_decides_per_role_which_fields_the_page_shows(client, wb):
+    # Shown to reviewers alone: the expert's page no longer has it, a crowd-visible field stays for all.
+    wb.project.field_visibility = {"metadata.customer_email": ["reviewer"]}
+    wb.project.save()
+    login(client, wb["expert"])
+    _, location = start(client)
+    expert_page = client.get(location).content.decode()
+    assert "customer.example" not in expert_page and "1 field hidden from this view" in expert_page
+    wb.project.field_visibility = {}
+    wb.project.save()
+    login(client, wb["crowd1"])
+    _, location = start(client)
+    assert "customer.example" in client.get(location).content.decode()
 
 
 def test_crowd_sees_the_suggestion_when_the_project_allows_it(client, wb):

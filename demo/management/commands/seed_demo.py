@@ -129,6 +129,7 @@ class Command(BaseCommand):
                 instructions=spec.instructions,
                 data_type=spec.data_type,
                 decision_factors=list(spec.decision_factors),
+                field_visibility={path: list(roles) for path, roles in spec.field_visibility.items()},
                 review_sample_rate=demo.DEMO_REVIEW_SAMPLE_RATE[spec.slug],
                 actor=admin,
             )
