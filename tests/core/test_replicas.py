@@ -144,7 +144,9 @@ def replica_database(django_db_setup, django_db_blocker):
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
 
 
-both = pytest.mark.django_db(databases=[DEFAULT_DB_ALIAS, REPLICA])
+def both(test):
+    """A PostgreSQL test whose transaction spans the primary and the stand-in replica."""
+    return pytest.mark.postgres(pytest.mark.django_db(databases=[DEFAULT_DB_ALIAS, REPLICA])(test))
 
 
 def on_replica(primary_project: Project, *external_ids: str) -> None:
