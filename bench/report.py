@@ -3,14 +3,14 @@
 Usage:
     .venv/bin/python bench/report.py [--pg-url URL | --no-postgres] [--out docs/benchmarks.md]
         [--ingest-items 20000] [--claim-slots 1000] [--claim-seconds 5] [--http-items 2000]
-        [--http-seconds 10] [--auth-requests 2000] [--simulate-items 10000] [--page-requests 30]
-        [--page-items 300] [--dashboard-items 30000] [--dashboard-annotations 100000]
+        [--http-seconds 10] [--auth-requests 2000] [--export-items 20000] [--simulate-items 10000]
+        [--page-requests 30] [--page-items 300] [--dashboard-items 30000] [--dashboard-annotations 100000]
         [--scale [--scale-url URL] [--scale-sizes 10000,1000000,10000000] | --scale-from FILE]
 
 Runs each script of bench/ in its own process with `--json`, in this order: ingest (SQLite, then
-PostgreSQL), claim latency, the HTTP next/submit loop and token authentication (PostgreSQL), the
-simulator's replay (no database), the labeling page (the demo, SQLite), the dashboard (SQLite). SQLite
-runs use scratch files in a temporary folder; PostgreSQL runs use --pg-url (created if missing; the
+PostgreSQL), claim latency, the HTTP next/submit loop, token authentication and the item export
+(PostgreSQL), the simulator's replay (no database), the labeling page (the demo, SQLite), the dashboard
+(SQLite). SQLite runs use scratch files in a temporary folder; PostgreSQL runs use --pg-url (created if missing; the
 scripts delete the projects they make). The 1-minute load average is read before and after each script
 and printed next to its figures: on a shared machine it says how much the figures are worth.
 
@@ -237,6 +237,17 @@ def kept_scale_section(out: pathlib.Path) -> str:
 # --- the page ---------------------------------------------------------------------------------------------
 
 
+def export_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
+    floor = f"{f['items']:,} items; a bare COPY of the same rows: {f['floor_per_s']:,.0f}/s"
+    rows = [(f"item export, in-process, {fmt}", f"{f[f'in_process_{fmt}_per_s']:,.0f} items/s",
+             f"{f[f'in_process_{fmt}_per_s'] / f['floor_per_s']:.2f} of the floor ({floor})")
+            for fmt in ("jsonl", "csv", "label-studio") if f"in_process_{fmt}_per_s" in f]
+    rows.append(("item export over HTTP (gunicorn), jsonl", f"{f['http_big_per_s']:,.0f} items/s",
+                 f"worker peak RSS {f['http_small_peak_rss_mb']:.0f} MB after {f['http_small_items']:,} items, "
+                 f"{f['http_big_peak_rss_mb']:.0f} MB after {f['http_big_items']:,}"))
+    return rows
+
+
 def cpu_model() -> str:
     try:
         for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
@@ -302,6 +313,7 @@ def main() -> None:
     parser.add_argument("--http-items", type=int, default=2000)
     parser.add_argument("--http-seconds", type=float, default=10)
     parser.add_argument("--auth-requests", type=int, default=2000)
+    parser.add_argument("--export-items", type=int, default=20_000)
     parser.add_argument("--simulate-items", type=int, default=10_000)
     parser.add_argument("--page-requests", type=int, default=30)
     parser.add_argument("--page-items", type=int, default=300)
@@ -333,6 +345,8 @@ def main() -> None:
              ["--slots", str(args.claim_slots), "--seconds", str(args.claim_seconds), "--http-items",
               str(args.http_items), "--http-seconds", str(args.http_seconds), "--auth-requests",
               str(args.auth_requests), "--auth-rounds", "2"], args.pg_url, claim_rows),
+            ("export", "PostgreSQL", "export.py", ["--n", str(args.export_items), "--rounds", "1"], args.pg_url,
+             export_rows),
         ]
     plan += [
         ("simulate", "none", "simulate.py", ["--items", str(args.simulate_items)], None, simulate_rows),

@@ -19,6 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 
+from core.replicas import read_alias
+
 try:
     import psycopg
 except ImportError:  # SQLite-only installs
@@ -85,12 +87,13 @@ def _default(field: models.Field, now: datetime) -> Any:
 
 
 def select_in(model: type[models.Model], fields: Sequence[str], *, key: str, values: Sequence[Any],
-              where: Mapping[str, Any] | None = None) -> list[tuple]:
+              where: Mapping[str, Any] | None = None, using: str | None = None) -> list[tuple]:
     """`fields` of the rows whose `key` is one of `values` and whose `where` fields equal the given values;
     JSON fields come back decoded.
 
     On PostgreSQL the values travel as one array parameter: the ORM's `__in` with thousands of
-    placeholders spends longer in client-side query parsing than the database spends answering."""
+    placeholders spends longer in client-side query parsing than the database spends answering.
+    `using`: the database alias; by default the one reads go to here (core.replicas.read_alias)."""
     if not values:
         return []
     meta = model._meta
@@ -105,7 +108,7 @@ def select_in(model: type[models.Model], fields: Sequence[str], *, key: str, val
     params.extend(values_params)
     sql = (f"SELECT {', '.join(qn(f.column) for f in selected)} FROM {qn(meta.db_table)} "
            f"WHERE {' AND '.join(conditions)}")
-    with connection.cursor() as cursor:
+    with connections[using or read_alias()].cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     json_positions = [i for i, f in enumerate(selected) if isinstance(f, models.JSONField)]
@@ -141,10 +144,11 @@ def _columns(model: type[models.Model], alias: str, vendor: str) -> str:
     return ", ".join(prefix + connection.ops.quote_name(f.column) for f in model._meta.concrete_fields)
 
 
-def model_from_row(model: type[models.Model], row: Sequence[Any]) -> models.Model:
+def model_from_row(model: type[models.Model], row: Sequence[Any], *, using: str | None = None) -> models.Model:
     """A `model` instance from a row of its `columns(model)`, converted as the ORM's own queries would
-    (SQLite returns datetimes as text and JSON as a string, for instance)."""
-    db = connections[DEFAULT_DB_ALIAS]
+    (SQLite returns datetimes as text and JSON as a string, for instance). `using`: the alias the row was
+    read from (by default core.replicas.read_alias)."""
+    db = connections[using or read_alias()]
     fields = model._meta.concrete_fields
     values = list(row[: len(fields)])
     for index, col, converters in _converters(model, db):
@@ -153,10 +157,10 @@ def model_from_row(model: type[models.Model], row: Sequence[Any]) -> models.Mode
     return model.from_db(db.alias, [f.attname for f in fields], values)
 
 
-def model_value(model: type[models.Model], name: str, value: Any) -> Any:
+def model_value(model: type[models.Model], name: str, value: Any, *, using: str | None = None) -> Any:
     """One column's raw value as the ORM would give it for `model`'s field `name` (model_from_row's
     converters, for that column alone)."""
-    db = connections[DEFAULT_DB_ALIAS]
+    db = connections[using or read_alias()]
     index = model._meta.concrete_fields.index(model._meta.get_field(name))
     for at, col, converters in _converters(model, db):
         if at == index:
@@ -185,13 +189,15 @@ def _converters(model: type[models.Model], db: Any) -> list[tuple[int, Any, list
 
 
 @contextmanager
-def prepared_cursor() -> Iterator[Any]:
+def prepared_cursor(using: str | None = None) -> Iterator[Any]:
     """A cursor for hand-written statements that run on every request: on PostgreSQL (unless
     settings.DB_PREPARED_STATEMENTS is off) each statement is prepared on first use and afterwards only
     executed, which skips the planning that otherwise costs more than running it. Elsewhere, or with the
-    setting off, Django's ordinary cursor. Either way queries are logged and wrapped like any other."""
+    setting off, Django's ordinary cursor. Either way queries are logged and wrapped like any other.
+    `using`: the database alias; by default the one reads go to here (core.replicas.read_alias), which is
+    the primary outside a dashboard or export; a statement that writes passes the primary explicitly."""
     # The connection itself, not the `connection` proxy: each attribute read through that costs a lookup.
-    db = connections[DEFAULT_DB_ALIAS]
+    db = connections[using or read_alias()]
     if _PreparingCursor is None or db.vendor != "postgresql" or not settings.DB_PREPARED_STATEMENTS:
         with db.cursor() as cursor:
             yield cursor
@@ -248,7 +254,7 @@ def insert_objects(objs: Sequence[models.Model]) -> list[models.Model]:
     rows = [[f.get_db_prep_save(f.pre_save(obj, True), db) for f in fields] for obj in objs]
     if len(objs) <= FEW_ROWS:
         placeholders = f"({', '.join(['%s'] * len(fields))})"
-        with prepared_cursor() as cursor:
+        with prepared_cursor(DEFAULT_DB_ALIAS) as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({column_list}) VALUES {', '.join([placeholders] * len(objs))}"
                 f" RETURNING {qn(meta.pk.column)}",

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import access
+from core.replicas import replica_reads
 from dashboards import reports, selectors
 from dashboards.forms import DashboardFilterForm
 from dashboards.presentation import reports_for
@@ -49,7 +50,8 @@ class MetricView(APIView):
     """One dashboard metric over the items of a project (or of every project) in the filters' scope.
 
     People are named for staff and numbered ("Annotator 1") for everyone else. Figures come from the
-    snapshots (refreshed every minute; see snapshot_refreshed_at)."""
+    snapshots (refreshed every minute; see snapshot_refreshed_at), read from the read replica when one is
+    configured (core.replicas)."""
 
     permission_classes = [access.Allows(access.DASHBOARDS)]
 
@@ -64,6 +66,7 @@ class MetricView(APIView):
         ],
         responses={200: MetricResponse, 400: ErrorResponse},
     )
+    @replica_reads()
     def get(self, request: Request, name: str) -> Response:
         if name not in reports.REPORTS:
             return Response({"detail": f"Unknown metric {name!r}; metrics are {', '.join(reports.METRIC_NAMES)}."},

@@ -1,9 +1,14 @@
 """The stakeholder dashboard pages: across projects (/dashboards/) and per project (/dashboards/<slug>/).
 
 Filters travel in the query string; the filter form re-requests the panels with htmx. `?format=csv&table=
-<name>` downloads the numbers of one table with the same filters.
+<name>` downloads the numbers of one table with the same filters. Every page reads from the read replica
+when one is configured (core.replicas): a dashboard may be seconds behind the primary.
 """
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -13,6 +18,7 @@ from django.utils import timezone
 from django.utils.http import urlencode
 
 from core import access
+from core.replicas import replica_reads
 from dashboards import reports, selectors
 from dashboards.forms import DashboardFilterForm, ItemSearchForm
 from dashboards.presentation import reports_for
@@ -23,12 +29,25 @@ FILTER_FIELDS = ("since", "until", "domain", "route")
 ITEMS_PER_PAGE = 50
 
 
+def _reads_replica(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The page's reads go to the read replica (core.replicas), but who may see it is decided first, on the
+    primary: a replica seconds behind must not show a dashboard to someone just removed from its project."""
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        access.require(request, access.DASHBOARDS)  # reads request.principal, kept for the rest of the request
+        with replica_reads():
+            return view(request, *args, **kwargs)
+    return wrapper
+
+
 @login_required
+@_reads_replica
 def index(request: HttpRequest) -> HttpResponse:
     return _dashboard(request, project=None, principal=access.require(request, access.DASHBOARDS))
 
 
 @login_required
+@_reads_replica
 def project_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     access.require(request, access.DASHBOARDS)
     project = get_object_or_404(Project, slug=slug)
@@ -84,6 +103,7 @@ def _dashboard(request: HttpRequest, *, project: Project | None, principal: acce
 
 
 @login_required
+@_reads_replica
 def item_search(request: HttpRequest) -> HttpResponse:
     """Items by external id and by the dashboard's filters, each linked to its trail; the dashboards' rows
     and chart points link here with their filters."""

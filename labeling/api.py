@@ -25,6 +25,7 @@ from rest_framework.views import APIView
 
 from core import access
 from core.http import MULTIPART_SLACK_BYTES
+from core.replicas import replica_alias
 from labeling import formats, memberships, selectors, services
 from labeling.api_support import ErrorsSerializer, StrictCursorPagination, field_errors
 from labeling.filters import ItemFilter
@@ -336,9 +337,10 @@ class ExportView(APIView):
             raise ValidationError({"format": [f"expected one of {', '.join(formats.EXPORT_FORMATS)}"]})
         if subset is not None and subset not in selectors.SUBSETS:
             raise ValidationError({"subset": [f"expected one of {', '.join(selectors.SUBSETS)}"]})
-        rows = selectors.item_export_rows(project=project, subset=subset)
+        # The rows are read while the response streams, after this method returns: the alias goes with them.
+        rows = selectors.item_export_rows(project=project, subset=subset, using=replica_alias())
         chunks = formats.write_rows(rows, fmt, data_key=_DATA_KEYS.get(project.data_type, "text"))
-        response = StreamingHttpResponse((chunk.encode() for chunk in chunks), content_type=formats.CONTENT_TYPES[fmt])
+        response = StreamingHttpResponse(formats.encoded_blocks(chunks), content_type=formats.CONTENT_TYPES[fmt])
         name = f"{project.slug}{'-' + subset if subset else ''}.{formats.EXTENSIONS[fmt]}"
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response

@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core import access
+from core.replicas import replica_alias
 from labeling import api_support
 from labeling.models import Item, Project
 from routing import selectors
@@ -61,7 +62,8 @@ class ItemDecisionTrailView(APIView):
 
 
 class AuditExportView(APIView):
-    """Audit events or routing decisions in [since, until) as JSON lines, streamed."""
+    """Audit events or routing decisions in [since, until) as JSON lines, streamed from the read replica when
+    one is configured (core.replicas)."""
 
     permission_classes = [IsAdminUser]
 
@@ -100,7 +102,8 @@ class AuditExportView(APIView):
         if errors:
             return Response({"errors": errors}, status=400)
         lines = selectors.audit_export_lines(
-            since=bounds["since"], until=bounds["until"], events=kind == "events", decisions=kind == "decisions"
+            since=bounds["since"], until=bounds["until"], events=kind == "events", decisions=kind == "decisions",
+            using=replica_alias(),
         )
         response = StreamingHttpResponse(lines, content_type="application/x-ndjson")
         response["Content-Disposition"] = f'attachment; filename="audit-{kind}.jsonl"'

@@ -344,13 +344,16 @@ def decision_export_row(decision: RoutingDecision) -> dict[str, Any]:
     }
 
 
-def audit_export_lines(*, since: dt.datetime, until: dt.datetime, events: bool, decisions: bool) -> Iterator[str]:
-    """JSONL lines (newline included) of audit events and/or decisions in [since, until), streamed in chunks."""
+def audit_export_lines(*, since: dt.datetime, until: dt.datetime, events: bool, decisions: bool,
+                       using: str | None = None) -> Iterator[str]:
+    """JSONL lines (newline included) of audit events and/or decisions in [since, until), streamed in chunks,
+    read from the database `using` (an export passes core.replicas.replica_alias())."""
     if events:
-        for event in audit_events_between(since=since, until=until).iterator(chunk_size=CHUNK_SIZE):
+        for event in audit_events_between(since=since, until=until).using(using).iterator(chunk_size=CHUNK_SIZE):
             yield json.dumps(audit_event_row(event), sort_keys=True) + "\n"
     if decisions:
-        for decision in decisions_between(since=since, until=until).iterator(chunk_size=CHUNK_SIZE):
+        rows = decisions_between(since=since, until=until).using(using).iterator(chunk_size=CHUNK_SIZE)
+        for decision in rows:
             yield json.dumps(decision_export_row(decision), sort_keys=True) + "\n"
 
 

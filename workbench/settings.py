@@ -173,6 +173,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and DB_PREP
     # statements that ask (core.bulk.prepared_cursor) and for no others.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 2**31 - 1
 
+# A read replica (a streaming standby of the primary) for the reads that may lag: dashboards and exports
+# (core.replicas says which and why). PostgreSQL only; same connection options as the primary.
+if DATABASE_REPLICA_URL := os.environ.get("DATABASE_REPLICA_URL", "").strip():
+    _replica = dj_database_url.parse(DATABASE_REPLICA_URL, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"])
+    if _replica["ENGINE"] != "django.db.backends.postgresql" or DATABASES["default"]["ENGINE"] != _replica["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL needs PostgreSQL, as DATABASE_URL then must be.")
+    _replica["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **_replica.get("OPTIONS", {})}
+    # Tests never create it: a test that needs a replica makes its own (tests/core/test_replicas.py).
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES["replica"] = _replica
+    DATABASE_ROUTERS = ["core.replicas.ReplicaRouter"]
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # django-axes first: it refuses a locked-out username before any password is checked.

@@ -10,7 +10,8 @@ HIDDEN_FROM_CROWD = ["expert", "reviewer"]
 
 def hidden_fields_to_visibility(apps, schema_editor):
     Project = apps.get_model("labeling", "Project")
-    for project in Project.objects.only("pk", "hidden_fields"):
+    # The database being migrated, not the router's choice (`migrate --database`).
+    for project in Project.objects.using(schema_editor.connection.alias).only("pk", "hidden_fields"):
         paths = [str(p).strip() for p in project.hidden_fields or () if str(p).strip()]
         if paths:
             project.field_visibility = {path: list(HIDDEN_FROM_CROWD) for path in paths}
@@ -19,7 +20,7 @@ def hidden_fields_to_visibility(apps, schema_editor):
 
 def visibility_to_hidden_fields(apps, schema_editor):
     Project = apps.get_model("labeling", "Project")
-    for project in Project.objects.only("pk", "field_visibility"):
+    for project in Project.objects.using(schema_editor.connection.alias).only("pk", "field_visibility"):
         paths = [path for path, roles in (project.field_visibility or {}).items() if "crowd" not in roles]
         if paths:
             project.hidden_fields = paths

@@ -5,6 +5,7 @@ import contextlib
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from core.replicas import replica_alias
 from routing.selectors import audit_export_lines, parse_bound
 
 
@@ -28,7 +29,8 @@ class Command(BaseCommand):
         count = 0
         # Every line ends in a newline, so stdout's wrapper adds none of its own.
         with open(out, "w", encoding="utf-8") if out else contextlib.nullcontext(self.stdout) as target:
-            for line in audit_export_lines(since=start, until=end, events=True, decisions=decisions):
+            lines = audit_export_lines(since=start, until=end, events=True, decisions=decisions, using=replica_alias())
+            for line in lines:
                 target.write(line)
                 count += 1
         if out:
