@@ -12,7 +12,7 @@ from django.test.utils import CaptureQueriesContext
 from core.models import AuditEvent
 from labeling.models import Annotation, Item, ItemStatus, Prediction
 from labeling.signals import items_ingested
-from routing import offers, policies, reliabilities, selectors, services
+from routing import fresh, offers, policies, reliabilities, selectors, services
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import AnnotatorReliability, Outcome, PolicyConfig, Stage
 from routing.models import Assignment, AssignmentStatus, RoutingDecision
@@ -74,15 +74,17 @@ class TestRoutingOnIngest:
         assert decision.signals["crowd_count"] == 2
         assert all(set(r) == {"code", "evidence"} for r in decision.reasons)
 
-    def test_a_failing_route_rejects_the_whole_ingest_batch(self, monkeypatch):
+    # Fresh items take the batch path (routing.fresh), items ingested with labels the per-item one.
+    @pytest.mark.parametrize("engine, labeled", [((services, "evaluate"), True), ((fresh, "evaluate_fresh"), False)])
+    def test_a_failing_route_rejects_the_whole_ingest_batch(self, monkeypatch, engine, labeled):
         project = make_project()
 
         def boom(*args, **kwargs):
             raise RuntimeError("engine down")
 
-        monkeypatch.setattr(services, "evaluate", boom)
+        monkeypatch.setattr(*engine, boom)
         with pytest.raises(RuntimeError):
-            ingest(project, [item_row("x", CONFIDENT)])
+            ingest(project, [item_row("x", CONFIDENT, **({"annotations": crowd("cat")} if labeled else {}))])
         assert not Item.objects.filter(project=project).exists()
         assert not RoutingDecision.objects.exists()
 
