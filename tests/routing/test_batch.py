@@ -3,6 +3,7 @@ batches of fresh items and random policies, every decision field, the stored inp
 
 import json
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -10,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from routing.decision_inputs import inputs_to_dict
-from routing.engine.batch import FreshInputs, FreshItems, batch_covers, evaluate_fresh, prediction_usable
+from routing.engine.batch import (
+    FreshInputs,
+    FreshItems,
+    batch_covers,
+    evaluate_fresh,
+    prediction_usable,
+    rounded,
+)
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest
 from routing.engine.signals import SIGNAL_NAMES
 from routing.engine.types import (
@@ -172,3 +180,13 @@ def test_policies_reading_payloads_are_not_covered(policy):
     with pytest.raises(ValueError):
         evaluate_fresh(FreshItems.build(("cat", "dog"), [1], [None]), policy)
 
+
+
+half_way = st.integers(0, 4 * 10**12).map(lambda m: (m + 0.5) / 1e12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.one_of(st.floats(-6, 6), half_way, st.floats(allow_nan=False)), min_size=1, max_size=40))
+def test_array_rounding_is_pythons_round_bit_for_bit(values):
+    got = rounded(np.array(values)).tolist()
+    assert [struct.pack("<d", v) for v in got] == [struct.pack("<d", round(v, 12)) for v in values]
