@@ -7,27 +7,15 @@ import dataclasses
 import pytest
 
 from labeling.models import Item
-from labeling.signals import items_ingested
 from routing import fresh, inputs, offers, policies, selectors, services
 from routing.decision_inputs import inputs_to_dict
 from routing.engine.policy import DEFAULT_POLICY, evaluate, inputs_digest
 from routing.engine.types import Comparison, FeatureRule, PolicyConfig, Stage, Trigger
 from routing.models import Assignment, AssignmentKind, RoutingDecision
-from routing.receivers import route_ingested_items
 from routing.services import OUTCOME_STATUS
 from tests.routing.persistence_helpers import ingest, make_project, random_rows
 
 pytestmark = pytest.mark.django_db
-
-RECEIVER_UID = "routing.route_ingested_items"
-
-
-@pytest.fixture
-def unrouted_ingest():
-    items_ingested.disconnect(dispatch_uid=RECEIVER_UID)
-    yield
-    items_ingested.connect(route_ingested_items, dispatch_uid=RECEIVER_UID)
-
 
 def _publish(project, config):
     policy = policies.policy_for_project(project)
