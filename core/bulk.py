@@ -276,3 +276,44 @@ def insert_objects(objs: Sequence[models.Model]) -> list[models.Model]:
         obj._state.adding = False
         obj._state.db = connection.alias
     return list(objs)
+
+
+def insert_rows_returning_ids(model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence[Any]], *,
+    now: datetime) -> list[int]:
+    """`insert_rows`, returning the new rows' primary keys in row order (to point other rows at them).
+
+    On PostgreSQL the keys are drawn from the table's sequence first and the rows go by COPY with them, as
+    insert_objects does; elsewhere by multi-row INSERT ... RETURNING in batches of the backend's size."""
+    if not rows:
+        return []
+    meta = model._meta
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+                [meta.db_table, meta.pk.column, len(rows)],
+            )
+            ids = [pk for (pk,) in cursor.fetchall()]
+        insert_rows(model, [meta.pk.name, *fields], [(pk, *row) for pk, row in zip(ids, rows)], now=now)
+        return ids
+    given = [meta.get_field(name) for name in fields]
+    rest = [f for f in meta.concrete_fields if not f.primary_key and f not in given]
+    # As insert_rows: a callable default (a uuid, say) is called per row, every other default once.
+    per_row = [f for f in rest if f.has_default() and callable(f.default) and f.default not in (dict, list)]
+    rest = [f for f in rest if f not in per_row]
+    constants = tuple(_default(f, now) for f in rest)
+    qn = connection.ops.quote_name
+    column_list = ", ".join(qn(f.column) for f in [*given, *per_row, *rest])
+    width = len(given) + len(per_row) + len(rest)
+    batch = max(1, connection.ops.bulk_batch_size([*given, *per_row, *rest], rows))
+    ids = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), batch):
+            part = rows[start : start + batch]
+            placeholders = ", ".join([f"({', '.join(['%s'] * width)})"] * len(part))
+            cursor.execute(
+                f"INSERT INTO {qn(meta.db_table)} ({column_list}) VALUES {placeholders} RETURNING {qn(meta.pk.column)}",
+                [value for row in part for value in (*row, *(_default(f, now) for f in per_row), *constants)],
+            )
+            ids += [pk for (pk,) in cursor.fetchall()]
+    return ids

@@ -28,6 +28,7 @@ from routing import inputs
 from routing.decision_inputs import inputs_to_dict
 from routing.engine.policy import evaluate, inputs_digest
 from routing.engine.types import Decision, Outcome, PolicyConfig, Stage
+from routing.fresh import fresh_route
 
 # The assignment errors are part of this module's interface: callers catch services.AssignmentNotFound etc.
 from routing.models import (
@@ -48,10 +49,35 @@ OUTCOME_STATUS = {
 @dataclass(frozen=True)
 class RouteResult:
     counts: Mapping[str, int]
-    decisions: tuple[RoutingDecision, ...] = field(default_factory=tuple)
+    # In item id order. The batch path's are read back from the database when first looked at.
+    decisions: Sequence[RoutingDecision] = field(default_factory=tuple)
 
 
-def _items_update(*, decisions: list[RoutingDecision], now) -> None:
+class StoredDecisions(Sequence):
+    """The decisions of a routing, in item id order: those the per-item path made as it made them, those the
+    batch path wrote (by id) read back, with their item and version, the first time anyone looks."""
+
+    def __init__(self, made: Sequence[RoutingDecision], written: Sequence[tuple[int, int]]) -> None:
+        self._order: list[tuple[int, int | RoutingDecision]] = sorted(
+            [*((d.item_id, d) for d in made), *written], key=lambda pair: pair[0]
+        )
+        self._loaded: list[RoutingDecision] | None = None if written else [d for _, d in self._order]
+
+    def _all(self) -> list[RoutingDecision]:
+        if self._loaded is None:
+            ids = [d for _, d in self._order if isinstance(d, int)]
+            found = RoutingDecision.objects.select_related("item", "policy_version").in_bulk(ids)
+            self._loaded = [found[d] if isinstance(d, int) else d for _, d in self._order]
+        return self._loaded
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def __getitem__(self, index):
+        return self._all()[index]
+
+
+def _items_update(*, outcomes: Sequence[tuple[int, str]], now) -> None:
     """Set the routed items' status and final label in at most three prepared statements, whatever their
     number (every submit runs this for its item).
 
@@ -59,8 +85,8 @@ def _items_update(*, decisions: list[RoutingDecision], now) -> None:
     (a correlated subquery), which avoids per-row CASE expressions.
     """
     by_outcome: dict[str, list[int]] = {o.value: [] for o in Outcome}
-    for d in decisions:
-        by_outcome[d.outcome].append(d.item_id)
+    for item_id, outcome in outcomes:
+        by_outcome[outcome].append(item_id)
     items, rd = Item._meta.db_table, RoutingDecision._meta.db_table
     stamp = datetime_value(now)
     with prepared_cursor() as cursor:
@@ -118,28 +144,41 @@ def items_route(
     ids = sorted(set(item_ids))
     counts: Counter[str] = Counter()
     created: list[RoutingDecision] = []
+    written: list[tuple[int, int]] = []
     now = now or timezone.now()
     versions: dict[int, PolicyVersion] = {}
     configs: dict[int, PolicyConfig] = {}
+
+    def version_of(project: Project) -> PolicyVersion:
+        if policy_version is not None:
+            if project.pk != policy_version.policy.project_id:
+                raise ValidationError("The policy version given belongs to another project than some items.")
+            return policy_version
+        if project.pk not in versions:
+            versions[project.pk] = inputs.live_version_of(project) or policy_for_project(project).live_version
+        return versions[project.pk]
+
     # No savepoint inside a caller's transaction (ingest, submit, reroute): each lets a failure here fail
     # it whole, and every submit would pay two more round trips for one.
     with transaction.atomic(savepoint=False):
+        if stage == Stage.INGEST and not locked_items:
+            # Fresh items, what ingest routes, take the batch path (routing.fresh); it hands back the rest.
+            rest = []
+            for chunk in inputs.chunked(ids):
+                fresh = fresh_route(ids=chunk, stage=stage, actor_id=actor.pk if actor is not None else None,
+                    version_of=version_of, configs=configs, now=now)
+                if fresh.outcomes:
+                    _items_update(outcomes=fresh.outcomes, now=now)
+                written += fresh.routed
+                counts.update(fresh.counts)
+                rest += fresh.leftover
+            ids = sorted(rest)
         for chunk in inputs.chunked(ids):
             loaded = inputs.route_inputs(item_ids=chunk, lock=True, locked_items=locked_items)
-            project_ids = {r.item.project_id for r in loaded}
-            if policy_version is not None:
-                foreign = project_ids - {policy_version.policy.project_id}
-                if foreign:
-                    raise ValidationError("The policy version given belongs to another project than some items.")
-                versions.setdefault(policy_version.policy.project_id, policy_version)
-            for r in loaded:
-                if r.item.project_id not in versions:
-                    live = inputs.live_version_of(r.item.project)
-                    versions[r.item.project_id] = live or policy_for_project(r.item.project).live_version
             decisions = []
             item_configs = []
             for r in loaded:
-                version = versions[r.item.project_id]
+                version = version_of(r.item.project)
                 if version.id not in configs:
                     configs[version.id] = PolicyConfig.from_dict(version.config)
                 config = configs[version.id]
@@ -151,9 +190,12 @@ def items_route(
             # Planned before the insert: expert offers store their ranking on the decision row.
             plan = work_plan(loaded=loaded, rows=decisions, configs=item_configs, now=now)
             created += insert_objects(decisions)
-            _items_update(decisions=decisions, now=now)
+            _items_update(outcomes=[(d.item_id, d.outcome) for d in decisions], now=now)
             work_apply(plan, now=now)
-    return RouteResult(counts={o.value: counts[o.value] for o in Outcome}, decisions=tuple(created))
+    return RouteResult(
+        counts={o.value: counts[o.value] for o in Outcome},
+        decisions=StoredDecisions(created, written) if written else tuple(created),
+    )
 
 
 def _decision_row(

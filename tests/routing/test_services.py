@@ -11,19 +11,16 @@ from django.test.utils import CaptureQueriesContext
 
 from core.models import AuditEvent
 from labeling.models import Annotation, Item, ItemStatus, Prediction
-from labeling.signals import items_ingested
-from routing import offers, policies, reliabilities, selectors, services
+from routing import fresh, offers, policies, reliabilities, selectors, services
 from routing.engine.policy import DEFAULT_POLICY
 from routing.engine.types import AnnotatorReliability, Outcome, PolicyConfig, Stage
 from routing.models import Assignment, AssignmentStatus, RoutingDecision
-from routing.receivers import route_ingested_items
 from tests.routing.assignment_helpers import MIDDLING, NOW, ingest_at, open_slots, person, project, row
 from tests.routing.persistence_helpers import CONFIDENT, UNSURE, ingest, item_row, make_project, random_rows
 from work import claims
 
 pytestmark = pytest.mark.django_db
 
-RECEIVER_UID = "routing.route_ingested_items"
 STATUS_OF = {"accept": ItemStatus.LABELED, "crowd": ItemStatus.IN_CROWD_REVIEW, "expert": ItemStatus.ESCALATED}
 
 
@@ -74,15 +71,17 @@ class TestRoutingOnIngest:
         assert decision.signals["crowd_count"] == 2
         assert all(set(r) == {"code", "evidence"} for r in decision.reasons)
 
-    def test_a_failing_route_rejects_the_whole_ingest_batch(self, monkeypatch):
+    # Fresh items take the batch path (routing.fresh), items ingested with labels the per-item one.
+    @pytest.mark.parametrize("engine, labeled", [((services, "evaluate"), True), ((fresh, "evaluate_fresh"), False)])
+    def test_a_failing_route_rejects_the_whole_ingest_batch(self, monkeypatch, engine, labeled):
         project = make_project()
 
         def boom(*args, **kwargs):
             raise RuntimeError("engine down")
 
-        monkeypatch.setattr(services, "evaluate", boom)
+        monkeypatch.setattr(*engine, boom)
         with pytest.raises(RuntimeError):
-            ingest(project, [item_row("x", CONFIDENT)])
+            ingest(project, [item_row("x", CONFIDENT, **({"annotations": crowd("cat")} if labeled else {}))])
         assert not Item.objects.filter(project=project).exists()
         assert not RoutingDecision.objects.exists()
 
@@ -92,14 +91,6 @@ def _bulk_batches(n: int, model=RoutingDecision) -> int:
     driver's parameter limit (999 on SQLite, none on PostgreSQL); that is not a per-item query."""
     fields = [f for f in model._meta.concrete_fields if not isinstance(f, AutoField)]
     return math.ceil(n / connection.ops.bulk_batch_size(fields, [None] * n)) if n else 0
-
-
-@pytest.fixture
-def unrouted_ingest():
-    """Ingest without the routing receiver, leaving items fresh (status new) for the test to route."""
-    items_ingested.disconnect(dispatch_uid=RECEIVER_UID)
-    yield
-    items_ingested.connect(route_ingested_items, dispatch_uid=RECEIVER_UID)
 
 
 def test_routing_is_set_based_query_count_does_not_grow_with_items(unrouted_ingest, django_assert_max_num_queries):
