@@ -43,21 +43,12 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
     The primary key is generated. Other concrete fields not in `fields` get `now` if they are
     auto_now/auto_now_add, else their default (a callable default is called per row). Must run inside
     the caller's transaction."""
-    meta = model._meta
-    given = [meta.get_field(name) for name in fields]
-    rest = [f for f in meta.concrete_fields if not f.primary_key and f.name not in fields and f.attname not in fields]
-    # A callable default (a uuid, say) must differ per row; such fields are rare, so the common path
-    # appends one prepared tuple of constants.
-    per_row = [f for f in rest if f.has_default() and callable(f.default) and f.default not in (dict, list)]
-    rest = [f for f in rest if f not in per_row]
+    columns, per_row, constants = _layout(model, fields, now)
     if per_row:
         rows = [(*row, *(_default(f, now) for f in per_row)) for row in rows]
-        given += per_row
-    constants = tuple(_default(f, now) for f in rest)
-    columns = [f.column for f in given] + [f.column for f in rest]
     qn = connection.ops.quote_name
-    table = qn(meta.db_table)
-    column_list = ", ".join(qn(c) for c in columns)
+    table = qn(model._meta.db_table)
+    column_list = ", ".join(qn(f.column) for f in columns)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             # COPY is several times faster than a multi-row INSERT and needs no per-value placeholders.
@@ -75,6 +66,21 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Iterable
                 f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})",
                 [(*row, *constants) for row in rows] if constants else list(rows),
             )
+
+
+def _layout(model: type[models.Model], fields: Sequence[str], now: datetime
+            ) -> tuple[list[models.Field], list[models.Field], tuple[Any, ...]]:
+    """How insert_rows and insert_rows_returning_ids complete a row of `fields`: (every column written, in
+    order: `fields`, then the fields whose callable default is called per row, then the rest; the per-row
+    fields; the rest's values, the same for every row). The primary key is left to the caller."""
+    meta = model._meta
+    given = [meta.get_field(name) for name in fields]
+    rest = [f for f in meta.concrete_fields if not f.primary_key and f.name not in fields and f.attname not in fields]
+    # A callable default (a uuid, say) must differ per row; such fields are rare, so the common path
+    # appends one prepared tuple of constants.
+    per_row = [f for f in rest if f.has_default() and callable(f.default) and f.default not in (dict, list)]
+    rest = [f for f in rest if f not in per_row]
+    return [*given, *per_row, *rest], per_row, tuple(_default(f, now) for f in rest)
 
 
 def _default(field: models.Field, now: datetime) -> Any:
@@ -296,16 +302,11 @@ def insert_rows_returning_ids(model: type[models.Model], fields: Sequence[str], 
             ids = [pk for (pk,) in cursor.fetchall()]
         insert_rows(model, [meta.pk.name, *fields], [(pk, *row) for pk, row in zip(ids, rows)], now=now)
         return ids
-    given = [meta.get_field(name) for name in fields]
-    rest = [f for f in meta.concrete_fields if not f.primary_key and f not in given]
-    # As insert_rows: a callable default (a uuid, say) is called per row, every other default once.
-    per_row = [f for f in rest if f.has_default() and callable(f.default) and f.default not in (dict, list)]
-    rest = [f for f in rest if f not in per_row]
-    constants = tuple(_default(f, now) for f in rest)
+    columns, per_row, constants = _layout(model, fields, now)
     qn = connection.ops.quote_name
-    column_list = ", ".join(qn(f.column) for f in [*given, *per_row, *rest])
-    width = len(given) + len(per_row) + len(rest)
-    batch = max(1, connection.ops.bulk_batch_size([*given, *per_row, *rest], rows))
+    column_list = ", ".join(qn(f.column) for f in columns)
+    width = len(columns)
+    batch = max(1, connection.ops.bulk_batch_size(columns, rows))
     ids = []
     with connection.cursor() as cursor:
         for start in range(0, len(rows), batch):
