@@ -96,16 +96,9 @@ def _busy(ids: Sequence[int]) -> set[int]:
 
 
 def _predictions(ids: Sequence[int]) -> dict[int, list[tuple[int, str, Any]]]:
-    of_items, params = one_of("item_id", ids)
     found: dict[int, list[tuple[int, str, Any]]] = {}
-    with prepared_cursor() as cursor:
-        cursor.execute(
-            f"SELECT item_id, id, model_version, probabilities FROM {Prediction._meta.db_table}"
-            f" WHERE {of_items} ORDER BY item_id, created_at, id",
-            params,
-        )
-        for item_id, prediction_id, model_version, probabilities in cursor.fetchall():
-            found.setdefault(item_id, []).append((prediction_id, model_version, probabilities))
+    for item_id, prediction_id, model_version, probabilities in inputs.prediction_rows(ids):
+        found.setdefault(item_id, []).append((prediction_id, model_version, probabilities))
     return found
 
 
@@ -164,7 +157,7 @@ def fresh_route(
         decisions = evaluate_fresh(
             FreshItems.build(classes, [i.id for i in taken], probabilities, temperature), config
         )
-        spent = inputs.project_labels_per_item([project_id]) if _has_budget(project) else {}
+        spent = inputs.project_labels_per_item([project_id]) if inputs.budget_set(project) else {}
         documents = FreshInputs(config, classes, class_prior=class_prior,
             project_labels_per_item=spent.get(project_id), model_temperature=temperature)
         due_at = datetime_value(now + dt.timedelta(hours=config.sla_hours))
@@ -201,8 +194,3 @@ def fresh_route(
     ], now=now)
     return result
 
-
-def _has_budget(project: Project) -> bool:
-    # As route_inputs: the budget spent is read when the project's live version sets a target.
-    version = inputs.live_version_of(project)
-    return bool(version and version.config.get("target_labels_per_item"))

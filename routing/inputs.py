@@ -81,14 +81,9 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
     # The engine needs a few columns of each prediction and annotation: tuples, not model instances.
     predictions: dict[int, list[PredictionInput]] = defaultdict(list)
     annotations: dict[int, list[AnnotationInput]] = defaultdict(list)
+    rows_of_predictions = prediction_rows(ids)
     of_items, params = one_of("item_id", ids)
     with prepared_cursor() as cursor:
-        cursor.execute(
-            f"SELECT item_id, id, model_version, probabilities FROM {Prediction._meta.db_table}"
-            f" WHERE {of_items} ORDER BY item_id, created_at, id",
-            params,
-        )
-        prediction_rows = cursor.fetchall()
         cursor.execute(
             f"SELECT item_id, id, annotator_id, label, role FROM {Annotation._meta.db_table}"
             f" WHERE {of_items} ORDER BY item_id, submitted_at, id",
@@ -100,7 +95,7 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
             )
     work = _work_of(ids)
     classes_of = {i.id: tuple(i.project.class_names) for i in items}
-    for item_id, prediction_id, model_version, probabilities in prediction_rows:
+    for item_id, prediction_id, model_version, probabilities in rows_of_predictions:
         predictions[item_id].append(
             PredictionInput(
                 id=prediction_id,
@@ -116,9 +111,7 @@ def route_inputs(*, item_ids: Iterable[int], lock: bool = False, locked_items: S
         annotator_ids=annotator_ids,
         projects={i.project_id: i.project for i in items},
     )
-    spent = project_labels_per_item(
-        {i.project_id for i in items if (v := live_version_of(i.project)) and v.config.get("target_labels_per_item")}
-    )
+    spent = project_labels_per_item({i.project_id for i in items if budget_set(i.project)})
     loaded = []
     for item in items:
         item_annotations = annotations.get(item.id, [])
@@ -285,6 +278,26 @@ def reliabilities_for(
             n_observations=float(row.n_observations),
         )
     return result
+
+
+def prediction_rows(ids: Sequence[int]) -> list[tuple[int, int, str, Any]]:
+    """(item id, prediction id, model version, probabilities as stored) of the items' predictions, each
+    item's oldest first: what routing reads of them (route_inputs, and the batch path in routing.fresh)."""
+    of_items, params = one_of("item_id", ids)
+    with prepared_cursor() as cursor:
+        cursor.execute(
+            f"SELECT item_id, id, model_version, probabilities FROM {Prediction._meta.db_table}"
+            f" WHERE {of_items} ORDER BY item_id, created_at, id",
+            params,
+        )
+        return cursor.fetchall()
+
+
+def budget_set(project: Project) -> bool:
+    """Whether the project's live policy sets a budget (target_labels_per_item): only then does routing
+    read the crowd labels spent per item (project_labels_per_item)."""
+    version = live_version_of(project)
+    return bool(version and version.config.get("target_labels_per_item"))
 
 
 def project_labels_per_item(project_ids: Iterable[int]) -> dict[int, float]:
