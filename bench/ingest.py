@@ -4,8 +4,9 @@ Usage:
     .venv/bin/python bench/ingest.py [--n 100000] [--classes K] [--seed 7] [--keep]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_bench .venv/bin/python bench/ingest.py
 
-Generates N items with one prediction each over K classes (3-10, seeded when not given; Dirichlet-random
-probabilities), then, each into a fresh project on the configured database (migrated first):
+Generates N items with one prediction each over K classes (3-10, seeded when not given): --confident of
+them (default 0.55, as bench/scale.py) with 0.955 on one class, which the default policy accepts, the rest
+Dirichlet-random, which it sends to the crowd or an expert; then, each into a fresh project on the configured database (migrated first):
 
 1. floor: Item.objects.bulk_create + Prediction.objects.bulk_create in chunks, one transaction;
    raw floor: the same rows through core.bulk (COPY on PostgreSQL), without any checks;
@@ -72,9 +73,13 @@ class Clock:
         return Timing(time.perf_counter() - self.wall, time.process_time() - self.cpu)
 
 
-def make_rows(n: int, classes: list[str], seed: int) -> list[dict[str, Any]]:
+def make_rows(n: int, classes: list[str], seed: int, confident: float = 0.55) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
-    probabilities = rng.dirichlet(np.ones(len(classes)), size=n).tolist()
+    probabilities = rng.dirichlet(np.ones(len(classes)), size=n)
+    sure = rng.random(n) < confident
+    probabilities[sure] = 0.045 / (len(classes) - 1)
+    probabilities[sure, rng.integers(0, len(classes), size=int(sure.sum()))] = 0.955
+    probabilities = probabilities.tolist()
     domains = rng.integers(0, len(DOMAINS), size=n).tolist()
     return [
         {
@@ -171,6 +176,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--classes", type=int, help="number of classes, 3-10 (default: seeded random)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--confident", type=float, default=0.55, help="share of confident predictions")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark projects")
     parser.add_argument("--json", help="also write the figures to this file (bench/report.py reads it)")
     args = parser.parse_args()
@@ -181,7 +187,7 @@ def main() -> None:
     if not 3 <= k <= 10:
         parser.error("--classes must be 3 to 10")
     classes = [f"class_{c}" for c in range(k)]
-    rows = make_rows(args.n, classes, args.seed)
+    rows = make_rows(args.n, classes, args.seed, args.confident)
     db = connection.settings_dict
     print(f"database: {connection.vendor} {db.get('NAME')}  items: {args.n:,}  classes: {k}  chunk: {CHUNK}")
 

@@ -31,12 +31,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.audit import actor_or_none, audit_record
-from core.bulk import insert_rows, json_value, select_in
+from core.bulk import insert_rows_returning_ids, json_value, select_in
 from experts.models import Domain
 from labeling.formats import read_rows
 from labeling.models import Annotation, DataType, GoldLabel, Item, Prediction, Project
 from labeling.presentation import field_visibility_normalised, field_visibility_problems
-from labeling.signals import items_ingested
+from labeling.signals import CreatedItem, items_ingested
 from labeling.validation import (
     ItemRow,
     RowError,
@@ -262,17 +262,25 @@ class _Totals:
     annotations_added: int = 0
     item_ids: list[int] = field(default_factory=list)
     changed_item_ids: set[int] = field(default_factory=set)
+    created_items: dict[int, CreatedItem] = field(default_factory=dict)
 
 
 def _write_chunk(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mapping[str, int],
                  user_ids: Mapping[str, int], now: datetime, totals: _Totals) -> None:
     ids, existing_ids, updated = _upsert_items(project=project, rows=rows, domain_ids=domain_ids, now=now)
     predictions_added, predicted = _add_predictions(rows=rows, ids=ids, existing_ids=existing_ids, now=now)
+    for row in rows:
+        item_id = ids[row.external_id]
+        if item_id not in existing_ids:
+            totals.created_items[item_id] = CreatedItem(
+                project.pk, row.data, {} if row.metadata is None else row.metadata, row.language or "",
+                row.domain or "", tuple(predicted.get(item_id, ())), bool(row.annotations),
+            )
     updated |= _set_gold(rows=rows, ids=ids, existing_ids=existing_ids)
     annotations_added, annotated = _add_annotations(
         rows=rows, ids=ids, existing_ids=existing_ids, user_ids=user_ids, now=now,
     )
-    totals.changed_item_ids |= (set(ids.values()) - existing_ids) | updated | predicted | annotated
+    totals.changed_item_ids |= (set(ids.values()) - existing_ids) | updated | set(predicted) | annotated
     totals.created += len(ids) - len(existing_ids)
     totals.updated += len(updated)
     totals.predictions_added += predictions_added
@@ -316,10 +324,8 @@ def _upsert_items(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mapp
             changed.append(Item(pk=pk, data=new[0], metadata=new[1], domain_id=new[2], language=new[3], updated_at=now))
     ids = {ext: old[0] for ext, old in existing.items()}
     if new_items:
-        insert_rows(Item, ITEM_INSERT_FIELDS, new_items, now=now)
-        # The unique (project, external_id) key maps the generated ids back.
-        ids.update(select_in(Item, ("external_id", "id"), key="external_id", values=[r[1] for r in new_items],
-                             where={"project_id": project.pk}))
+        new_ids = insert_rows_returning_ids(Item, ITEM_INSERT_FIELDS, new_items, now=now)
+        ids.update(zip((r[1] for r in new_items), new_ids))
     if changed:
         Item.objects.bulk_update(changed, ["data", "metadata", "domain", "language", "updated_at"])
     return ids, {old[0] for old in existing.values()}, {item.pk for item in changed}
@@ -329,21 +335,27 @@ def _upsert_items(*, project: Project, rows: Sequence[ItemRow], domain_ids: Mapp
 # lookups below are skipped for new items.
 
 def _add_predictions(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int],
-                     now: datetime) -> tuple[int, set[int]]:
-    """Insert the predictions not stored yet: how many, and the ids of the items they are for."""
+                     now: datetime) -> tuple[int, dict[int, list[tuple[int, str, str, Any]]]]:
+    """Insert the predictions not stored yet: how many, and by item id those added (CreatedItem.predictions)."""
     known: set[tuple[int, str, str]] = set()
     if existing_ids:
         known = set(select_in(Prediction, ("item_id", "model_name", "model_version"), key="item_id",
                               values=list(existing_ids)))
-    predictions = []
+    predictions, probabilities_given = [], []
     for row in rows:
         item_id = ids[row.external_id]
         for pred in row.predictions:
             if (item_id, pred.model_name, pred.model_version) not in known:
                 predictions.append((item_id, pred.model_name, pred.model_version, json_value(pred.probabilities)))
+                probabilities_given.append(pred.probabilities)
+    added: dict[int, list[tuple[int, str, str, Any]]] = {}
     if predictions:
-        insert_rows(Prediction, PREDICTION_INSERT_FIELDS, predictions, now=now)
-    return len(predictions), {p[0] for p in predictions}
+        prediction_ids = insert_rows_returning_ids(Prediction, PREDICTION_INSERT_FIELDS, predictions, now=now)
+        for (item_id, model_name, model_version, _), prediction_id, probabilities in zip(
+            predictions, prediction_ids, probabilities_given
+        ):
+            added.setdefault(item_id, []).append((prediction_id, model_name, model_version, probabilities))
+    return len(predictions), added
 
 
 def _set_gold(*, rows: Sequence[ItemRow], ids: Mapping[str, int], existing_ids: set[int]) -> set[int]:
@@ -428,7 +440,8 @@ def _items_write(*, project: Project, rows: Sequence[ItemRow], actor: Any, sourc
         # routes these items in this same transaction, so an item is never committed without its decision.
         # Only the items this batch created or changed: re-sending known rows unchanged writes nothing.
         items_ingested.send(
-            sender=Item, project_id=project.pk, item_ids=result.changed_item_ids, actor=actor_or_none(actor)
+            sender=Item, project_id=project.pk, item_ids=result.changed_item_ids, actor=actor_or_none(actor),
+            created=totals.created_items,
         )
     return result
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ from django.db import connection
 from core.bulk import datetime_value, insert_rows, insert_rows_returning_ids, model_value, one_of, prepared_cursor
 from experts.models import Domain
 from labeling.models import Annotation, Item, Prediction, Project
+from labeling.signals import CreatedItem
 from routing import inputs
 from routing.decision_inputs import ordered_probabilities
 from routing.engine.batch import (
@@ -49,7 +51,8 @@ class FreshResult:
 
     leftover: list[int] = field(default_factory=list)
     routed: list[tuple[int, int]] = field(default_factory=list)  # (item id, decision id)
-    outcomes: list[tuple[int, str]] = field(default_factory=list)  # (item id, outcome)
+    # (item id, outcome, final label, final source, confidence): what items_route sets on the item
+    outcomes: list[tuple[int, str, str, str, float | None]] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
 
 
@@ -98,8 +101,42 @@ def _busy(ids: Sequence[int]) -> set[int]:
 def _predictions(ids: Sequence[int]) -> dict[int, list[tuple[int, str, Any]]]:
     found: dict[int, list[tuple[int, str, Any]]] = {}
     for item_id, prediction_id, model_version, probabilities in inputs.prediction_rows(ids):
-        found.setdefault(item_id, []).append((prediction_id, model_version, probabilities))
+        found.setdefault(item_id, []).append(
+            (prediction_id, model_version, model_value(Prediction, "probabilities", probabilities))
+        )
     return found
+
+
+def _as_stored(value: Any) -> bool:
+    """Whether `value` reads back from a JSON column as it is (up to what canonical JSON equates, such as
+    1e20 and 10**20): JSON types with string keys and finite numbers. A Python caller's int keys or tuples
+    come back as strings and lists: such items are read back like any other."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(type(k) is str and _as_stored(v) for k, v in value.items())
+    if kind is list:
+        return all(_as_stored(v) for v in value)
+    return False
+
+
+def _given(ids: Sequence[int], created: Mapping[int, CreatedItem]) -> tuple[
+    list[_Lean], set[int], dict[int, list[tuple[int, str, Any]]]
+]:
+    """What `_lean_items`, `_busy` and `_predictions` would read of `ids`, items this transaction created,
+    taken from ingest's own values instead (no other transaction sees these rows yet: nothing to lock)."""
+    items, busy, predictions = [], set(), {}
+    for item_id in ids:
+        c = created[item_id]
+        items.append(_Lean(item_id, c.project_id, c.data, c.metadata, c.language, c.domain))
+        if c.annotated:
+            busy.add(item_id)
+        if c.predictions:
+            predictions[item_id] = [(pid, version, probabilities) for pid, _, version, probabilities in c.predictions]
+    return items, busy, predictions
 
 
 def fresh_route(
@@ -110,14 +147,24 @@ def fresh_route(
     version_of: Callable[[Project], PolicyVersion],
     configs: dict[int, PolicyConfig],
     now: dt.datetime,
+    created: Mapping[int, CreatedItem] | None = None,
 ) -> FreshResult:
     """Route the fresh ones among `ids` (one chunk, at most inputs.CHUNK_SIZE) by the batch path and write
     their decisions, item states and slots; the rest are returned in `leftover` for the per-item path.
-    `version_of(project)`: the policy version that routes the project's items (items_route resolves it)."""
+    `version_of(project)`: the policy version that routes the project's items (items_route resolves it).
+    `created`: items this transaction inserted, as ingest wrote them (see items_route); the others are read."""
     result = FreshResult()
-    items = _lean_items(ids)
-    busy = _busy(ids)
-    predictions = _predictions(ids)
+    created = created or {}
+    given_ids = [
+        i for i in ids if i in created and all(map(_as_stored, (created[i].data, created[i].metadata)))
+        and all(_as_stored(p[3]) for p in created[i].predictions)
+    ]
+    read_ids = sorted(set(ids) - set(given_ids)) if given_ids else ids
+    items, busy, predictions = _given(given_ids, created)
+    if read_ids:
+        items = sorted([*items, *_lean_items(read_ids)], key=lambda item: item.id)
+        busy |= _busy(read_ids)
+        predictions.update(_predictions(read_ids))
     result.leftover += sorted(set(ids) - {i.id for i in items})
     by_project: dict[int, list[_Lean]] = {}
     for item in items:
@@ -146,7 +193,7 @@ def fresh_route(
         for item in members:
             rows = predictions.get(item.id)
             if rows:
-                values = ordered_probabilities(model_value(Prediction, "probabilities", rows[0][2]), classes)
+                values = ordered_probabilities(rows[0][2], classes)
                 if not prediction_usable(values, classes):
                     result.leftover.append(item.id)
                     continue
@@ -178,7 +225,9 @@ def fresh_route(
                 json.dumps([{"code": r.code, "evidence": r.evidence} for r in decision.reasons]),
                 json.dumps(dict(decision.signals)), decision.labels_requested, actor_id,
             ))
-            result.outcomes.append((item.id, decision.outcome.value))
+            result.outcomes.append(
+                (item.id, decision.outcome.value, decision.final_label, decision.final_source, decision.confidence)
+            )
             result.counts[decision.outcome.value] += 1
             if decision.outcome == Outcome.CROWD:
                 slots += [(item.id, project_id, index, AssignmentKind.CROWD.value, due_at)] * decision.labels_requested
