@@ -89,6 +89,8 @@ from labeling.memberships import memberships_ensure  # noqa: E402
 from labeling.models import Item, Project  # noqa: E402
 from labeling.services import items_ingest, project_create  # noqa: E402
 from routing.services import projects_purge  # noqa: E402
+from work.claims import assignment_lease  # noqa: E402
+from work.jobs import assignments_expire  # noqa: E402
 
 SLUG = "scale"
 INGEST_BATCH = 2000
@@ -434,6 +436,12 @@ def step(project: Project, size: int, args: argparse.Namespace, t0: dt.datetime,
         c = figures["claims"] = measure_claims(project, args.claim_seconds)
         say(f"  claims x{c['claimers']}: {c['claims']:,} claims, median {c['median_ms']:.2f} ms, "
             f"p95 {c['p95_ms']:.2f} ms, {c['per_s']:.0f}/s")
+        # The claimers' slots go back to the queue as when their leases run out: at 10k items they held
+        # every open crowd slot, and the HTTP loop below found no work at all.
+        after_leases, released = timezone.now() + assignment_lease() + dt.timedelta(seconds=1), 0
+        while expired := assignments_expire(now=after_leases):  # a batch (work.jobs.JOB_BATCH) per call
+            released += expired
+        say(f"  claims released (leases expired): {released:,}")
     if not args.skip_http:
         connections.close_all()
         port = claim_bench.free_port()

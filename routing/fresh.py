@@ -155,10 +155,8 @@ def fresh_route(
     `created`: items this transaction inserted, as ingest wrote them (see items_route); the others are read."""
     result = FreshResult()
     created = created or {}
-    given_ids = [
-        i for i in ids if i in created and all(map(_as_stored, (created[i].data, created[i].metadata)))
-        and all(_as_stored(p[3]) for p in created[i].predictions)
-    ]
+    # Probabilities need no such check: the usable ones (prediction_usable, below) are kept as given.
+    given_ids = [i for i in ids if i in created and _as_stored(created[i].data) and _as_stored(created[i].metadata)]
     read_ids = sorted(set(ids) - set(given_ids)) if given_ids else ids
     items, busy, predictions = _given(given_ids, created)
     if read_ids:
