@@ -3,7 +3,7 @@ start and after a warm-up of the main pages and API calls.
 
 Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_memory .venv/bin/python bench/memory.py
-        [--workers 4] [--rounds 6] [--no-preload] [--items 300]
+        [--workers 4] [--rounds 6] [--no-preload] [--items 300] [--venv DIR]
 
 Builds the demo (`seed_demo --items N`) unless it is there, starts gunicorn on 127.0.0.1 as a web host
 would (preload_app on unless --no-preload), reads every process's /proc/<pid>/smaps_rollup, warms up
@@ -74,12 +74,12 @@ def heavy_mapped(pid: int) -> list[str]:
     return [name for name in COMPILED if f"/site-packages/{name}/" in maps]
 
 
-def heavy_at_load() -> list[str]:
+def heavy_at_load(python: str) -> list[str]:
     """The heavy packages loading the application imports (what preload_app puts in the master), plotly and
     the pilot included, from sys.modules of a fresh process."""
     code = ("import sys, workbench.wsgi; from django.urls import get_resolver; get_resolver().url_patterns; "
             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r}))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([python, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1].replace("'", '"'))
 
 
@@ -166,11 +166,11 @@ def warm_up(port: int, ctx: dict, rounds: int) -> dict[int, int]:
     return counts
 
 
-def start(port: int, workers: int, preload: bool) -> subprocess.Popen:
+def start(port: int, workers: int, preload: bool, venv: pathlib.Path) -> subprocess.Popen:
     env = {**os.environ, "GUNICORN_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers),
            "GUNICORN_PRELOAD": "true" if preload else "false", "GUNICORN_ACCESS_LOG": os.devnull,
            "ALLOWED_HOSTS": "127.0.0.1", "CONN_MAX_AGE": "600", "LOG_LEVEL": "ERROR"}
-    process = subprocess.Popen([str(ROOT / ".venv" / "bin" / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
+    process = subprocess.Popen([str(venv / "bin" / "gunicorn"), "-c", "deploy/gunicorn.conf.py",
                                 "workbench.wsgi"], cwd=ROOT, env=env, start_new_session=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -198,6 +198,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=300, help="demo items per project, if it is built")
     parser.add_argument("--no-preload", action="store_true")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--venv", type=pathlib.Path, default=ROOT / ".venv",
+                        help="the virtualenv whose gunicorn serves (default .venv, which has the dev extra; a web "
+                             "host's has the runtime packages alone, docs/deploy.md)")
     args = parser.parse_args()
     ctx = setup(args.items)
     from django.db import connections
@@ -205,13 +208,14 @@ def main() -> None:
     connections.close_all()
     port = free_port()
     load = os.getloadavg()
-    server = start(port, args.workers, not args.no_preload)
+    server = start(port, args.workers, not args.no_preload, args.venv)
     try:
         master = server.pid
         at_start = snapshot(master)
-        print(f"gunicorn x{args.workers}, preload_app {'off' if args.no_preload else 'on'}; "
+        print(f"gunicorn x{args.workers} from {args.venv}, preload_app {'off' if args.no_preload else 'on'}; "
               f"load {'/'.join(f'{x:.1f}' for x in load)}")
-        print(f"heavy packages the application imports when loaded: {heavy_at_load() or '-'}; "
+        loaded = heavy_at_load(str(args.venv / "bin" / "python"))
+        print(f"heavy packages the application imports when loaded: {loaded or '-'}; "
               f"mapped in a worker after start: {heavy_mapped(at_start['pids'][1]) or '-'}")
         show("after start", at_start)
         counts = warm_up(port, ctx, args.rounds)
