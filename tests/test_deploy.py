@@ -173,6 +173,27 @@ def test_gunicorn_frees_the_masters_garbage_before_freezing_it():
         gc.unfreeze()
 
 
+BUILD_IN_MASTER = """
+import os, runpy, sys
+import django
+from django.urls import get_resolver
+django.setup()  # what preload_app has done in the master when pre_fork runs
+before = get_resolver()._populated, "work.api" in sys.modules
+runpy.run_path("deploy/gunicorn.conf.py")["pre_fork"](None, None)
+print(before, (get_resolver()._populated, "work.api" in sys.modules))
+"""
+
+
+def test_gunicorn_builds_the_url_resolver_in_the_master_before_forking():
+    # Its own process: this one's resolver was filled long ago by other tests.
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    env.update(PRODUCTION, DJANGO_SETTINGS_MODULE="workbench.settings", DATABASE_URL="sqlite:///:memory:")
+    out = subprocess.run([sys.executable, "-c", BUILD_IN_MASTER], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    # The URLconf's modules are imported and its tables filled before the fork, so workers share them.
+    assert out.stdout.split("\n")[0] == "(False, False) (True, True)"
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_gunicorn_hands_the_masters_free_heap_back_on_glibc():
     import runpy
