@@ -6,7 +6,8 @@ Usage:
 
 Generates N items with one prediction each over K classes (3-10, seeded when not given): --confident of
 them (default 0.55, as bench/scale.py) with 0.955 on one class, which the default policy accepts, the rest
-Dirichlet-random, which it sends to the crowd or an expert; then, each into a fresh project on the configured database (migrated first):
+Dirichlet-random, which it sends to the crowd or an expert; then, each into a fresh project on the
+configured database (migrated first):
 
 1. floor: Item.objects.bulk_create + Prediction.objects.bulk_create in chunks, one transaction;
    raw floor: the same rows through core.bulk (COPY on PostgreSQL), without any checks;

@@ -13,4 +13,4 @@ from routing.services import items_route
 def route_ingested_items(sender: Any, *, item_ids: Iterable[int], actor: Any = None,
                          created: Mapping[int, CreatedItem] | None = None, **kwargs: Any) -> None:
     """Route freshly ingested items inside the ingest transaction, so no item is stored unrouted."""
-    items_route(item_ids=item_ids, stage=Stage.INGEST, actor=actor, inserted=created)
+    items_route(item_ids=item_ids, stage=Stage.INGEST, actor=actor, created=created)

@@ -144,12 +144,12 @@ def items_route(
     policy_version: PolicyVersion | None = None,
     now: dt.datetime | None = None,
     locked_items: Sequence[Item] = (),
-    inserted: Mapping[int, CreatedItem] | None = None,
+    created: Mapping[int, CreatedItem] | None = None,
 ) -> RouteResult:
     """Route the items by their project's live policy version (or the given published one), set-based,
     and create the work the decisions ask for (`work_plan`). `locked_items`: some of the items, already
     locked in the caller's transaction and loaded as selectors.routing_item_sql reads them (not read again).
-    `inserted`: items the caller's transaction inserted, as ingest wrote them (the batch path takes their
+    `created`: items the caller's transaction inserted, as ingest wrote them (the batch path takes their
     values from here instead of reading them back).
 
     Per chunk of CHUNK_SIZE items a fixed number of queries loads items, predictions, annotations and
@@ -162,7 +162,7 @@ def items_route(
         raise ValidationError("A draft policy version never routes items; publish it first.")
     ids = sorted(set(item_ids))
     counts: Counter[str] = Counter()
-    created: list[RoutingDecision] = []
+    made: list[RoutingDecision] = []
     written: list[tuple[int, int]] = []
     now = now or timezone.now()
     versions: dict[int, PolicyVersion] = {}
@@ -185,7 +185,7 @@ def items_route(
             rest = []
             for chunk in inputs.chunked(ids):
                 fresh = fresh_route(ids=chunk, stage=stage, actor_id=actor.pk if actor is not None else None,
-                    version_of=version_of, configs=configs, now=now, created=inserted)
+                    version_of=version_of, configs=configs, now=now, created=created)
                 if fresh.outcomes:
                     _items_update(outcomes=fresh.outcomes, now=now)
                 written += fresh.routed
@@ -208,13 +208,13 @@ def items_route(
                 counts[decision.outcome.value] += 1
             # Planned before the insert: expert offers store their ranking on the decision row.
             plan = work_plan(loaded=loaded, rows=decisions, configs=item_configs, now=now)
-            created += insert_objects(decisions)
+            made += insert_objects(decisions)
             _items_update(outcomes=[(d.item_id, d.outcome, d.final_label, d.final_source, d.confidence)
                                     for d in decisions], now=now)
             work_apply(plan, now=now)
     return RouteResult(
         counts={o.value: counts[o.value] for o in Outcome},
-        decisions=StoredDecisions(created, written) if written else tuple(created),
+        decisions=StoredDecisions(made, written) if written else tuple(made),
     )
 
 
