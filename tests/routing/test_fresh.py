@@ -24,8 +24,9 @@ def _publish(project, config):
     return policy
 
 
-@pytest.mark.parametrize("temperature", [None, 0.7])
-def test_batch_routed_items_store_what_the_per_item_path_would(unrouted_ingest, monkeypatch, temperature):
+def _mixed_batch(temperature=None):
+    """A project sampling 30% of accepted items for review, a policy escalating very unsure items, and 300
+    rows: confident and unsure predictions, one in 25 without a prediction, one in 30 with an annotation."""
     project = make_project()
     project.review_sample_rate = 0.3
     project.save(update_fields=["review_sample_rate"])
@@ -39,6 +40,12 @@ def test_batch_routed_items_store_what_the_per_item_path_would(unrouted_ingest, 
         row.pop("predictions")
     for row in rows[1::30]:
         row["annotations"] = [{"annotator": "crowd1", "label": "cat", "role": "crowd"}]
+    return project, policy, config, rows
+
+
+@pytest.mark.parametrize("temperature", [None, 0.7])
+def test_batch_routed_items_store_what_the_per_item_path_would(unrouted_ingest, monkeypatch, temperature):
+    project, policy, config, rows = _mixed_batch(temperature)
     ids = list(ingest(project, rows).item_ids)
     taken = []
     original = fresh.fresh_route
@@ -91,17 +98,7 @@ def test_ingest_routes_the_items_it_created_from_its_own_values_as_if_read_back(
     into an integer and -0.0 into 0, which canonical JSON equates). Values a JSON column does not keep (a
     Python caller's int keys and tuples) are read back instead; items with annotations or two predictions
     still go item by item."""
-    project = make_project()
-    project.review_sample_rate = 0.3
-    project.save(update_fields=["review_sample_rate"])
-    config = dataclasses.replace(DEFAULT_POLICY, crowd_overlap=2, max_crowd_labels=4, triggers=(
-        Trigger("entropy", Comparison.GT, 0.95, "very_unsure"),))
-    policy = _publish(project, config)
-    rows = random_rows(300)
-    for row in rows[::25]:
-        row.pop("predictions")
-    for row in rows[1::30]:
-        row["annotations"] = [{"annotator": "crowd1", "label": "cat", "role": "crowd"}]
+    project, policy, config, rows = _mixed_batch()
     for row in rows[2::40]:
         row["predictions"].append({"model_version": "clf-2", "probabilities": {"cat": 0.5, "dog": 0.5}})
     rows[3]["data"] = {"text": "keys", 7: "int key", "pair": (1, 2)}
