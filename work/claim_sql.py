@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,14 +45,47 @@ def crowd_claim(
         if worker is None or worker.role != Role.CROWD:
             return worker, None
         return worker, queue_claim(user=user, worker=worker, project=project, now=now, lease_end=lease_end)
+    sql, template = _crowd_claim_statement(project is not None)
+    given = {_USER: user.pk, _PROJECT: project.pk if project is not None else None, _NOW: now, _LEASE_END: lease_end}
+    with prepared_cursor() as cursor:
+        cursor.execute(sql, [given[p] if type(p) is _Given else p for p in template])
+        row = cursor.fetchone()
+    if row is None:
+        return None, None
+    worker = work_selectors.worker_from_row(user=user, row=_before_bump(row[:_N_WORKER]))
+    rest = row[_N_WORKER:]
+    if rest[0] is None:  # the claimed row's id: nothing taken
+        return worker, None
+    return worker, _claimed_from_row(rest, project)
+
+
+class _Given:
+    """Stands for a value given per call in a statement built once (_crowd_claim_statement)."""
+
+
+_USER, _PROJECT, _NOW, _LEASE_END = _Given(), _Given(), _Given(), _Given()
+_N_WORKER = len(work_selectors.WORKER_COLUMNS.split(","))
+
+
+@dataclass(frozen=True)
+class _Standing:
+    pk: Any
+
+
+@functools.cache
+def _crowd_claim_statement(in_project: bool) -> tuple[str, tuple[Any, ...]]:
+    """crowd_claim's PostgreSQL statement (in one project, or in any) and its parameters, the per-call ones
+    as _Given markers: the same for every claimer, so built once per process rather than on every claim."""
+    user = _Standing(pk=_USER)
     # The crowd's queue needs nothing of the roster entry but the role and capacity, which the statement reads.
-    crowd = work_selectors.Worker(user_id=user.pk, role=Role.CROWD, capacity=0, expertise=(), languages=())
+    crowd = work_selectors.Worker(user_id=0, role=Role.CROWD, capacity=0, expertise=(), languages=())
+    project = _Standing(pk=_PROJECT) if in_project else None
     update, params = _claim_update(
         user=user,
         worker=crowd,
         project=project,
-        now=now,
-        lease_end=lease_end,
+        now=_NOW,
+        lease_end=_LEASE_END,
         capacity="(SELECT capacity FROM w)",
         # Only a crowd annotator takes from the crowd's queue; anyone else's call locks nothing.
         guard=f"(SELECT role FROM w) = '{Role.CROWD.value}'",
@@ -63,17 +97,7 @@ def crowd_claim(
         f" SELECT w.*, {columns(Assignment, 'claimed')}, {select}, {work_selectors.gold_rate_sql('claimed.project_id')}"
         f" FROM w LEFT JOIN claimed ON TRUE LEFT JOIN {Item._meta.db_table} it ON it.id = claimed.item_id{joins}"
     )
-    with prepared_cursor() as cursor:
-        cursor.execute(sql, [user.pk, *params])
-        row = cursor.fetchone()
-    if row is None:
-        return None, None
-    n_worker = len(work_selectors.WORKER_COLUMNS.split(","))
-    worker = work_selectors.worker_from_row(user=user, row=_before_bump(row[:n_worker]))
-    rest = row[n_worker:]
-    if rest[0] is None:  # the claimed row's id: nothing taken
-        return worker, None
-    return worker, _claimed_from_row(rest, project)
+    return sql, (_USER, *params)
 
 
 def queue_claim(
