@@ -2,7 +2,7 @@
 
 Usage:
     .venv/bin/python bench/report.py [--pg-url URL | --no-postgres] [--out docs/benchmarks.md]
-        [--ingest-items 20000] [--claim-slots 1000] [--claim-seconds 5] [--http-items 2000]
+        [--ingest-items 20000] [--claim-slots 4000] [--claim-seconds 5] [--http-items 2000]
         [--http-seconds 10] [--auth-requests 2000] [--export-items 20000] [--simulate-items 10000]
         [--page-requests 30] [--page-items 300] [--dashboard-items 30000] [--dashboard-annotations 100000]
         [--scale [--scale-url URL] [--scale-sizes 10000,1000000,10000000] | --scale-from FILE]
@@ -308,7 +308,7 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true", help="skip the PostgreSQL rows")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     parser.add_argument("--ingest-items", type=int, default=20_000)
-    parser.add_argument("--claim-slots", type=int, default=1000)
+    parser.add_argument("--claim-slots", type=int, default=4000)
     parser.add_argument("--claim-seconds", type=float, default=5)
     parser.add_argument("--http-items", type=int, default=2000)
     parser.add_argument("--http-seconds", type=float, default=10)

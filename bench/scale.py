@@ -13,7 +13,8 @@ At each size step (--sizes, ascending) the one project "scale" is grown to the s
                   routing.services.items_route: decisions, item updates, crowd slots), 2,000 rows a call as
                   the API takes them, into the project as it stands at that size. Items/s of the whole.
   claim p95       16 claimer processes (bench/claim.py's) take from the project's open crowd slots for
-                  --claim-seconds through work.claims.assignment_claim_next: median and p95 of one claim.
+                  --claim-seconds through work.claims.assignment_claim_next, each after 10 untimed warm-up
+                  claims (steady state, as a long-lived web worker claims): median and p95 of one claim.
   submit p95      gunicorn (--workers) on 127.0.0.1; 8 crowd annotators loop POST .../next + POST
                   .../submit (each submit routes the item again) for --http-seconds (bench/claim.py's loop).
   item list       GET /api/projects/scale/items: the first page and a deep page (a cursor at the item 90%
