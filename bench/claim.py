@@ -4,6 +4,7 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/workbench_claims .venv/bin/python bench/claim.py
         [--slots 3000] [--seconds 15] [--warmup 10] [--http-items 6000] [--http-seconds 20] [--workers 4] [--keep]
         [--auth-requests 5000] [--auth-rounds 3] [--auth-classes dotted.Class,...]
+        [--ab-root /path/to/other/worktree] [--ab-rounds 2]
 
 1. claims: for 1, 4 and 16 concurrent claimers (separate processes, as web workers would be), a fresh
    project with --slots open crowd slots made by routing; every claimer claims (work.claims.
@@ -18,8 +19,17 @@ Usage:
    first claim (connection's first statement). Aim: p95 < 20 ms with 16 claimers on a quiet machine.
 2. http loop: gunicorn (--workers sync workers) on 127.0.0.1 against the same database; --clients threads,
    each a different crowd annotator with an API token, repeat POST /api/projects/<slug>/next and POST
-   /api/assignments/<id>/submit (the item is routed again on every submit) for --http-seconds. Prints
-   annotations/s and median/p95 of each call. Aim: > 200 annotations/s.
+   /api/assignments/<id>/submit (the item is routed again on every submit) for --http-seconds, after an
+   unmeasured warm-up (WARM_UP_SECONDS: a fresh worker imports the URLconf, DRF and the API modules on
+   its first requests, 0.3-0.7 s of CPU each, which earlier runs counted in the measurement). Prints
+   annotations/s, median/p95 of each call and the CPU per annotation of the client, gunicorn and the
+   database's backends (from /proc): on one machine they share its cores, so their sum bounds the
+   rate. Aim: > 200 annotations/s. The client is cheap on purpose (about 0.9 ms of CPU per annotation,
+   against 7-8 for gunicorn and 2.5-3.5 for PostgreSQL, load 7-8): one small JSON body each way, and a
+   new connection per request because gunicorn's sync worker closes every connection after its
+   response, so keep-alive would save nothing. With --ab-root, the loop alternates between this code
+   and the code of another worktree (its own .venv, the same migrations) on the same database, --ab-rounds
+   times each: old and new measured under the same load.
 3. token authentication, the first step of every call of the loop: per class of --auth-classes (default
    the API's core.authentication.PreparedTokenAuthentication and DRF's TokenAuthentication, which it
    specialises) and round, --auth-requests requests (`Authorization: Token <key>`, built by RequestFactory,
@@ -74,6 +84,8 @@ from work import claims
 
 LEVELS = tuple(int(x) for x in os.environ.get("CLAIM_LEVELS", "1,4,16").split(","))
 DEFAULT_HTTP_CLIENTS = 8
+# The HTTP loop runs this long before it is measured.
+WARM_UP_SECONDS = 2.0
 # The API's token check, timed next to DRF's own TokenAuthentication, which it specialises.
 API_AUTH = "core.authentication.PreparedTokenAuthentication"
 
@@ -206,7 +218,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(port: int, workers: int, root: pathlib.Path = ROOT) -> subprocess.Popen:
+    """gunicorn serving the code in `root` (a worktree with its own .venv; default this one)."""
     env = {
         **os.environ,
         "DEBUG": "false",
@@ -217,7 +230,7 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
     }
     process = subprocess.Popen(
         [
-            str(ROOT / ".venv" / "bin" / "gunicorn"),
+            str(root / ".venv" / "bin" / "gunicorn"),
             "workbench.wsgi",
             "--bind",
             f"127.0.0.1:{port}",
@@ -226,7 +239,7 @@ def start_gunicorn(port: int, workers: int) -> subprocess.Popen:
             "--log-level",
             "warning",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=env,
         start_new_session=True,
     )
@@ -292,17 +305,73 @@ def run_clients(port: int, tokens: list[str], slug: str, seconds: float) -> tupl
     return out, time.perf_counter() - started
 
 
-def bench_http(users: list[Any], items: int, seconds: float, workers: int, clients: int) -> dict[str, float]:
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) each process has used so far; those gone are left out."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return used
+
+
+def cpu_since(before: dict[int, float], now: dict[int, float]) -> float:
+    """CPU seconds the processes of `now` used since `before` (all of it for those started since)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in now.items())
+
+
+def server_pids(server: subprocess.Popen) -> list[int]:
+    """gunicorn's master and its workers."""
+    children = []
+    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == server.pid:
+                children.append(int(stat.parent.name))
+        except (OSError, ValueError):
+            continue
+    return [server.pid, *children]
+
+
+def database_pids() -> list[int]:
+    """The PostgreSQL backends serving this database, this process's own connection left out (none of them
+    is on this machine when the database is elsewhere: cpu_seconds then finds none)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        pids = [pid for (pid,) in cursor.fetchall()]
+    connections.close_all()
+    return pids
+
+
+def bench_http(users: list[Any], items: int, seconds: float, workers: int, clients: int,
+               root: pathlib.Path = ROOT) -> dict[str, float]:
+    """The loop against gunicorn serving the code in `root`. Besides latencies, the CPU each side spent per
+    annotation: this client (its threads), gunicorn (master and workers) and the database's backends (read
+    from /proc at the end, when the workers' connections are still open; a database on another machine
+    counts 0): on one machine they share its cores, so their sum bounds the annotations per second."""
     project = queue_project(f"bench-http-{time.time_ns()}", items, crowd_overlap=2)
     tokens = [Token.objects.get_or_create(user=u)[0].key for u in users[:clients]]
     connections.close_all()
     port = free_port()
-    server = start_gunicorn(port, workers)
+    server = start_gunicorn(port, workers, root)
     try:
+        # Unmeasured: every worker imports and builds what it does on its first requests (seconds of CPU
+        # on these cores, which a server that has been running has long spent).
+        run_clients(port, tokens[:clients], project.slug, WARM_UP_SECONDS)
+        server_before = cpu_seconds(server_pids(server))
+        database_before = cpu_seconds(database_pids())
+        client_before = time.process_time()
         out, wall = run_clients(port, tokens[:clients], project.slug, seconds)
+        client_cpu = time.process_time() - client_before
+        server_cpu = cpu_since(server_before, cpu_seconds(server_pids(server)))
+        database_cpu = cpu_since(database_before, cpu_seconds(database_pids()))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+    n = max(1, len(out["submit"]))
     return {
         "annotations": len(out["submit"]),
         "per_s": len(out["submit"]) / wall,
@@ -311,8 +380,23 @@ def bench_http(users: list[Any], items: int, seconds: float, workers: int, clien
         "next_p95_ms": percentile(out["next"], 95),
         "submit_median_ms": statistics.median(out["submit"]),
         "submit_p95_ms": percentile(out["submit"], 95),
+        "client_cpu_ms": 1000 * client_cpu / n,
+        "server_cpu_ms": 1000 * server_cpu / n,
+        "database_cpu_ms": 1000 * database_cpu / n,
         "labeled": project.items.filter(status="labeled").count(),
+        "load": os.getloadavg()[0],
     }
+
+
+def http_report(h: dict[str, float], *, clients: int, workers: int, code: str = "") -> str:
+    return (
+        f"\nHTTP loop{code}, {clients} annotators, gunicorn x{workers}: {h['annotations']} annotations, "
+        f"{h['per_s']:.0f}/s, {h['errors']} errors, {h['labeled']} items labeled, load {h['load']:.2f}\n"
+        f"  next:   median {h['next_median_ms']:.1f} ms, p95 {h['next_p95_ms']:.1f} ms\n"
+        f"  submit: median {h['submit_median_ms']:.1f} ms, p95 {h['submit_p95_ms']:.1f} ms\n"
+        f"  CPU per annotation: client {h['client_cpu_ms']:.2f} ms, gunicorn {h['server_cpu_ms']:.2f} ms, "
+        f"PostgreSQL {h['database_cpu_ms']:.2f} ms"
+    )
 
 
 # --- 3. token authentication ----------------------------------------------------------------------------
@@ -366,6 +450,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=DEFAULT_HTTP_CLIENTS, help="annotators in the HTTP loop")
     parser.add_argument("--keep", action="store_true", help="keep the benchmark projects")
     parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--ab-root", help="also run the HTTP loop against the code in this directory (another "
+                        "worktree with its own .venv and the same migrations), alternating with this code")
+    parser.add_argument("--ab-rounds", type=int, default=2, help="rounds of the alternation with --ab-root")
     parser.add_argument("--skip-claims", action="store_true")
     parser.add_argument("--auth-requests", type=int, default=5000, help="authentications per class and round")
     parser.add_argument("--auth-rounds", type=int, default=3)
@@ -398,13 +485,13 @@ def main() -> None:
                   " each claimer's first claim, on a new connection)")
         h = None
         if not args.skip_http:
-            h = bench_http(users, args.http_items, args.http_seconds, args.workers, args.clients)
-            print(
-                f"\nHTTP loop, {args.clients} annotators, gunicorn x{args.workers}: {h['annotations']} annotations, "
-                f"{h['per_s']:.0f}/s, {h['errors']} errors, {h['labeled']} items labeled\n"
-                f"  next:   median {h['next_median_ms']:.1f} ms, p95 {h['next_p95_ms']:.1f} ms\n"
-                f"  submit: median {h['submit_median_ms']:.1f} ms, p95 {h['submit_p95_ms']:.1f} ms"
-            )
+            other = pathlib.Path(args.ab_root).resolve() if args.ab_root else None
+            for _ in range(args.ab_rounds if other else 1):
+                h = bench_http(users, args.http_items, args.http_seconds, args.workers, args.clients)
+                print(http_report(h, clients=args.clients, workers=args.workers, code=" (this code)" if other else ""))
+                if other:
+                    b = bench_http(users, args.http_items, args.http_seconds, args.workers, args.clients, other)
+                    print(http_report(b, clients=args.clients, workers=args.workers, code=f" ({other})"))
         auth = None
         if not args.skip_auth:
             keys = [Token.objects.get_or_create(user=u)[0].key for u in users]

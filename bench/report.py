@@ -127,7 +127,9 @@ def claim_rows(f: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"HTTP loop: next + submit, {h['clients']} annotators, gunicorn x{h['workers']}",
             f"{h['per_s']:,.0f} annotations/s",
             f"{h['errors']} errors; next median {h['next_median_ms']:.1f} ms (p95 {h['next_p95_ms']:.1f}), "
-            f"submit median {h['submit_median_ms']:.1f} ms (p95 {h['submit_p95_ms']:.1f})",
+            f"submit median {h['submit_median_ms']:.1f} ms (p95 {h['submit_p95_ms']:.1f})"
+            + (f"; CPU per annotation: client {h['client_cpu_ms']:.2f} ms, gunicorn {h['server_cpu_ms']:.2f} ms, "
+               f"PostgreSQL {h['database_cpu_ms']:.2f} ms" if "server_cpu_ms" in h else ""),
         ))
     rows += [
         (f"token authentication (`{dotted.rsplit('.', 1)[-1]}`)",

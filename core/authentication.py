@@ -8,6 +8,7 @@ only where the row comes from; DRF still parses the header and gives the same an
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -23,18 +24,24 @@ class PreparedTokenAuthentication(TokenAuthentication):
     """`Authorization: Token <key>`, answered exactly as DRF's TokenAuthentication answers it."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Token]:
-        User = get_user_model()
         with prepared_cursor() as cursor:
-            cursor.execute(
-                f"SELECT {columns(Token, 't')}, {columns(User, 'u')} FROM {Token._meta.db_table} t"
-                f" JOIN {User._meta.db_table} u ON u.{User._meta.pk.column} = t.user_id WHERE t.key = %s",
-                [key],
-            )
+            cursor.execute(_token_statement(cursor.db.vendor), [key])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         token = model_from_row(Token, row)
-        token.user = model_from_row(User, row[len(Token._meta.concrete_fields) :])
+        token.user = model_from_row(get_user_model(), row[len(Token._meta.concrete_fields) :])
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         return token.user, token
+
+
+@functools.cache
+def _token_statement(vendor: str) -> str:
+    """The token joined with its user, by key: written once per process and database vendor (columns()
+    quotes names as it does), where every API call used to write it again."""
+    User = get_user_model()
+    return (
+        f"SELECT {columns(Token, 't')}, {columns(User, 'u')} FROM {Token._meta.db_table} t"
+        f" JOIN {User._meta.db_table} u ON u.{User._meta.pk.column} = t.user_id WHERE t.key = %s"
+    )

@@ -179,7 +179,7 @@ def fresh_route(
         project = projects[project_id]
         version = version_of(project)
         if version.id not in configs:
-            configs[version.id] = PolicyConfig.from_dict(version.config)
+            configs[version.id] = inputs.version_config(version)
         config = configs[version.id]
         classes = tuple(project.class_names)
         class_prior = inputs.class_prior_of(project)

@@ -4,6 +4,7 @@ item's work as routing plans it."""
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from routing.engine.types import (
     AnnotationInput,
     AnnotatorReliability,
     ItemInput,
+    PolicyConfig,
     PredictionInput,
 )
 from routing.models import (
@@ -344,3 +346,26 @@ def live_version_of(project: Project) -> PolicyVersion | None:
     except EscalationPolicy.DoesNotExist:
         return None
     return policy.live_version
+
+
+# version id -> (the config it was built from, the PolicyConfig): version_config's per-process memory.
+_VERSION_CONFIGS: dict[int, tuple[Any, PolicyConfig]] = {}
+# More versions than any deployment routes by at once; past it the memory starts again.
+_VERSION_CONFIGS_MAX = 256
+
+
+def version_config(version: PolicyVersion) -> PolicyConfig:
+    """The version's PolicyConfig, built once per process and reused while the stored config is the same.
+
+    Every submit routes its item again: building the config from JSON and writing its canonical form for
+    the decision's inputs_digest (which the PolicyConfig keeps once written) cost more than the engine's
+    decision itself. Versions are immutable, but the reuse is checked against the stored config all the
+    same, so a version edited in place (a shell, a migration) is never routed by its old fields."""
+    found = _VERSION_CONFIGS.get(version.pk)
+    if found is not None and found[0] == version.config:
+        return found[1]
+    config = PolicyConfig.from_dict(version.config)
+    if len(_VERSION_CONFIGS) >= _VERSION_CONFIGS_MAX:
+        _VERSION_CONFIGS.clear()
+    _VERSION_CONFIGS[version.pk] = (copy.deepcopy(version.config), config)
+    return config

@@ -27,7 +27,7 @@ from labeling.models import (
 from labeling.signals import CreatedItem
 from routing import inputs
 from routing.decision_inputs import inputs_to_dict
-from routing.engine.policy import evaluate, inputs_digest
+from routing.engine.policy import evaluate, stored_inputs_digest
 from routing.engine.types import Decision, Outcome, PolicyConfig, Stage
 from routing.fresh import fresh_route
 
@@ -199,7 +199,7 @@ def items_route(
             for r in loaded:
                 version = version_of(r.item.project)
                 if version.id not in configs:
-                    configs[version.id] = PolicyConfig.from_dict(version.config)
+                    configs[version.id] = inputs.version_config(version)
                 config = configs[version.id]
                 decision = evaluate(r.item_input, config, r.reliabilities)
                 decisions.append(_decision_row(r, decision, version, stage, actor, config))
@@ -227,12 +227,13 @@ def _decision_row(
     config: PolicyConfig,
 ) -> RoutingDecision:
     stored = decision.to_dict()
+    stored_inputs = inputs_to_dict(loaded.item_input, loaded.reliabilities)
     return RoutingDecision(
         item=loaded.item,
         policy_version=version,
         stage=stage.value,
-        inputs=inputs_to_dict(loaded.item_input, loaded.reliabilities),
-        inputs_digest=inputs_digest(loaded.item_input, config, loaded.reliabilities),
+        inputs=stored_inputs,
+        inputs_digest=stored_inputs_digest(stored_inputs, config),
         outcome=decision.outcome.value,
         final_label=decision.final_label,
         final_source=decision.final_source,

@@ -387,11 +387,23 @@ def inputs_digest(item: ItemInput, policy: PolicyConfig, reliabilities: Mapping[
     The document is assembled from its three canonical parts (sorted keys: item, policy, reliabilities),
     which gives the same bytes as canonical_json(decision_inputs(...)) while serialising the policy once
     per policy object instead of once per item."""
-    reliability_part = canonical_json([r.to_dict() for r in relevant_reliabilities(item, reliabilities).values()])
+    return stored_inputs_digest(
+        {
+            "item": item.to_dict(),
+            "reliabilities": [r.to_dict() for r in relevant_reliabilities(item, reliabilities).values()],
+        },
+        policy,
+    )
+
+
+def stored_inputs_digest(stored: Mapping[str, Any], policy: PolicyConfig) -> str:
+    """`inputs_digest` from the decision's stored inputs (routing.decision_inputs.inputs_to_dict: the item's
+    and the relevant reliabilities' dicts, which is `decision_inputs` without the policy), so a caller that
+    stores them does not build them twice."""
     document = (
-        '{"item":' + canonical_json(item.to_dict())
+        '{"item":' + canonical_json(stored["item"])
         + ',"policy":' + _policy_canonical_json(policy)
-        + ',"reliabilities":' + reliability_part + "}"
+        + ',"reliabilities":' + canonical_json(stored["reliabilities"]) + "}"
     )
     return hashlib.sha256(document.encode("utf-8")).hexdigest()
 

@@ -1,10 +1,20 @@
 """Policy evaluation: trigger boundaries, auto-accept, crowd to consensus, escalation, experts, digests."""
 
 import dataclasses
+import hashlib
 
 import pytest
 
-from routing.engine.policy import evaluate, inputs_digest, policy_errors, trigger_fires
+from routing.decision_inputs import inputs_to_dict
+from routing.engine.policy import (
+    canonical_json,
+    decision_inputs,
+    evaluate,
+    inputs_digest,
+    policy_errors,
+    stored_inputs_digest,
+    trigger_fires,
+)
 from routing.engine.signals import SIGNAL_NAMES
 from routing.engine.types import (
     AnnotationInput,
@@ -438,6 +448,17 @@ def test_digest_is_stable_across_equal_inputs():
     assert len(base) == 64 and int(base, 16) >= 0
     # An annotator who did not label this item cannot change its decision, nor its digest.
     assert inputs_digest(busy_item(), BUSY_POLICY, {**reliabilities, **reliable(99)}) == base
+
+
+def test_the_digest_of_stored_inputs_is_the_digest_of_the_inputs():
+    """Routing stores inputs_to_dict and digests that document (stored_inputs_digest) instead of building
+    the item's and reliabilities' dicts twice: the same sha256 of the canonical decision inputs."""
+    reliabilities = {**reliable(1, 2), **reliable(99)}
+    for item in (busy_item(), make_item(binary(0.5)), make_item(binary(0.9), [("cat", 1)])):
+        stored = inputs_to_dict(item, reliabilities)
+        document = canonical_json(decision_inputs(item, BUSY_POLICY, reliabilities))
+        expected = hashlib.sha256(document.encode()).hexdigest()
+        assert stored_inputs_digest(stored, BUSY_POLICY) == inputs_digest(item, BUSY_POLICY, reliabilities) == expected
 
 
 @pytest.mark.parametrize(
