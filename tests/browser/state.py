@@ -6,10 +6,14 @@ admin and a stakeholder (view permissions, like seed_demo's stakeholders group).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import datetime as dt
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from unittest import mock
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -18,6 +22,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from core.access import STAKEHOLDER_GROUP
+from demo.datasets import DEMO_PEOPLE
+from experts.availability import ExpertSnapshot, ShiftSpec, shift_intervals
 from experts.models import Role
 from experts.services import expert_create
 from labeling.models import Annotation, GoldLabel, Project
@@ -117,11 +123,47 @@ def _next_for(user: Any, project: Project | None = None) -> Any:
     )
 
 
+def demo_shifts(username: str) -> ExpertSnapshot:
+    """The demo person's time zone and weekly shifts (demo/datasets.py) as routing's availability reads them."""
+    person = next(p for p in DEMO_PEOPLE if p.username == username)
+    return ExpertSnapshot(expert_id=0, user_id=0, display_name=username, time_zone=person.time_zone, shifts=tuple(
+        ShiftSpec(s.weekday, dt.time.fromisoformat(s.start), dt.time.fromisoformat(s.end)) for s in person.shifts
+    ))
+
+
+def shift_moment(now: dt.datetime, username: str = "dr.ada", margin: dt.timedelta = dt.timedelta(hours=1)
+                 ) -> dt.datetime:
+    """`now` if the demo person is on shift then with `margin` of it left, else the latest moment before
+    `now` when they are (routing's own shift rules, experts.availability): routing offers escalations to
+    experts by shift, so pages that expect dr.ada's queue to hold work must be set up in her working hours,
+    whatever the hour the tests run at."""
+    moments = [
+        min(now, finish - margin)
+        for begin, finish in shift_intervals(demo_shifts(username), now - dt.timedelta(days=8), now + margin)
+        if begin <= min(now, finish - margin)
+    ]
+    return max(moments)
+
+
+@contextlib.contextmanager
+def clock_moved_to(moment: dt.datetime) -> Iterator[None]:
+    """`timezone.now()` runs from `moment` at the real clock's pace inside (labels still take time)."""
+    real_now = timezone.now
+    offset = moment - real_now()
+    with mock.patch.object(timezone, "now", lambda: real_now() + offset):
+        yield
+
+
 def demo_activity(*, items: int = 40, seed: int = 3, crowd_rounds: int = 12) -> dict[str, Any]:
     """seed_demo's data after a day of work: the admin tightened both policies (metadata conflicts go to
     experts, at most three crowd labels) and re-routed, the crowd labeled biopsy records with some disagreement
     (the digits keep open crowd work), experts labeled part of their queue and the reviewer looked at one
-    item. Returns the people by username."""
+    item. Returns the people by username. Set up in dr.ada's working hours (shift_moment): now, when it is."""
+    with clock_moved_to(shift_moment(timezone.now())):
+        return _demo_activity(items=items, seed=seed, crowd_rounds=crowd_rounds)
+
+
+def _demo_activity(*, items: int, seed: int, crowd_rounds: int) -> dict[str, Any]:
     # The screenshots show work in progress: no simulated history, this function makes its own.
     call_command("seed_demo", items=items, no_history=True, stdout=io.StringIO())
     people = {u.username: u for u in get_user_model().objects.all()}
