@@ -9,7 +9,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -20,12 +20,14 @@ from django_q.tasks import async_task
 from core.audit import audit_record
 from core.models import AuditEvent
 from labeling.models import JobStatus, Project
-from pilot import calibration
 from pilot.models import CalibrationRun
 from pilot.selectors import ProjectHistory, latest_calibration_goal, project_history
 from routing.engine.types import PolicyConfig
 from routing.models import EscalationPolicy, PolicyVersion
 from routing.policies import policy_draft_save, policy_for_project
+
+if TYPE_CHECKING:
+    from pilot.calibration import Candidate
 
 logger = logging.getLogger(__name__)
 
@@ -76,12 +78,21 @@ def _require_history(history: ProjectHistory, last_n: int) -> None:
         )
 
 
+# pilot.calibration (with the simulator it replays on) is imported by the functions that calibrate, which
+# run in the background workers: the policy admin imports this module in every web process, whose pages never
+# calibrate (docs/deploy.md, "Memory").
+
+
 def _candidates(live: PolicyConfig, history: ProjectHistory) -> list[PolicyConfig]:
+    from pilot import calibration
+
     # The live policy first: on an exact tie the choice keeps it, so an equal-cost twin never reads as a change.
     return [live, *calibration.candidate_policies(live, with_predictions=bool(history.data.history.predictions))]
 
 
-def _figures(candidate: calibration.Candidate) -> dict[str, float]:
+def _figures(candidate: Candidate) -> dict[str, float]:
+    from pilot import calibration
+
     return {key: candidate.held_out[key] for key in calibration.REPORTED}
 
 
@@ -98,6 +109,8 @@ def calibration_recommend(
     whether the live thresholds are still the recommended ones. Skipped (nothing recorded) when fewer
     than MIN_TRUTH_ITEMS items have a truth.
     """
+    from pilot import calibration
+
     now = now or timezone.now()
     _, version, live = _live(project)
     history = project_history(project=project, last_n=last_n, now=now)
@@ -268,6 +281,8 @@ def calibration_run_execute(*, run_id: int, now: dt.datetime | None = None) -> C
     published). A run that is not queued any more (done, or taken by another worker) is left as it is.
     Too little history, or invalid input, fails the run with the reason; any other error fails it too and
     is raised for the task log."""
+    from pilot import calibration
+
     now = now or timezone.now()
     taken = CalibrationRun.objects.filter(pk=run_id, status=JobStatus.QUEUED).update(
         status=JobStatus.RUNNING, started_at=timezone.now(), progress=0

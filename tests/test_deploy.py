@@ -194,6 +194,35 @@ def test_gunicorn_builds_the_url_resolver_in_the_master_before_forking():
     assert out.stdout.split("\n")[0] == "(False, False) (True, True)"
 
 
+FIRST_USE_IN_MASTER = """
+import runpy, sys
+import django
+from django.urls import reverse
+from django.urls.resolvers import get_ns_resolver
+django.setup()
+def state():
+    return (get_ns_resolver.cache_info().currsize > 0, "django.contrib.admin.templatetags.admin_list" in sys.modules,
+            "whitenoise.storage" in sys.modules)
+before = state()
+runpy.run_path("deploy/gunicorn.conf.py")["pre_fork"](None, None)
+after = state()
+misses = get_ns_resolver.cache_info().misses
+reverse("admin:index"), reverse("admin:labeling_item_changelist")
+print(before, after, get_ns_resolver.cache_info().misses - misses)
+"""
+
+
+def test_gunicorn_builds_what_django_builds_on_first_use_in_the_master():
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS_VARIABLES}
+    env.update(PRODUCTION, DJANGO_SETTINGS_MODULE="workbench.settings", DATABASE_URL="sqlite:///:memory:")
+    out = subprocess.run([sys.executable, "-c", FIRST_USE_IN_MASTER], cwd=ROOT, env=env, capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    # The admin namespace's resolver, the template engine with its tag libraries and the static files storage
+    # exist before the fork; a worker's first admin link reverses through the master's resolver (no new one).
+    assert out.stdout.split("\n")[0] == "(False, False, False) (True, True, True) 0"
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_gunicorn_hands_the_masters_free_heap_back_on_glibc():
     import runpy
