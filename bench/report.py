@@ -14,10 +14,10 @@ PostgreSQL), claim latency, the HTTP next/submit loop, token authentication and 
 scripts delete the projects they make). The 1-minute load average is read before and after each script
 and printed next to its figures: on a shared machine it says how much the figures are worth.
 
-The section "Scale: 10 million items" comes from bench/scale.py, which takes hours (it grows a project to
-10M items on PostgreSQL), so it is opt-in: --scale runs it (on --scale-url, kept and resumed between
-runs), --scale-from renders a run saved by `bench/scale.py --json FILE`; without either the section already
-in the page is kept as it is.
+The section "Scale: 10 million items" comes from bench/scale.py, which takes about 20 minutes on 2 cores
+(it grows a project to 10M items on PostgreSQL), so it is opt-in: --scale runs it (on --scale-url, kept and
+resumed between runs), --scale-from renders a run saved by `bench/scale.py --json FILE`; without either the
+section already in the page is kept as it is.
 
 The page records the machine (CPU model, cores), the date, the git commit (marked "+ uncommitted changes"
 when the tree is dirty) and the sizes used. The defaults finish in a few minutes on a 2-core machine;
@@ -321,7 +321,7 @@ def main() -> None:
     parser.add_argument("--page-items", type=int, default=300)
     parser.add_argument("--dashboard-items", type=int, default=30_000)
     parser.add_argument("--dashboard-annotations", type=int, default=100_000)
-    parser.add_argument("--scale", action="store_true", help="also run bench/scale.py (hours; see above)")
+    parser.add_argument("--scale", action="store_true", help="also run bench/scale.py (about 20 minutes; see above)")
     parser.add_argument("--scale-url", default="postgres://postgres@127.0.0.1:5432/workbench_scale")
     parser.add_argument("--scale-sizes", default="10000,1000000,10000000")
     parser.add_argument("--scale-from", help="render the scale section from this `bench/scale.py --json` file")
