@@ -100,16 +100,16 @@ def request(port: int, method: str, path: str, headers: dict[str, str], body: di
 
 def setup(items: int) -> dict[str, object]:
     """The demo (built once), an admin session, a crowd annotator's session and token, the URLs."""
-    from bench.workload import bench_environment
+    from bench.workload import bench_environment, database_ensure
 
     bench_environment()
+    database_ensure()
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.test import Client
 
     from labeling.models import Project
 
-    call_command("migrate", interactive=False, verbosity=0)
     if not Project.objects.filter(slug="handwritten-digits").exists():
         call_command("seed_demo", items=items, stdout=io.StringIO())
     # The work loop in a fresh project of its own (bench/fleet.py's), so every run has the same work to do.

@@ -75,7 +75,6 @@ django.setup()
 
 import claim as claim_bench  # noqa: E402  (bench/claim.py: claimer processes, gunicorn, the HTTP loop)
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, connections  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.urls import reverse  # noqa: E402
@@ -83,6 +82,7 @@ from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 from scale_fill import CLASSES, DOMAINS, fill  # noqa: E402
 
+from bench.workload import database_ensure  # noqa: E402
 from dashboards.services import snapshots_refresh  # noqa: E402
 from experts.models import Role  # noqa: E402
 from experts.services import expert_create  # noqa: E402
@@ -118,21 +118,6 @@ def pct(values: list[float], q: float) -> float:
 
 
 # --- set-up ----------------------------------------------------------------------------------------------
-
-
-def ensure_database() -> None:
-    name = connection.settings_dict["NAME"]
-    try:
-        connection.ensure_connection()
-    except Exception:  # noqa: BLE001 - a missing database: create it from the maintenance database
-        import psycopg
-
-        s = connection.settings_dict
-        with psycopg.connect(host=s["HOST"], port=s["PORT"] or 5432, user=s["USER"], dbname="postgres",
-                             autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{name}"')
-        connection.close()
-    call_command("migrate", interactive=False, verbosity=0)
 
 
 def users(prefix: str, n: int, role: str) -> list[Any]:
@@ -503,7 +488,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes != sorted(sizes):
         parser.error("--sizes must be ascending")
-    ensure_database()
+    database_ensure()
     project = the_project(args.fresh)
     first = Item.objects.filter(project=project).order_by("id").values_list("created_at", flat=True).first()
     # Filled items' ingest times: over the year before the project's first run, in id order.

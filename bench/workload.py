@@ -77,3 +77,24 @@ def crowd_project(slug: str, n: int, *, crowd_overlap: int, batch: int = 2000, *
     for start in range(0, n, batch):
         items_ingest(project=project, rows=rows[start : start + batch])
     return project
+
+
+def database_ensure() -> None:
+    """The configured database, created from PostgreSQL's maintenance database when it is missing, and
+    migrated (SQLite creates its file itself)."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    try:
+        connection.ensure_connection()
+    except Exception:  # noqa: BLE001 - a missing database: create it from the maintenance database
+        if connection.vendor != "postgresql":
+            raise
+        import psycopg
+
+        settings = connection.settings_dict
+        with psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+                             password=settings["PASSWORD"] or None, dbname="postgres", autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{settings["NAME"]}"')
+        connection.close()
+    call_command("migrate", interactive=False, verbosity=0)
