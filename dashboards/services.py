@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
@@ -50,9 +50,14 @@ from routing.models import Assignment, AssignmentKind, AssignmentStatus, Routing
 
 logger = logging.getLogger(__name__)
 
-# How far before a refresh's start the next one looks again: a transaction that stamped its rows
-# earlier but committed after the refresh read them is still picked up, if it took less than this.
+# How far before a refresh's start the next one looks again, so that a transaction that stamped its rows
+# earlier but committed after the refresh read them is still picked up. On PostgreSQL the refresh knows
+# which transactions were open when it read (_open_since): back to the oldest one's start, less CLOCK_SKEW
+# for hosts whose clocks differ (the stamps are the web and worker hosts' `now`, the start the database's).
+# Elsewhere a fixed REFRESH_OVERLAP, enough for any transaction of this application. The refresh costs the
+# items of every day changed since then, so at scale the shorter look-back is most of its cost.
 REFRESH_OVERLAP = dt.timedelta(minutes=10)
+CLOCK_SKEW = dt.timedelta(minutes=1)
 # Items read per batch (whole days are kept together, so a batch can be larger when one day is).
 BATCH_ITEMS = 20_000
 INSERT_BATCH = 2_000
@@ -274,6 +279,29 @@ def _replace_weeks(project_id: int, weeks: Iterable[dt.date]) -> None:
     )
 
 
+def _open_since() -> dt.datetime | None:
+    """The start of the oldest transaction open in this database on another connection, None when there is
+    none (or on a database that cannot tell: the caller then falls back to REFRESH_OVERLAP). A row stamped
+    inside a transaction is stamped after it began, so no row hidden from a read made now is older."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL"
+        )
+        (oldest,) = cursor.fetchone()
+    return oldest
+
+
+def next_changes_since(*, now: dt.datetime, open_since: dt.datetime | None, vendor: str) -> dt.datetime:
+    """Where the next refresh starts looking for changes, given the refresh's `now` and, on PostgreSQL,
+    the start of the oldest transaction open when it read (see REFRESH_OVERLAP)."""
+    if vendor != "postgresql":
+        return now - REFRESH_OVERLAP
+    return min(now, open_since or now) - CLOCK_SKEW
+
+
 def snapshots_refresh(*, full: bool = False, now: dt.datetime | None = None) -> RefreshResult:
     """Bring the snapshots up to date: the partitions changed since the last refresh, or all (`full`, and
     the first time). Runs in one transaction holding the SnapshotState row, so refreshes never overlap
@@ -282,6 +310,8 @@ def snapshots_refresh(*, full: bool = False, now: dt.datetime | None = None) -> 
     with transaction.atomic():
         SnapshotState.objects.get_or_create(pk=1)
         state = SnapshotState.objects.select_for_update().get(pk=1)
+        # Before anything is read: whatever is still uncommitted now is looked for again next time.
+        open_since = _open_since()
         full = full or state.changes_since is None
         if full:
             partitions = _all_partitions()
@@ -308,7 +338,7 @@ def snapshots_refresh(*, full: bool = False, now: dt.datetime | None = None) -> 
             weeks[project_id].update(week_of(day) for day in days)
         for project_id, project_weeks in weeks.items():
             _replace_weeks(project_id, project_weeks)
-        state.changes_since = now - REFRESH_OVERLAP
+        state.changes_since = next_changes_since(now=now, open_since=open_since, vendor=connection.vendor)
         state.refreshed_at = now
         if full:
             state.full_refreshed_at = now

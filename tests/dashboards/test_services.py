@@ -6,11 +6,13 @@ import io
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
+from django.utils import timezone
 from django_q.models import Schedule
 
 from dashboards import tasks
 from dashboards.models import AnnotatorDayStats, ItemDayStats, ItemWeekStats, SnapshotState
-from dashboards.services import REFRESH_OVERLAP, snapshots_refresh
+from dashboards.services import CLOCK_SKEW, REFRESH_OVERLAP, next_changes_since, snapshots_refresh
 from experts.models import Role
 from tests.dashboards.builders import CONFIDENT, HOUR, MIDDLING, NOW, UNSURE, ingest_at, label, person, project, row
 
@@ -31,7 +33,10 @@ def test_first_refresh_is_full_and_records_how_far_it_got():
     assert (result.full, result.partitions, result.items) == (True, 1, 2)
     state = SnapshotState.objects.get()
     assert state.refreshed_at == NOW + HOUR == state.full_refreshed_at
-    assert state.changes_since == NOW + HOUR - REFRESH_OVERLAP
+    # No other transaction is open (and any real one began long after NOW): the look-back is the fixed one,
+    # or on PostgreSQL just the allowance for the hosts' clocks.
+    look_back = CLOCK_SKEW if connection.vendor == "postgresql" else REFRESH_OVERLAP
+    assert state.changes_since == NOW + HOUR - look_back
     assert {r["route"]: r["items"] for r in snapshot()} == {"auto": 1, "crowd": 1}
     assert ItemWeekStats.objects.get(route="auto").week == dt.date(2026, 3, 2)
 
@@ -90,3 +95,37 @@ def test_migrations_schedule_the_refresh_every_minute_and_a_nightly_rebuild():
     incremental, nightly = schedules["dashboards: refresh snapshots"], schedules["dashboards: rebuild snapshots"]
     assert (incremental.schedule_type, incremental.minutes, incremental.repeats) == (Schedule.MINUTES, 1, -1)
     assert (nightly.schedule_type, nightly.kwargs) == (Schedule.DAILY, "{'full': True}")
+
+
+def test_the_next_refresh_looks_back_to_the_oldest_open_transaction_on_postgresql_else_a_fixed_overlap():
+    open_since = NOW - 3 * HOUR
+    assert next_changes_since(now=NOW, open_since=None, vendor="sqlite") == NOW - REFRESH_OVERLAP
+    assert next_changes_since(now=NOW, open_since=open_since, vendor="sqlite") == NOW - REFRESH_OVERLAP
+    assert next_changes_since(now=NOW, open_since=None, vendor="postgresql") == NOW - CLOCK_SKEW
+    assert next_changes_since(now=NOW, open_since=open_since, vendor="postgresql") == open_since - CLOCK_SKEW
+    # A transaction younger than the refresh's clock says (another host's clock ahead) does not move it.
+    assert next_changes_since(now=NOW, open_since=NOW + HOUR, vendor="postgresql") == NOW - CLOCK_SKEW
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_committed_after_a_refresh_read_is_caught_however_long_its_transaction_ran():
+    """A transaction that stamps an item, stays open past a refresh, and commits after it: the next refresh
+    still finds the partition. Here the refresh's clock runs an hour ahead of the stamp, as it would when the
+    transaction had run for an hour; a fixed overlap of REFRESH_OVERLAP missed it."""
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL can tell which transactions are open; SQLite keeps REFRESH_OVERLAP")
+    import psycopg
+
+    proj = project()
+    now = timezone.now()
+    ingest_at(proj, [row("a", MIDDLING), row("b", CONFIDENT)], now=now - 48 * HOUR)
+    snapshots_refresh(now=now)
+    settings = connection.settings_dict
+    with psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+                         dbname=settings["NAME"]) as other:
+        other.execute("UPDATE labeling_item SET updated_at = now() WHERE external_id = 'a'")  # opens a transaction
+        during = snapshots_refresh(now=now + HOUR)
+        other.commit()
+    assert during.partitions == 0  # the stamp was not committed yet
+    after = snapshots_refresh(now=now + HOUR + dt.timedelta(minutes=1))
+    assert (after.partitions, after.items) == (1, 2)
