@@ -279,25 +279,26 @@ def _replace_weeks(project_id: int, weeks: Iterable[dt.date]) -> None:
     )
 
 
-def _open_since() -> dt.datetime | None:
-    """The start of the oldest transaction open in this database on another connection, None when there is
-    none (or on a database that cannot tell: the caller then falls back to REFRESH_OVERLAP). A row stamped
-    inside a transaction is stamped after it began, so no row hidden from a read made now is older."""
+def _open_since() -> tuple[bool, dt.datetime | None]:
+    """(whether the database can tell, the start of the oldest transaction open in it on another connection
+    or None when there is none). A row stamped inside a transaction is stamped after it began, so no row
+    hidden from a read made now is older. PostgreSQL hides other roles' sessions from a role without
+    pg_read_all_stats (their state reads NULL): then it cannot tell, and the fixed overlap applies."""
     if connection.vendor != "postgresql":
-        return None
+        return False, None
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT min(xact_start) FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND xact_start IS NOT NULL"
+            "SELECT min(xact_start), bool_or(state IS NULL) FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
         )
-        (oldest,) = cursor.fetchone()
-    return oldest
+        oldest, hidden = cursor.fetchone()
+    return not hidden, oldest
 
 
-def next_changes_since(*, now: dt.datetime, open_since: dt.datetime | None, vendor: str) -> dt.datetime:
-    """Where the next refresh starts looking for changes, given the refresh's `now` and, on PostgreSQL,
-    the start of the oldest transaction open when it read (see REFRESH_OVERLAP)."""
-    if vendor != "postgresql":
+def next_changes_since(*, now: dt.datetime, open_since: dt.datetime | None, known: bool) -> dt.datetime:
+    """Where the next refresh starts looking for changes: back to the oldest transaction open when this one
+    read (`open_since`, None for none), when the database could tell (`known`); else REFRESH_OVERLAP."""
+    if not known:
         return now - REFRESH_OVERLAP
     return min(now, open_since or now) - CLOCK_SKEW
 
@@ -311,7 +312,7 @@ def snapshots_refresh(*, full: bool = False, now: dt.datetime | None = None) -> 
         SnapshotState.objects.get_or_create(pk=1)
         state = SnapshotState.objects.select_for_update().get(pk=1)
         # Before anything is read: whatever is still uncommitted now is looked for again next time.
-        open_since = _open_since()
+        known, open_since = _open_since()
         full = full or state.changes_since is None
         if full:
             partitions = _all_partitions()
@@ -338,7 +339,7 @@ def snapshots_refresh(*, full: bool = False, now: dt.datetime | None = None) -> 
             weeks[project_id].update(week_of(day) for day in days)
         for project_id, project_weeks in weeks.items():
             _replace_weeks(project_id, project_weeks)
-        state.changes_since = next_changes_since(now=now, open_since=open_since, vendor=connection.vendor)
+        state.changes_since = next_changes_since(now=now, open_since=open_since, known=known)
         state.refreshed_at = now
         if full:
             state.full_refreshed_at = now

@@ -364,8 +364,10 @@ def version_config(version: PolicyVersion) -> PolicyConfig:
     found = _VERSION_CONFIGS.get(version.pk)
     if found is not None and found[0] == version.config:
         return found[1]
-    config = PolicyConfig.from_dict(version.config)
+    stored = copy.deepcopy(version.config)
+    # Built from a copy of its own: the rules' lists must not be the row's, which its holder may change.
+    config = PolicyConfig.from_dict(copy.deepcopy(stored))
     if len(_VERSION_CONFIGS) >= _VERSION_CONFIGS_MAX:
         _VERSION_CONFIGS.clear()
-    _VERSION_CONFIGS[version.pk] = (copy.deepcopy(version.config), config)
+    _VERSION_CONFIGS[version.pk] = (stored, config)
     return config

@@ -69,3 +69,23 @@ def test_the_api_schema_is_the_same_with_the_module_deferred():
     deferred = _run(SCHEMA.format(first=""))
     loaded_first = _run(SCHEMA.format(first="import rest_framework.test"))
     assert deferred == loaded_first
+
+
+def test_a_second_thread_waits_for_the_real_module_another_thread_is_still_loading():
+    # The real module's code held up for 0.5 s: a second thread that loads it meanwhile must get the whole
+    # module, not the half-executed one already in sys.modules.
+    printed = _run("import importlib.abc, sys, threading, time\n"
+                   "class Slow(importlib.abc.MetaPathFinder):\n"
+                   "    def find_spec(self, name, path, target=None):\n"
+                   "        if name != DEFERRED: return None\n"
+                   "        sys.meta_path.remove(self)\n"
+                   "        spec = importlib.util.find_spec(name)\n"
+                   "        run = spec.loader.exec_module\n"
+                   "        spec.loader.exec_module = lambda module: (time.sleep(0.5), run(module))\n"
+                   "        return spec\n"
+                   "import importlib.util\n"
+                   "defer_drf_test_module()\n"
+                   "sys.meta_path.insert(0, Slow())\n"
+                   "first = threading.Thread(target=load_deferred); first.start(); time.sleep(0.2)\n"
+                   "print(hasattr(load_deferred(), 'APIRequestFactory')); first.join()")
+    assert printed == ["True"]

@@ -50,7 +50,9 @@ def load_deferred() -> types.ModuleType:
     """The real module, loaded now if the stand-in is still in its place."""
     current = sys.modules.get(DEFERRED)
     if current is not None and not isinstance(current, DeferredModule):
-        return current
+        # Maybe still executing in another thread (a module is in sys.modules before its code has run):
+        # the import system waits for it to finish, where returning `current` would hand out a half module.
+        return importlib.import_module(DEFERRED)
     # pop, not del: another thread may have taken the stand-in out already (its import lock then makes this
     # import wait for that one).
     sys.modules.pop(DEFERRED, None)

@@ -26,3 +26,17 @@ def test_a_config_changed_in_place_is_built_again():
     # The memory holds a copy: changing the stored dict afterwards is still seen.
     version.config["crowd_overlap"] = before.crowd_overlap
     assert version_config(version) == before
+
+
+def test_the_remembered_config_shares_nothing_with_the_row_it_was_built_from():
+    config = DEFAULT_POLICY.to_dict()
+    config["feature_rules"] = [{"field": "metadata.source", "operator": "in", "value": ["a"],
+                                "reason_code": "source", "action": "expert"}]
+    first_row = PolicyVersion(id=987_654_323, config=config)
+    built = version_config(first_row)
+    # Whoever holds the first row changes its rule's list in place; another read of the version is unchanged.
+    first_row.config["feature_rules"][0]["value"].append("b")
+    fresh_row = PolicyVersion(id=first_row.id, config=copy.deepcopy(config))
+    fresh_row.config["feature_rules"][0]["value"] = ["a"]
+    assert version_config(fresh_row).feature_rules[0].value == ["a"]
+    assert built.feature_rules[0].value == ["a"]
