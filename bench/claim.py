@@ -63,7 +63,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.workload import bench_environment, crowd_project, crowd_users
+from bench.workload import bench_environment, crowd_project, crowd_users, process_children
 
 bench_environment()
 
@@ -143,18 +143,11 @@ def _claimer(user_id: int, project_id: int, seconds: float, warmup: int, barrier
 
 
 def run_claimers(user_ids: list[int], project_id: int, seconds: float, *, warmup: int = WARMUP_CLAIMS
-                 ) -> tuple[list[float], float, float]:
+                 ) -> tuple[list[float], float, float, dict[str, Any]]:
     """One claimer process per user: `warmup` untimed claims each, then all claim together for `seconds` or
     until one finds the queue empty: (seconds of every timed claim, the claimers' CPU seconds over the
-    timed claims, wall seconds of the timed part)."""
-    latencies, cpu, wall, _ = run_claimers_detailed(user_ids, project_id, seconds, warmup=warmup)
-    return latencies, cpu, wall
-
-
-def run_claimers_detailed(user_ids: list[int], project_id: int, seconds: float, *, warmup: int = WARMUP_CLAIMS
-                          ) -> tuple[list[float], float, float, dict[str, Any]]:
-    """run_claimers, plus {"warmup_claims": untimed claims taken, "first_s": each claimer's first claim
-    (seconds), "ran_dry": whether the queue ran empty before `seconds`}."""
+    timed claims, wall seconds of the timed part, {"warmup_claims": untimed claims taken, "first_s": each
+    claimer's first claim (seconds), "ran_dry": whether the queue ran empty before `seconds`})."""
     connections.close_all()
     ctx = multiprocessing.get_context("fork")
     out = ctx.Queue()
@@ -185,8 +178,7 @@ def bench_claims(slots: int, seconds: float, warmup: int = WARMUP_CLAIMS) -> lis
         # Fresh annotators per level: what one level's claimers hold does not weigh on the next.
         users = crowd_users(level, f"bench-crowd-{level}x")
         project = queue_project(f"bench-claim-{level}-{time.time_ns()}", slots, crowd_overlap=1)
-        latencies, cpu, wall, details = run_claimers_detailed([u.pk for u in users[:level]], project.pk, seconds,
-                                                              warmup=warmup)
+        latencies, cpu, wall, details = run_claimers([u.pk for u in users[:level]], project.pk, seconds, warmup=warmup)
         load = os.getloadavg()[0]
         claimed = Assignment.objects.filter(project=project, status=AssignmentStatus.ACTIVE)
         taken = claimed.count()
@@ -324,14 +316,7 @@ def cpu_since(before: dict[int, float], now: dict[int, float]) -> float:
 
 def server_pids(server: subprocess.Popen) -> list[int]:
     """gunicorn's master and its workers."""
-    children = []
-    for stat in pathlib.Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == server.pid:
-                children.append(int(stat.parent.name))
-        except (OSError, ValueError):
-            continue
-    return [server.pid, *children]
+    return [server.pid, *process_children(server.pid)]
 
 
 def database_pids() -> list[int]:

@@ -43,6 +43,7 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
+from bench.workload import process_children  # noqa: E402
 from labeling import formats, selectors, services  # noqa: E402
 from labeling.models import Project  # noqa: E402
 from labeling.signals import items_ingested  # noqa: E402
@@ -143,9 +144,8 @@ def in_process(p: Project, fmt: str) -> tuple[float, int]:
 
 def worker_peak_rss_mb(master: subprocess.Popen) -> float:
     """VmHWM (peak resident set) of the gunicorn worker, the master's child."""
-    children = pathlib.Path(f"/proc/{master.pid}/task/{master.pid}/children").read_text().split()
     peak = 0.0
-    for pid in children:
+    for pid in process_children(master.pid):
         for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 peak = max(peak, int(line.split()[1]) / 1024)

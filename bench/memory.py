@@ -35,6 +35,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
+from bench.workload import process_children  # noqa: E402
+
 # Packages with compiled extensions show in a process's /proc/<pid>/maps once imported.
 COMPILED = ("numpy", "scipy", "sklearn", "pandas", "pyarrow", "statsmodels")
 HEAVY = (*COMPILED, "plotly", "pilot")
@@ -51,13 +53,8 @@ def smaps(pid: int) -> dict[str, int]:
     return out
 
 
-def children(pid: int) -> list[int]:
-    path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
-    return [int(x) for x in path.read_text().split()] if path.exists() else []
-
-
 def snapshot(master: int) -> dict[str, object]:
-    procs = [master, *sorted(children(master))]
+    procs = [master, *sorted(process_children(master))]
     sizes = [smaps(p) for p in procs]
     return {
         "pids": procs,
@@ -175,7 +172,7 @@ def start(port: int, workers: int, preload: bool, venv: pathlib.Path) -> subproc
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
-            if request(port, "GET", "/healthz", {})[0] == 200 and len(children(process.pid)) == workers:
+            if request(port, "GET", "/healthz", {})[0] == 200 and len(process_children(process.pid)) == workers:
                 time.sleep(1)  # the last worker's own start-up settles
                 return process
         except OSError:

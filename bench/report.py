@@ -40,6 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from workload import ensure_postgres_database
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PY = sys.executable
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432/workbench_bench"
@@ -80,16 +82,6 @@ def run_script(name: str, script: str, args: list[str], *, database_url: str | N
     path.unlink()
     error = "" if process.returncode == 0 and figures else f"failed (exit {process.returncode}); see the console"
     return Run(name, figures, before, after, seconds, error)
-
-
-def ensure_postgres_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[-1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def postgres_version(url: str) -> str:

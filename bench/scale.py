@@ -195,7 +195,7 @@ def vacuum() -> float:
 def measure_claims(project: Project, seconds: float) -> dict[str, float]:
     claimers = list(get_user_model().objects.filter(username__startswith="scale-claimer-").order_by("username")
                     .values_list("id", flat=True))
-    latencies, _, wall = claim_bench.run_claimers(claimers, project.pk, seconds)
+    latencies, _, wall, _ = claim_bench.run_claimers(claimers, project.pk, seconds)
     return {"claimers": len(claimers), "claims": len(latencies), "median_ms": 1000 * statistics.median(latencies),
             "p95_ms": 1000 * pct(latencies, 95), "per_s": len(latencies) / wall, "load": os.getloadavg()[0]}
 

@@ -79,22 +79,29 @@ def crowd_project(slug: str, n: int, *, crowd_overlap: int, batch: int = 2000, *
     return project
 
 
+def ensure_postgres_database(url: str) -> None:
+    """The PostgreSQL database `url` names, created from the server's maintenance database if missing."""
+    import psycopg
+
+    name = url.rsplit("/", 1)[-1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def database_ensure() -> None:
-    """The configured database, created from PostgreSQL's maintenance database when it is missing, and
-    migrated (SQLite creates its file itself)."""
+    """The configured database (DATABASE_URL), created when it is a missing PostgreSQL one, and migrated
+    (SQLite creates its file itself)."""
     from django.core.management import call_command
-    from django.db import connection
 
-    try:
-        connection.ensure_connection()
-    except Exception:  # noqa: BLE001 - a missing database: create it from the maintenance database
-        if connection.vendor != "postgresql":
-            raise
-        import psycopg
-
-        settings = connection.settings_dict
-        with psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
-                             password=settings["PASSWORD"] or None, dbname="postgres", autocommit=True) as admin:
-            admin.execute(f'CREATE DATABASE "{settings["NAME"]}"')
-        connection.close()
+    url = os.environ.get("DATABASE_URL") or ""
+    if url.startswith(("postgres://", "postgresql://")):
+        ensure_postgres_database(url)
     call_command("migrate", interactive=False, verbosity=0)
+
+
+def process_children(pid: int) -> list[int]:
+    """The processes `pid` started (a gunicorn master's workers), none when it is gone."""
+    path = pathlib.Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(x) for x in path.read_text().split()] if path.exists() else []
