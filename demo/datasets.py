@@ -11,6 +11,7 @@ Every item row is in the ingest wire format (README, "Wire format"):
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +87,11 @@ class DemoShift:
     weekday: int
     start: str  # "HH:MM"
     end: str
+
+    @property
+    def times(self) -> tuple[int, dt.time, dt.time]:
+        """(weekday, start, end) as the roster takes a shift (experts.services.expert_create, ShiftSpec)."""
+        return self.weekday, dt.time.fromisoformat(self.start), dt.time.fromisoformat(self.end)
 
 
 @dataclass(frozen=True)

@@ -126,9 +126,8 @@ def _next_for(user: Any, project: Project | None = None) -> Any:
 def demo_shifts(username: str) -> ExpertSnapshot:
     """The demo person's time zone and weekly shifts (demo/datasets.py) as routing's availability reads them."""
     person = next(p for p in DEMO_PEOPLE if p.username == username)
-    return ExpertSnapshot(expert_id=0, user_id=0, display_name=username, time_zone=person.time_zone, shifts=tuple(
-        ShiftSpec(s.weekday, dt.time.fromisoformat(s.start), dt.time.fromisoformat(s.end)) for s in person.shifts
-    ))
+    return ExpertSnapshot(expert_id=0, user_id=0, display_name=username, time_zone=person.time_zone,
+                          shifts=tuple(ShiftSpec(*s.times) for s in person.shifts))
 
 
 def shift_moment(now: dt.datetime, username: str = "dr.ada", margin: dt.timedelta = dt.timedelta(hours=1)

@@ -6,7 +6,6 @@ published before its items arrive, and a short history of work (demo.history) fo
 """
 from __future__ import annotations
 
-import datetime as dt
 import functools
 
 from django.contrib.auth import get_user_model
@@ -127,9 +126,7 @@ class Command(BaseCommand):
             role=person.role,
             capacity=person.capacity,
             expertise=person.expertise,
-            shifts=[
-                (s.weekday, dt.time.fromisoformat(s.start), dt.time.fromisoformat(s.end)) for s in person.shifts
-            ],
+            shifts=[s.times for s in person.shifts],
         )
 
     def _project_create(self, spec: demo.DemoProject, admin) -> Project:
